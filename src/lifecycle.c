@@ -1,0 +1,17 @@
+/*-------------------------------------------------------------------------
+ *
+ * lifecycle.c
+ *	  Two-stage deletion (stage 1) and data-lifecycle retention settings (issue 5).
+ *
+ *	  Placeholder: the capability lands with its issue.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "toms.h"
+
+void
+lifecycle_init(void)
+{
+}

@@ -1,0 +1,48 @@
+/*-------------------------------------------------------------------------
+ *
+ * toms.c
+ *	  Module entry point.  toms installs hooks and background workers, so it
+ *	  must be loaded through shared_preload_libraries; everything it does is
+ *	  set up here, one part at a time, in this order.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/guc.h"
+
+#include "toms.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+void
+_PG_init(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("toms must be loaded via shared_preload_libraries"),
+				 errhint("Add toms to the shared_preload_libraries configuration variable in postgresql.conf and restart the server.")));
+
+	/* Nothing of ours may run while pg_upgrade moves the catalogs. */
+	if (IsBinaryUpgrade)
+		return;
+
+	shmem_init();				/* shmem_request_hook, shmem_startup_hook */
+	tenant_init();				/* toms.context, current_tenant() cache */
+	token_init();				/* PASETO v4.public verification */
+	guard_init();				/* ProcessUtility_hook: policy guard */
+	audit_init();				/* executor hooks, audit queue */
+	audit_worker_init();		/* background worker: drains, chains */
+	sealed_init();				/* master key, toms.sealed */
+	lifecycle_init();			/* deletion and retention settings */
+	lifecycle_worker_init();	/* background worker: stage 2, retention */
+	account_init();				/* check_password_hook, ClientAuthentication_hook */
+	assess_init();				/* self-assessment settings */
+
+	MarkGUCPrefixReserved("toms");
+}
