@@ -13,15 +13,13 @@ EXTVERSION  = 0.1.0
 MODULE_big  = toms
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 DATA_built  = sql/toms--$(EXTVERSION).sql
-DATA        = $(filter-out $(DATA_built),$(wildcard sql/toms--*--*.sql))
+DATA        = $(filter-out $(DATA_built),$(wildcard sql/toms--*--*.sql)) $(wildcard data/*.txt)
 PGFILEDESC  = "toms - technical and organisational measures"
 
 SHLIB_LINK += -lsodium
 PG_CPPFLAGS += -Isrc
 PG_CFLAGS   += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 
-# Extra data shipped into $(sharedir)/extension/toms/ (the common-password list).
-DATA_TSEARCH =
 
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)

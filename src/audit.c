@@ -15,3 +15,24 @@ void
 audit_init(void)
 {
 }
+
+void
+toms_audit_admin(const char *action, const char *tenant, const char *detail)
+{
+}
+
+void
+toms_audit_denied(const char *reason, const char *tenant, Oid relid, const char *detail)
+{
+}
+
+void
+toms_audit_login(bool success, const char *role, const char *database,
+				 const char *method, const char *reason)
+{
+}
+
+void
+toms_incident(const char *kind, const char *severity, const char *tenant, const char *detail)
+{
+}

@@ -15,3 +15,8 @@ void
 lifecycle_init(void)
 {
 }
+
+void
+lifecycle_on_protect(Oid relid, const char *subject_column)
+{
+}

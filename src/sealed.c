@@ -15,3 +15,12 @@ void
 sealed_init(void)
 {
 }
+
+void
+sealed_on_protect(Oid relid, int ncols, char **colnames)
+{
+	if (ncols > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("sensitive columns are not supported yet")));
+}

@@ -76,36 +76,69 @@ extern const TomsProtected *toms_protected(Oid relid);
 extern bool toms_extension_exists(void);
 extern Oid	toms_schema_oid(void);
 extern void toms_validate_tenant_id(const char *tenant);
+
+/*
+ * Run one DDL statement through SPI on toms' own behalf: the guard lets it
+ * pass (protect, unprotect, and what they delegate to other parts).
+ * The caller must be inside SPI_connect().
+ */
+extern void toms_run_ddl(const char *sql);
+extern bool toms_guard_bypassed(void);
 extern void tenant_init(void);
 
 /* token.c */
 
+/* Claims of a verified tenant token (palloc'd in the caller's context). */
+typedef struct TomsToken
+{
+	char	   *tenant;			/* "tid" */
+	char	   *subject;		/* "sub": the end-user, recorded as actor */
+	char	   *key_id;			/* key that signed it */
+	TimestampTz expires;		/* "exp" */
+} TomsToken;
+
 /*
- * Verify a PASETO v4.public token against an Ed25519 public key (32
- * bytes).  On success returns true and sets *payload / *footer
- * (palloc'd, NUL-terminated).  On failure returns false and sets *why to a
- * static message; never raises for a malformed token.
+ * Verify a PASETO v4.public token against toms.trusted_keys and check its
+ * claims (tid, sub, exp required; nbf, iat honoured).  Returns false and
+ * sets *why to one of "token malformed", "unknown key", "token signature
+ * invalid", "token expired", "token not yet valid", "token claims invalid"
+ * (static strings); never raises for a bad token.
  */
-extern bool toms_paseto_v4_verify(const char *token, const unsigned char *pk,
-								  const char *implicit, size_t implicit_len,
-								  char **payload, size_t *payload_len,
-								  char **footer, size_t *footer_len,
-								  const char **why);
+extern bool toms_token_verify(const char *token, TomsToken *out, const char **why);
 extern void token_init(void);
 
 /* guard.c */
 extern void guard_init(void);
 
 /* audit.c */
+
+/*
+ * Audit records raised by other parts.  Each call is cheap and never loses
+ * the record, even when the current transaction then aborts (denials) or
+ * there is none (logins).  Strings may be NULL.  detail is free text or
+ * JSON; it must never contain a secret.
+ */
+extern void toms_audit_admin(const char *action, const char *tenant, const char *detail);
+extern void toms_audit_denied(const char *reason, const char *tenant, Oid relid, const char *detail);
+extern void toms_audit_login(bool success, const char *role, const char *database,
+							 const char *method, const char *reason);
+/* Suspicious event: toms.incidents (deduplicated) + NOTIFY toms_incident. */
+extern void toms_incident(const char *kind, const char *severity, const char *tenant, const char *detail);
 extern void audit_init(void);
 
 /* audit_worker.c */
 extern void audit_worker_init(void);
 
 /* sealed.c */
+
+/* protect(..., sensitive => ...): enforce those columns (called in SPI). */
+extern void sealed_on_protect(Oid relid, int ncols, char **colnames);
 extern void sealed_init(void);
 
 /* lifecycle.c */
+
+/* protect(..., subject_column => ...): subject-level deletion (in SPI). */
+extern void lifecycle_on_protect(Oid relid, const char *subject_column);
 extern void lifecycle_init(void);
 
 /* lifecycle_worker.c */
