@@ -724,6 +724,7 @@ static void
 tenant_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
 	ListCell   *lc;
+	bool		need_context = false;
 
 	if (queryDesc->plannedstmt && toms_extension_exists())
 	{
@@ -735,11 +736,29 @@ tenant_ExecutorStart(QueryDesc *queryDesc, int eflags)
 				continue;
 			if (toms_protected(rte->relid) == NULL)
 				continue;
-			if (check_enable_rls(rte->relid, rte->checkAsUser, true) != RLS_ENABLED)
+			if (check_enable_rls(rte->relid, InvalidOid, true) != RLS_ENABLED)
 				continue;
-			(void) toms_context(false);
-			break;
+
+			/*
+			 * The current user is subject to the filter, but the table is
+			 * reached through a view whose owner is not (a superuser or
+			 * BYPASSRLS role): the view would hand out every tenant's rows.
+			 */
+			if (OidIsValid(rte->checkAsUser) &&
+				check_enable_rls(rte->relid, rte->checkAsUser, true) != RLS_ENABLED)
+			{
+				toms_audit_denied("protected table reached through a privileged view",
+								  NULL, rte->relid, NULL);
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("protected table \"%s\" is reached through a view owned by a role that bypasses row security",
+								get_rel_name(rte->relid)),
+						 errhint("Give the view an owner subject to row security, or make it security_invoker.")));
+			}
+			need_context = true;
 		}
+		if (need_context)
+			(void) toms_context(false);
 	}
 
 	if (prev_ExecutorStart)
