@@ -93,6 +93,7 @@ DECLARE
 	v_tenants text[];
 	v_grants bigint[];
 	v_sessions integer;
+	v_pid	integer;
 BEGIN
 	IF role IS NULL THEN
 		RAISE EXCEPTION 'role must not be null' USING ERRCODE = '22004';
@@ -130,11 +131,18 @@ BEGIN
 	INSERT INTO @extschema@.deactivated_roles (role, reason, tenants, grants)
 		VALUES (deactivate_role.role, reason, v_tenants, v_grants);
 
-	SELECT count(*) INTO v_sessions
-	FROM pg_catalog.pg_stat_activity a
-	WHERE a.usesysid OPERATOR(pg_catalog.=) deactivate_role.role::oid
-	  AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
-	  AND pg_catalog.pg_terminate_backend(a.pid);
+	-- One at a time: a qual would let the planner call
+	-- pg_terminate_backend() before the other conditions.
+	v_sessions := 0;
+	FOR v_pid IN
+		SELECT a.pid FROM pg_catalog.pg_stat_activity a
+		WHERE a.usesysid OPERATOR(pg_catalog.=) deactivate_role.role::oid
+		  AND a.pid OPERATOR(pg_catalog.<>) pg_catalog.pg_backend_pid()
+	LOOP
+		IF pg_catalog.pg_terminate_backend(v_pid) THEN
+			v_sessions := v_sessions + 1;
+		END IF;
+	END LOOP;
 
 	PERFORM @extschema@._account_audit_admin('deactivate_role',
 		pg_catalog.json_build_object('role', rname, 'reason', reason, 'tenants', v_tenants,
