@@ -4,13 +4,11 @@
 SELECT (now() + interval '30 days')::text AS soon \gset
 CREATE ROLE regress_deact_user LOGIN PASSWORD 'Leaver-Of-Company-42' VALID UNTIL :'soon';
 CREATE ROLE regress_deact_admin LOGIN IN ROLE toms_admin;
-INSERT INTO toms.tenants (tenant, name) VALUES ('regress_t1', 'Tenant 1'), ('regress_t2', 'Tenant 2');
-INSERT INTO toms.members (role, tenant) VALUES
-	('regress_deact_user', 'regress_t1'), ('regress_deact_user', 'regress_t2'),
-	('regress_deact_admin', 'regress_t1');
-INSERT INTO toms.grants (role, tenant, justification, valid_until) VALUES
-	('regress_deact_user', 'regress_t1', 'support ticket 1', now() + interval '1 day'),
-	('regress_deact_admin', 'regress_t2', 'support ticket 2', now() + interval '1 day');
+SELECT toms.create_tenant('regress_t1', 'Tenant 1'), toms.create_tenant('regress_t2', 'Tenant 2');
+SELECT toms.add_member('regress_deact_user', 'regress_t1'), toms.add_member('regress_deact_user', 'regress_t2'),
+	toms.add_member('regress_deact_admin', 'regress_t1');
+SELECT count(toms.grant_access('regress_deact_user', 'regress_t1', 'support ticket 1', '1 day')),
+	count(toms.grant_access('regress_deact_admin', 'regress_t2', 'support ticket 2', '1 day'));
 
 -- Only toms_admin may call it, with a reason, not on itself.
 SET SESSION AUTHORIZATION regress_deact_user;
@@ -31,6 +29,9 @@ FROM toms.grants WHERE role::text LIKE 'regress_deact%' ORDER BY id;
 SELECT role, reason, deactivated_by, tenants, cardinality(grants) AS grants
 FROM toms.deactivated_roles;
 SELECT toms.deactivate_role('regress_deact_user', 'twice');
+-- Only toms.reactivate_role() undoes it, not ALTER ROLE, not even by a superuser.
+ALTER ROLE regress_deact_user LOGIN;
+ALTER ROLE regress_deact_user NOLOGIN;
 
 -- Reactivation is explicit and needs a reason; memberships are not restored.
 SELECT toms.reactivate_role('regress_deact_admin', 'was never deactivated');

@@ -45,6 +45,14 @@ CREATE ROLE regress_acct_a LOGIN PASSWORD 'Correct-Horse-Battery-9' VALID UNTIL 
 SELECT rolname, rolcanlogin, rolpassword LIKE 'SCRAM-SHA-256$%' AS scram
 FROM pg_authid WHERE rolname = 'regress_acct_a';
 
+-- VALID UNTIL alone may not extend a password past the limit either.
+ALTER ROLE regress_acct_a VALID UNTIL 'infinity';
+ALTER ROLE regress_acct_a VALID UNTIL :'late';
+ALTER ROLE regress_acct_a VALID UNTIL :'soon';
+CREATE ROLE regress_acct_nopw LOGIN;
+ALTER ROLE regress_acct_nopw VALID UNTIL 'infinity';
+DROP ROLE regress_acct_nopw;
+
 -- History: only slow hashes are stored, never the password.
 SELECT count(*) AS entries,
        bool_and(hash LIKE '$argon2id$v=19$m=65536,t=2,p=1$%') AS argon2id,

@@ -566,7 +566,6 @@ account_client_auth(Port *port, int status)
 
 PG_FUNCTION_INFO_V1(toms_login_state);
 PG_FUNCTION_INFO_V1(toms_unlock_role);
-PG_FUNCTION_INFO_V1(toms_account_audit_admin);
 
 static Datum
 ts_or_null(TimestampTz t, bool *isnull)
@@ -656,21 +655,6 @@ toms_unlock_role(PG_FUNCTION_ARGS)
 	appendStringInfo(&d, ", \"was_locked\": %s}", was_locked ? "true" : "false");
 	toms_audit_admin("unlock_role", NULL, d.data);
 	PG_RETURN_BOOL(was_locked);
-}
-
-/*
- * toms._account_audit_admin(action, detail): lets the SQL functions of
- * this part (deactivate_role, reactivate_role) record administrative acts.
- * Not granted to anyone; those functions run as the extension owner.
- */
-Datum
-toms_account_audit_admin(PG_FUNCTION_ARGS)
-{
-	char	   *action = text_to_cstring(PG_GETARG_TEXT_PP(0));
-	char	   *detail = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
-
-	toms_audit_admin(action, NULL, detail);
-	PG_RETURN_VOID();
 }
 
 /* --- set-up ----------------------------------------------------------- */

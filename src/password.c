@@ -35,6 +35,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
+#include "commands/defrem.h"
 #include "commands/extension.h"
 #include "commands/user.h"
 #include "executor/spi.h"
@@ -43,6 +44,9 @@
 #include "miscadmin.h"
 #include "storage/fd.h"
 #include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/syscache.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -64,6 +68,7 @@ static char *password_common_file = NULL;
 
 static check_password_hook_type prev_check_password_hook = NULL;
 static emit_log_hook_type prev_emit_log_hook = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 static HTAB *common_passwords = NULL;
 static char *common_loaded_from = NULL;
@@ -407,6 +412,27 @@ check_and_record_history(const char *username, const char *pw)
 	PG_END_TRY();
 }
 
+/* Regular change (4c): an expiry date, not too far ahead. */
+static void
+check_valid_until(Datum validuntil_time, bool validuntil_null)
+{
+	TimestampTz limit;
+
+	if (password_max_age <= 0)
+		return;
+	limit = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
+										(int64) password_max_age * 1000);
+	if (validuntil_null)
+		REFUSE("password must have an expiry date",
+			   errdetail("toms.password_max_age requires VALID UNTIL at most %d days ahead.",
+						 password_max_age / 86400),
+			   errhint("Add VALID UNTIL to the statement."));
+	if (DatumGetTimestampTz(validuntil_time) > limit)
+		REFUSE("password expiry date is too far in the future",
+			   errdetail("VALID UNTIL may be at most %d days ahead (toms.password_max_age).",
+						 password_max_age / 86400));
+}
+
 static void
 toms_check_password(const char *username, const char *shadow_pass,
 					PasswordType password_type, Datum validuntil_time,
@@ -432,22 +458,7 @@ toms_check_password(const char *username, const char *shadow_pass,
 			   errdetail("The complexity of a hashed password cannot be checked."),
 			   errhint("Send the password in plain text over a TLS connection, or ask an administrator to set toms.password_allow_prehashed."));
 
-	/* Regular change (4c): an expiry date, not too far ahead. */
-	if (password_max_age > 0)
-	{
-		TimestampTz limit = TimestampTzPlusMilliseconds(GetCurrentTimestamp(),
-														(int64) password_max_age * 1000);
-
-		if (validuntil_null)
-			REFUSE("password must have an expiry date",
-				   errdetail("toms.password_max_age requires VALID UNTIL at most %d days ahead.",
-							 password_max_age / 86400),
-				   errhint("Add VALID UNTIL to the statement."));
-		if (DatumGetTimestampTz(validuntil_time) > limit)
-			REFUSE("password expiry date is too far in the future",
-				   errdetail("VALID UNTIL may be at most %d days ahead (toms.password_max_age).",
-							 password_max_age / 86400));
-	}
+	check_valid_until(validuntil_time, validuntil_null);
 
 	if (password_type != PASSWORD_TYPE_PLAINTEXT)
 		return;
@@ -489,6 +500,125 @@ toms_check_password(const char *username, const char *shadow_pass,
 	pfree(lname);
 
 	check_and_record_history(username, shadow_pass);
+}
+
+/* --- ALTER ROLE without a password ------------------------------------ */
+
+/* Is the role recorded in toms.deactivated_roles of this database? */
+static bool
+role_deactivated(Oid roleid)
+{
+	Oid			save_userid;
+	int			save_sec;
+	volatile bool found = false;
+
+	if (!history_table_available())
+		return false;
+
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	PG_TRY();
+	{
+		Oid			argtypes[1] = {OIDOID};
+		Datum		args[1];
+
+		args[0] = ObjectIdGetDatum(roleid);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute_with_args("SELECT 1 FROM " TOMS_SCHEMA ".deactivated_roles"
+								  " WHERE role::pg_catalog.oid OPERATOR(pg_catalog.=) $1",
+								  1, argtypes, args, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read toms.deactivated_roles");
+		found = SPI_processed > 0;
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+	return found;
+}
+
+/*
+ * The password hook sees VALID UNTIL only together with a new password.
+ * Here: ALTER ROLE ... VALID UNTIL alone may not push the expiry of a
+ * password past toms.password_max_age, and ALTER ROLE ... LOGIN may not
+ * undo toms.deactivate_role() (toms.reactivate_role() removes the record
+ * first).
+ */
+static void
+check_alter_role(AlterRoleStmt *stmt)
+{
+	DefElem    *validuntil = NULL;
+	bool		has_password = false;
+	bool		login = false;
+	ListCell   *lc;
+	Oid			roleid;
+
+	foreach(lc, stmt->options)
+	{
+		DefElem    *d = lfirst_node(DefElem, lc);
+
+		if (strcmp(d->defname, "validUntil") == 0)
+			validuntil = d;
+		else if (strcmp(d->defname, "password") == 0)
+			has_password = true;
+		else if (strcmp(d->defname, "canlogin") == 0)
+			login = defGetBoolean(d);
+	}
+	if (!login && (validuntil == NULL || has_password))
+		return;
+
+	roleid = get_rolespec_oid(stmt->role, true);
+	if (!OidIsValid(roleid))
+		return;					/* AlterRole reports it */
+
+	if (login && role_deactivated(roleid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("role \"%s\" is deactivated", get_rolespec_name(stmt->role)),
+				 errhint("Use toms.reactivate_role() with a reason.")));
+
+	if (validuntil && !has_password)
+	{
+		HeapTuple	tup = SearchSysCache1(AUTHOID, ObjectIdGetDatum(roleid));
+		bool		nopw = true;
+
+		if (HeapTupleIsValid(tup))
+		{
+			(void) SysCacheGetAttr(AUTHOID, tup, Anum_pg_authid_rolpassword, &nopw);
+			ReleaseSysCache(tup);
+		}
+		if (!nopw)
+		{
+			bool		isnull = validuntil->arg == NULL;
+			Datum		d = (Datum) 0;
+
+			if (!isnull)
+				d = DirectFunctionCall3(timestamptz_in, CStringGetDatum(strVal(validuntil->arg)),
+										ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+			check_valid_until(d, isnull);
+		}
+	}
+}
+
+static void
+password_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
+						bool readOnlyTree, ProcessUtilityContext context,
+						ParamListInfo params, QueryEnvironment *queryEnv,
+						DestReceiver *dest, QueryCompletion *qc)
+{
+	if (IsA(pstmt->utilityStmt, AlterRoleStmt))
+		check_alter_role((AlterRoleStmt *) pstmt->utilityStmt);
+
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+							params, queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
+								params, queryEnv, dest, qc);
 }
 
 /* --- log redaction ---------------------------------------------------- */
@@ -660,4 +790,6 @@ password_init(void)
 	check_password_hook = toms_check_password;
 	prev_emit_log_hook = emit_log_hook;
 	emit_log_hook = toms_emit_log;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = password_ProcessUtility;
 }

@@ -76,11 +76,6 @@ $$;
 REVOKE ALL ON FUNCTION @extschema@.stale_roles(interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.stale_roles(interval) TO toms_admin, toms_auditor;
 
-CREATE FUNCTION @extschema@._account_audit_admin(action text, detail text) RETURNS void
-	AS 'MODULE_PATHNAME', 'toms_account_audit_admin'
-	LANGUAGE C VOLATILE;
-REVOKE ALL ON FUNCTION @extschema@._account_audit_admin(text, text) FROM PUBLIC;
-
 -- Take a role out of service (measure 4d): NOLOGIN, its tenant memberships
 -- removed, its need-to-know grants revoked, its sessions ended, audited.
 CREATE FUNCTION @extschema@.deactivate_role(role regrole, reason text) RETURNS void
@@ -144,7 +139,7 @@ BEGIN
 		END IF;
 	END LOOP;
 
-	PERFORM @extschema@._account_audit_admin('deactivate_role',
+	PERFORM @extschema@.audit_admin_event('deactivate_role', NULL,
 		pg_catalog.json_build_object('role', rname, 'reason', reason, 'tenants', v_tenants,
 			'grants', v_grants, 'sessions_terminated', v_sessions)::text);
 END
@@ -186,7 +181,7 @@ BEGIN
 	EXECUTE pg_catalog.format('ALTER ROLE %I LOGIN', rname);
 	PERFORM @extschema@.unlock_role(rname);
 
-	PERFORM @extschema@._account_audit_admin('reactivate_role',
+	PERFORM @extschema@.audit_admin_event('reactivate_role', NULL,
 		pg_catalog.json_build_object('role', rname, 'reason', reason,
 			'deactivated_at', d.deactivated_at, 'deactivation_reason', d.reason,
 			'tenants_not_restored', d.tenants, 'grants_not_restored', d.grants)::text);
