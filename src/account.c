@@ -171,12 +171,13 @@ entry_locked(const LoginEntry *e, TimestampTz now)
 
 /*
  * Find or make the entry for role; LoginLock held exclusively.  When the
- * array is full, reuse the least recently active unlocked entry; only if
- * every entry is locked, the oldest lock (a flood of made-up names), with
- * a warning.
+ * array is full, reuse the least recently active unlocked entry.  Only a
+ * failure (evict_locks) may take the oldest lock when every entry is
+ * locked (a flood of made-up names), with a warning; a success then goes
+ * unrecorded rather than lift anyone's lock.
  */
 static LoginEntry *
-get_entry(const char *role, TimestampTz now)
+get_entry(const char *role, TimestampTz now, bool evict_locks)
 {
 	LoginEntry *e = find_entry(role);
 	LoginEntry *victim = NULL;
@@ -208,9 +209,9 @@ get_entry(const char *role, TimestampTz now)
 			victim_locked = locked;
 		}
 	}
-	if (victim == NULL)
+	if (victim == NULL || (victim->used && victim_locked && !evict_locks))
 		return NULL;
-	if (victim->used && entry_locked(victim, now))
+	if (victim->used && victim_locked)
 		ereport(WARNING,
 				(errmsg("toms login state is full of locked roles; the lock of role \"%s\" is dropped",
 						NameStr(victim->role)),
@@ -498,7 +499,7 @@ account_client_auth(Port *port, int status)
 	if (max_failed_logins > 0 || status == STATUS_OK)
 	{
 		LWLockAcquire(LoginLock, LW_EXCLUSIVE);
-		e = (status == STATUS_OK || max_failed_logins > 0) ? get_entry(role, now) : NULL;
+		e = get_entry(role, now, status != STATUS_OK);
 		if (e && max_failed_logins > 0 && entry_locked(e, now))
 			locked = true;
 		else if (e && status != STATUS_OK)

@@ -18,6 +18,7 @@ toms.lockout_duration = '1h'
 log_statement = 'ddl'
 log_min_error_statement = 'error'
 log_connections = on
+toms.max_tracked_roles = 16
 });
 open(my $hba, '>', $node->data_dir . '/pg_hba.conf') or die;
 print $hba "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n";
@@ -110,6 +111,23 @@ for (1 .. 100)
 	select(undef, undef, undef, 0.1);
 }
 ok($unlocked, 'lock expired after toms.lockout_duration');
+
+# A flood of made-up names fills the login state: a failure may then drop
+# the oldest lock (with a warning), a success never does.
+# (One failure locks here, to keep the test short.)
+$node->append_conf('postgresql.conf', "toms.lockout_duration = '1h'\ntoms.max_failed_logins = 1");
+$node->reload;
+$node->poll_query_until('postgres', "SELECT current_setting('toms.max_failed_logins') = '1'") or die;
+for my $n (1 .. 18)
+{
+	$node->psql('postgres', 'SELECT 1', connstr => conn("regress_flood$n", 'x'), extra_params => ['-w']);
+}
+is($node->safe_psql('postgres', 'SELECT count(*) FROM toms.locked_roles'), '16', 'state full of locks');
+ok($node->log_contains(qr/WARNING:  toms login state is full of locked roles; the lock of role "regress_flood\d+" is dropped/),
+	'dropping a lock is warned about');
+$node->connect_ok(conn('regress_lock', 'Lock-Out-Right-Pass-1'), 'login works with a full state');
+is($node->safe_psql('postgres', "SELECT count(*) FROM toms.locked_roles WHERE role LIKE 'regress_flood%'"),
+	'16', 'a success did not lift a lock');
 
 # No password in the server log: not in the failing statement, not in
 # log_statement lines.
