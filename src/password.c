@@ -623,7 +623,10 @@ password_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 
 /* --- log redaction ---------------------------------------------------- */
 
-/* Does the statement set a role's password? */
+/*
+ * Might the statement set a role's password?  CREATE/ALTER ROLE/USER/GROUP
+ * somewhere in the string (it may hold several statements) and PASSWORD.
+ */
 static bool
 sets_password(const char *q)
 {
@@ -633,10 +636,25 @@ sets_password(const char *q)
 
 	for (p = q; *p && !(role && pw); p++)
 	{
-		if (!role && (pg_strncasecmp(p, "role", 4) == 0 || pg_strncasecmp(p, "user", 4) == 0))
-			role = true;
 		if (!pw && pg_strncasecmp(p, "password", 8) == 0)
 			pw = true;
+		if (!role && (p == q || !isalnum((unsigned char) p[-1])))
+		{
+			const char *w = NULL;
+
+			if (pg_strncasecmp(p, "create", 6) == 0)
+				w = p + 6;
+			else if (pg_strncasecmp(p, "alter", 5) == 0)
+				w = p + 5;
+			if (w && isspace((unsigned char) *w))
+			{
+				while (isspace((unsigned char) *w))
+					w++;
+				role = pg_strncasecmp(w, "role", 4) == 0 ||
+					pg_strncasecmp(w, "user", 4) == 0 ||
+					pg_strncasecmp(w, "group", 5) == 0;
+			}
+		}
 	}
 	return role && pw;
 }

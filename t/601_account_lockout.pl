@@ -134,6 +134,7 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM toms.locked_roles WHERE ro
 $node->psql('postgres', "ALTER ROLE regress_other PASSWORD 'Tooshort1!'");
 $node->safe_psql('postgres', "ALTER ROLE regress_other PASSWORD 'Brand-New-Secret-4711'");
 $node->safe_psql('postgres', "ALTER ROLE regress_other ENCRYPTED PASSWORD E'Esc\\\\aped-Secret-0815'");
+$node->psql('postgres', "SELECT 'user password' AS x, 1/0");
 my $log = slurp_file($node->logfile);
 unlike($log, qr/Tooshort1/, 'refused password not logged');
 unlike($log, qr/Brand-New-Secret/, 'accepted password not logged');
@@ -141,6 +142,7 @@ unlike($log, qr/aped-Secret-0815/, 'escaped literal not logged');
 unlike($log, qr/Lock-Out-Right-Pass|Other-Right-Pass/, 'CREATE ROLE passwords not logged');
 like($log, qr/statement: ALTER ROLE regress_other PASSWORD '\*\*\*\*\*\*\*\*'/, 'statement logged redacted');
 like($log, qr/ERROR:  password is too short/, 'refusal logged');
+like($log, qr/STATEMENT:  SELECT 'user password' AS x, 1\/0/, 'other statements keep their STATEMENT line');
 
 $node->stop;
 done_testing();
