@@ -192,6 +192,9 @@ extern void lifecycle_worker_init(void);
 /* account.c */
 extern void account_init(void);
 
+/* password.c (part of account security; set up by account_init) */
+extern void password_init(void);
+
 /* assess.c */
 extern void assess_init(void);
 
