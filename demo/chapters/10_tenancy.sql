@@ -60,3 +60,33 @@ SELECT toms.set_tenant('globex');
 \set ON_ERROR_STOP 1
 SELECT toms.clear_tenant();
 RESET SESSION AUTHORIZATION;
+
+\echo
+\echo 'The application pool enters tenants with PASETO v4.public tokens minted by'
+\echo 'its identity service.  The database holds only the public key, so an SQL'
+\echo 'injection cannot mint or alter a token.  (Here toms_test, a test-only'
+\echo 'extension, plays the identity service.)'
+CREATE EXTENSION toms_test;
+CREATE TEMP TABLE idp AS SELECT * FROM toms_test.keypair();
+SELECT encode(public_key, 'hex') AS idp_public_key FROM idp \gset
+SET SESSION AUTHORIZATION dba_dora;
+SELECT toms.trust_key('idp-2026', decode(:'idp_public_key', 'hex'));
+RESET SESSION AUTHORIZATION;
+SELECT toms_test.mint_claims((SELECT secret_key FROM idp), 'globex', 'hedy@globex.example', '15 minutes', 'idp-2026') AS token \gset
+SELECT toms_test.mint_claims((SELECT secret_key FROM idp), 'globex', 'hedy@globex.example', '-1 minute', 'idp-2026') AS old_token \gset
+SELECT toms_test.mint_claims((SELECT secret_key FROM idp), 'acme', 'mallory', '15 minutes', 'idp-2026') AS acme_token \gset
+SELECT left(:'token', 40) || '...' AS "token (shortened)";
+SET SESSION AUTHORIZATION app_pool;
+BEGIN;
+SET LOCAL toms.context = :'token';
+SELECT toms.current_tenant(), toms.current_actor(), count(*) AS learners FROM training.learners;
+COMMIT;
+\echo 'After COMMIT the pooled connection carries no tenant any more:'
+SELECT toms.current_tenant(true) IS NULL AS no_tenant;
+\echo 'Expired and tampered tokens are refused (and audited):'
+\set ON_ERROR_STOP 0
+SELECT toms.enter_tenant(:'old_token');
+SELECT toms.enter_tenant(overlay(:'acme_token' placing
+	CASE WHEN substr(:'acme_token', 30, 1) = 'A' THEN 'B' ELSE 'A' END from 30 for 1));
+\set ON_ERROR_STOP 1
+RESET SESSION AUTHORIZATION;
