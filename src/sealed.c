@@ -537,21 +537,9 @@ get_key(const char *tenant, char purpose, int32 version, bool create,
  * ---------------------------------------------------------------------
  */
 
-/*
- * TEMPORARY until the tenancy commit is merged: tenant.c does not define
- * these yet, so they are weak here and their absence is an error.
- */
-#pragma weak toms_context
-#pragma weak toms_protected
-#pragma weak toms_run_ddl
-
 static const char *
 current_tenant(void)
 {
-	if (toms_context == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("tenancy is not available yet")));
 	return toms_context(false)->tenant;
 }
 
@@ -920,6 +908,7 @@ Datum
 toms_rotate_tenant_key(PG_FUNCTION_ARGS)
 {
 	char	   *tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	bool		start_worker = PG_GETARG_BOOL(1);
 	KeysAccess	ka;
 	Oid			argtypes[2] = {TEXTOID, INT4OID};
 	Datum		values[2];
@@ -962,7 +951,8 @@ toms_rotate_tenant_key(PG_FUNCTION_ARGS)
 		if (SPI_execute_with_args("INSERT INTO toms.key_rotations (tenant, to_version) VALUES ($1, $2)",
 								  2, argtypes, values, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not record the key rotation");
-		reseal_launch_at_commit = true;
+		if (start_worker)
+			reseal_launch_at_commit = true;
 	}
 	keys_access_end(&ka);
 	keycache_flush();

@@ -80,7 +80,7 @@ CREATE FUNCTION @extschema@.sealed_key_version(@extschema@.sealed) RETURNS integ
 -- Key administration.
 CREATE FUNCTION @extschema@.master_key_loaded() RETURNS boolean
 	AS 'MODULE_PATHNAME', 'toms_sealed_master_key_loaded' LANGUAGE C STABLE;
-CREATE FUNCTION @extschema@.rotate_tenant_key(tenant text) RETURNS integer
+CREATE FUNCTION @extschema@.rotate_tenant_key(tenant text, start_worker boolean DEFAULT true) RETURNS integer
 	AS 'MODULE_PATHNAME', 'toms_rotate_tenant_key' LANGUAGE C VOLATILE STRICT;
 CREATE FUNCTION @extschema@.rotate_master_key() RETURNS bigint
 	AS 'MODULE_PATHNAME', 'toms_rotate_master_key' LANGUAGE C VOLATILE;
@@ -107,7 +107,7 @@ REVOKE ALL ON FUNCTION
 	@extschema@.seal(text), @extschema@.seal(bytea),
 	@extschema@.unseal(@extschema@.sealed), @extschema@.unseal_bytea(@extschema@.sealed),
 	@extschema@.blind_index(text, text), @extschema@.sealed_key_version(@extschema@.sealed),
-	@extschema@.master_key_loaded(), @extschema@.rotate_tenant_key(text),
+	@extschema@.master_key_loaded(), @extschema@.rotate_tenant_key(text, boolean),
 	@extschema@.rotate_master_key(), @extschema@.destroy_tenant_keys(text),
 	@extschema@.reseal_step(integer), @extschema@.reseal_start(),
 	@extschema@._reseal(@extschema@.sealed, text), @extschema@._active_key_version(text),
@@ -125,6 +125,6 @@ GRANT EXECUTE ON FUNCTION
 	@extschema@.master_key_loaded()
 	TO toms_admin, toms_auditor;
 GRANT EXECUTE ON FUNCTION
-	@extschema@.rotate_tenant_key(text), @extschema@.rotate_master_key(),
+	@extschema@.rotate_tenant_key(text, boolean), @extschema@.rotate_master_key(),
 	@extschema@.destroy_tenant_keys(text), @extschema@.reseal_start()
 	TO toms_admin;
