@@ -548,6 +548,32 @@ current_tenant(void)
 	return toms_context(false)->tenant;
 }
 
+/*
+ * Nonces come from a per-backend buffer of random bytes refilled 4 KB at a
+ * time: getrandom() per value would cost more than the encryption of a
+ * small value.  XChaCha20 nonces need to be unique, not secret (they are
+ * stored in the clear), and 192 random bits make a collision negligible.
+ * The buffer is filled in the backend that uses it, never inherited.
+ */
+#define NONCE_POOL_SIZE 4096
+static unsigned char nonce_pool[NONCE_POOL_SIZE];
+static size_t nonce_pool_used = NONCE_POOL_SIZE;
+static int	nonce_pool_pid = 0;
+
+static void
+next_nonce(unsigned char *nonce)
+{
+	if (nonce_pool_pid != MyProcPid ||
+		nonce_pool_used + SEALED_NONCE_LEN > NONCE_POOL_SIZE)
+	{
+		randombytes_buf(nonce_pool, NONCE_POOL_SIZE);
+		nonce_pool_used = 0;
+		nonce_pool_pid = MyProcPid;
+	}
+	memcpy(nonce, nonce_pool + nonce_pool_used, SEALED_NONCE_LEN);
+	nonce_pool_used += SEALED_NONCE_LEN;
+}
+
 static size_t
 build_ad(unsigned char *ad, const unsigned char *header, const char *tenant)
 {
@@ -583,7 +609,7 @@ seal_bytes(const char *tenant, const char *data, size_t len)
 	sealed_put_u32(p + SEALED_OFF_KEYVER, (uint32_t) slots[slot].version);
 	memcpy(p + SEALED_OFF_KEYID, slots[slot].key_id, SEALED_KEYID_LEN);
 	sealed_put_u32(p + SEALED_OFF_PTLEN, (uint32_t) len);
-	randombytes_buf(p + SEALED_OFF_NONCE, SEALED_NONCE_LEN);
+	next_nonce(p + SEALED_OFF_NONCE);
 	adlen = build_ad(ad, p, tenant);
 	crypto_aead_xchacha20poly1305_ietf_encrypt(p + SEALED_HEADER_LEN, NULL,
 											   (const unsigned char *) data, len,
