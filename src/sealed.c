@@ -51,6 +51,7 @@
 #include "utils/elog.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
+#include "storage/sinval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
@@ -528,6 +529,12 @@ get_key(const char *tenant, char purpose, int32 version, bool create,
 	int			slot;
 
 	toms_require_master_key();
+	/*
+	 * A key destroyed or rotated by another session must not stay usable
+	 * here until this backend happens to open a relation: take pending
+	 * invalidations now (cheap when there are none).
+	 */
+	AcceptInvalidationMessages();
 	if (slot_keys != NULL)
 	{
 		slot = keycache_find(tenant, purpose, version);
@@ -1317,6 +1324,27 @@ toms_reseal_worker_main(Datum main_arg)
 		ResetLatch(MyLatch);
 	}
 	proc_exit(0);
+}
+
+PG_FUNCTION_INFO_V1(toms_tenant_keys_changed);
+
+/*
+ * AFTER ... FOR EACH STATEMENT on toms.tenant_keys: whoever changes the
+ * table (toms' functions, a superuser's DML, pg_restore) makes every
+ * backend drop its cached keys when the change commits, and this backend
+ * when it aborts.
+ */
+Datum
+toms_tenant_keys_changed(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("toms.tenant_keys_changed() must be called as a trigger")));
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(td->tg_relation));
+	return PointerGetDatum(NULL);
 }
 
 /* ---------------------------------------------------------------------

@@ -45,6 +45,14 @@ CREATE UNIQUE INDEX tenant_keys_active ON @extschema@.tenant_keys (tenant, purpo
 	WHERE status = 'active';
 COMMENT ON TABLE @extschema@.tenant_keys IS 'toms: per-tenant data and index keys, wrapped under the master key';
 
+-- Any change, by anyone, makes every backend forget its unwrapped keys.
+CREATE FUNCTION @extschema@.tenant_keys_changed() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'toms_tenant_keys_changed' LANGUAGE C;
+REVOKE ALL ON FUNCTION @extschema@.tenant_keys_changed() FROM PUBLIC;
+CREATE TRIGGER tenant_keys_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+	ON @extschema@.tenant_keys FOR EACH STATEMENT
+	EXECUTE FUNCTION @extschema@.tenant_keys_changed();
+
 -- Rotations and the progress of re-sealing the values they left behind.
 CREATE TABLE @extschema@.key_rotations (
 	id			bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
