@@ -79,7 +79,9 @@ SELECT name, toms.unseal(email) FROM people ORDER BY id;
 SELECT name FROM people WHERE email_idx = toms.blind_index('amy@one.example', 'email');
 RESET SESSION AUTHORIZATION;
 
--- The trigger is toms' own: unprotect removes it, protect puts it back.
+-- The trigger is toms' own: nobody drops or disables it; unprotect removes it.
+SELECT pg_temp.err('DROP TRIGGER toms_sealed_check ON people') AS drop_refused;
+SELECT pg_temp.err('ALTER TABLE people DISABLE TRIGGER toms_sealed_check') AS disable_refused;
 SELECT toms.unprotect('people');
 SELECT count(*) FROM pg_trigger WHERE tgrelid = 'people'::regclass AND NOT tgisinternal;
 
