@@ -107,6 +107,49 @@ typedef struct TomsToken
 extern bool toms_token_verify(const char *token, TomsToken *out, const char **why);
 extern void token_init(void);
 
+/* Longest token toms_token_verify() looks at (bytes). */
+#define TOMS_TOKEN_MAX_LEN 8192
+
+/* paseto.c: pure C (libc + libsodium, no backend calls), fuzzable alone. */
+
+/* A parsed v4.public token; every pointer points into the caller's buffer. */
+typedef struct TomsPaseto
+{
+	const unsigned char *payload;	/* m: the claims, not yet trusted */
+	size_t		payload_len;
+	const unsigned char *sig;	/* 64-byte Ed25519 signature */
+	const unsigned char *footer;	/* decoded footer (may be empty) */
+	size_t		footer_len;
+} TomsPaseto;
+
+#define TOMS_PASETO_KEY_LEN 32
+#define TOMS_PASETO_MAX_KID 128
+
+/*
+ * Each returns NULL on success, else one of the static reasons listed for
+ * toms_token_verify() above.
+ *
+ * toms_paseto_parse: strict syntax of "v4.public.<b64url(m || sig)>" with
+ * an optional ".<b64url(footer)>" (unpadded base64url, canonical trailing
+ * bits, len <= TOMS_TOKEN_MAX_LEN); buf must hold bufsize >= len bytes.
+ * toms_paseto_verify: Ed25519 over PAE("v4.public.", m, footer, implicit).
+ * toms_paseto_footer_kid: "kid" of a JSON-object footer, copied NUL-
+ * terminated into kid[TOMS_PASETO_MAX_KID + 1]; *has_kid false when the
+ * footer is empty, not JSON, or has no "kid".
+ * toms_json_check: is json[0..len) one well-formed JSON value nested no
+ * deeper than max_depth (so that a recursive parser is safe on it)?
+ */
+extern const char *toms_paseto_parse(const char *token, size_t len,
+									 unsigned char *buf, size_t bufsize,
+									 TomsPaseto *out);
+extern const char *toms_paseto_verify(const TomsPaseto *tok,
+									  const unsigned char *public_key,
+									  const unsigned char *implicit,
+									  size_t implicit_len);
+extern const char *toms_paseto_footer_kid(const unsigned char *footer, size_t len,
+										  char *kid, bool *has_kid);
+extern bool toms_json_check(const unsigned char *json, size_t len, int max_depth);
+
 /* guard.c */
 extern void guard_init(void);
 
