@@ -198,10 +198,10 @@ BEGIN
 		RAISE EXCEPTION 'deletion request % does not exist', id USING ERRCODE = '42704';
 	END IF;
 	IF r.state <> 'pending' THEN
-		RAISE EXCEPTION 'deletion request % can no longer be cancelled', id
+		RAISE EXCEPTION 'deletion request can no longer be cancelled'
 			USING ERRCODE = '55000',
-				DETAIL = CASE WHEN r.state = 'cancelled' THEN 'It was cancelled already.'
-						 ELSE format('Stage 2 started at %s.', r.started_at) END;
+				DETAIL = CASE WHEN r.state = 'cancelled' THEN format('Request %s was cancelled already.', id)
+						 ELSE format('Stage 2 of request %s started at %s.', id, r.started_at) END;
 	END IF;
 	UPDATE @extschema@.deletion_requests x
 	   SET state = 'cancelled', cancelled_by = session_user, cancelled_at = now()
@@ -226,15 +226,16 @@ BEGIN
 		RAISE EXCEPTION 'deletion request % does not exist', id USING ERRCODE = '42704';
 	END IF;
 	IF r.state IN ('done', 'cancelled') THEN
-		RAISE EXCEPTION 'deletion request % is %', id, r.state USING ERRCODE = '55000';
+		RAISE EXCEPTION 'deletion request is %', r.state
+			USING ERRCODE = '55000', DETAIL = format('Request %s.', id);
 	END IF;
 	IF r.requested_by = session_user THEN
 		RAISE EXCEPTION 'a deletion must be approved by a role other than its requester'
 			USING ERRCODE = '42501', DETAIL = format('Role %s requested it.', r.requested_by);
 	END IF;
 	IF r.approved_by IS NOT NULL THEN
-		RAISE EXCEPTION 'deletion request % is already approved', id
-			USING ERRCODE = '55000', DETAIL = format('Role %s approved it.', r.approved_by);
+		RAISE EXCEPTION 'deletion request is already approved'
+			USING ERRCODE = '55000', DETAIL = format('Role %s approved request %s.', r.approved_by, id);
 	END IF;
 	UPDATE @extschema@.deletion_requests x
 	   SET approved_by = session_user, approved_at = now()
@@ -258,7 +259,8 @@ BEGIN
 		RAISE EXCEPTION 'deletion request % does not exist', id USING ERRCODE = '42704';
 	END IF;
 	IF r.approved_by IS NULL OR r.state IN ('done', 'cancelled') THEN
-		RAISE EXCEPTION 'deletion request % has no approval to withdraw', id USING ERRCODE = '55000';
+		RAISE EXCEPTION 'deletion request has no approval to withdraw'
+			USING ERRCODE = '55000', DETAIL = format('Request %s.', id);
 	END IF;
 	UPDATE @extschema@.deletion_requests x
 	   SET approved_by = NULL, approved_at = NULL
