@@ -319,7 +319,7 @@ BEGIN
 	SELECT a.atttypid INTO typ FROM pg_attribute a
 	 WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'column "%" of relation % does not exist', col, tbl USING ERRCODE = '42703';
+		RAISE EXCEPTION 'column "%" of relation "%" does not exist', col, tbl USING ERRCODE = '42703';
 	END IF;
 	RETURN typ;
 END
@@ -333,14 +333,14 @@ CREATE FUNCTION @extschema@.register_copy(tbl regclass, tenant_column name,
 	AS $fn$
 BEGIN
 	IF (SELECT relkind FROM pg_class WHERE oid = tbl) NOT IN ('r', 'p') THEN
-		RAISE EXCEPTION '% is not a table', tbl USING ERRCODE = '42809';
+		RAISE EXCEPTION '"%" is not a table', tbl USING ERRCODE = '42809';
 	END IF;
 	IF EXISTS (SELECT 1 FROM @extschema@.protected_tables p WHERE p.relid = tbl) THEN
-		RAISE EXCEPTION 'table % is protected', tbl USING ERRCODE = '55000',
+		RAISE EXCEPTION 'table "%" is protected', tbl USING ERRCODE = '55000',
 			DETAIL = 'Deletions purge protected tables already; register only unprotected copies.';
 	END IF;
 	IF EXISTS (SELECT 1 FROM @extschema@.copies c WHERE c.relid = tbl) THEN
-		RAISE EXCEPTION 'table % is already registered as a copy', tbl USING ERRCODE = '42710';
+		RAISE EXCEPTION 'table "%" is already registered as a copy', tbl USING ERRCODE = '42710';
 	END IF;
 	PERFORM @extschema@._lifecycle_column(tbl, tenant_column);
 	IF subject_column IS NOT NULL THEN
@@ -361,7 +361,7 @@ CREATE FUNCTION @extschema@.unregister_copy(tbl regclass) RETURNS void
 BEGIN
 	DELETE FROM @extschema@.copies c WHERE c.relid = tbl;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'table % is not registered as a copy', tbl USING ERRCODE = '42704';
+		RAISE EXCEPTION 'table "%" is not registered as a copy', tbl USING ERRCODE = '42704';
 	END IF;
 	PERFORM @extschema@._lifecycle_event('copy_unregistered', NULL,
 		json_build_object('table', tbl::text)::text, false);
@@ -378,13 +378,13 @@ DECLARE
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM @extschema@.protected_tables p WHERE p.relid = tbl)
 	   AND NOT EXISTS (SELECT 1 FROM @extschema@.copies c WHERE c.relid = tbl) THEN
-		RAISE EXCEPTION 'table % is neither protected nor a registered copy', tbl
+		RAISE EXCEPTION 'table "%" is neither protected nor a registered copy', tbl
 			USING ERRCODE = '55000',
 				HINT = 'Protect it with toms.protect() or register it with toms.register_copy() first.';
 	END IF;
 	typ := @extschema@._lifecycle_column(tbl, time_column);
 	IF typ NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
-		RAISE EXCEPTION 'column "%" of relation % is of type %, not a date or timestamp', time_column, tbl, typ
+		RAISE EXCEPTION 'column "%" of relation "%" is of type %, not a date or timestamp', time_column, tbl, typ
 			USING ERRCODE = '42804';
 	END IF;
 	IF keep IS NULL OR keep <= interval '0' THEN
@@ -407,7 +407,7 @@ CREATE FUNCTION @extschema@.clear_retention(tbl regclass) RETURNS void
 BEGIN
 	DELETE FROM @extschema@.retention r WHERE r.relid = tbl;
 	IF NOT FOUND THEN
-		RAISE EXCEPTION 'table % has no retention rule', tbl USING ERRCODE = '42704';
+		RAISE EXCEPTION 'table "%" has no retention rule', tbl USING ERRCODE = '42704';
 	END IF;
 	PERFORM @extschema@._lifecycle_event('retention_cleared', NULL,
 		json_build_object('table', tbl::text)::text, false);
@@ -482,14 +482,14 @@ BEGIN
 	SELECT format('%I = CAST($1 AS %s)', a.attname, format_type(a.atttypid, a.atttypmod)) INTO w
 	  FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = tenant_column AND NOT a.attisdropped;
 	IF w IS NULL THEN
-		RAISE EXCEPTION 'column "%" of relation % does not exist', tenant_column, tbl::regclass
+		RAISE EXCEPTION 'column "%" of relation "%" does not exist', tenant_column, tbl::regclass
 			USING ERRCODE = '42703';
 	END IF;
 	IF with_subject THEN
 		SELECT w || format(' AND %I = CAST($2 AS %s)', a.attname, format_type(a.atttypid, a.atttypmod)) INTO w
 		  FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = subject_column AND NOT a.attisdropped;
 		IF w IS NULL THEN
-			RAISE EXCEPTION 'column "%" of relation % does not exist', subject_column, tbl::regclass
+			RAISE EXCEPTION 'column "%" of relation "%" does not exist', subject_column, tbl::regclass
 				USING ERRCODE = '42703';
 		END IF;
 	END IF;
