@@ -569,7 +569,9 @@ REVOKE ALL ON FUNCTION @extschema@._deletion_plan(uuid) FROM PUBLIC;
 -- One batch of one step: delete up to batch rows in scope and record them,
 -- in the caller's (the worker's) transaction.  The scan resumes after the
 -- highest tuple id deleted so far; a step is complete only after a pass
--- without that bound finds fewer rows than a batch.
+-- without that bound finds fewer rows than a batch.  No row locks are taken
+-- (they would double the writes): a row updated meanwhile fails the
+-- DELETE's recheck of its tuple id and is caught by a later batch.
 CREATE FUNCTION @extschema@._deletion_batch(req uuid, tbl oid, batch int) RETURNS bigint
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
@@ -593,7 +595,7 @@ BEGIN
 		w := w || ' AND ctid > $3';
 	END IF;
 	EXECUTE format('WITH d AS (DELETE FROM ONLY %1$s WHERE ctid = ANY (ARRAY('
-				   'SELECT ctid FROM ONLY %1$s WHERE %2$s LIMIT %3$s FOR UPDATE)) RETURNING ctid) '
+				   'SELECT ctid FROM ONLY %1$s WHERE %2$s LIMIT %3$s)) RETURNING ctid) '
 				   'SELECT count(*), max(ctid) FROM d', tbl::regclass, w, batch)
 		INTO n, top USING r.tenant, r.subject, s.last_tid;
 	UPDATE @extschema@.deletion_steps
@@ -854,7 +856,7 @@ BEGIN
 		RETURN 0;
 	END IF;
 	EXECUTE format('WITH d AS (DELETE FROM ONLY %1$s WHERE ctid = ANY (ARRAY('
-				   'SELECT ctid FROM ONLY %1$s WHERE %2$I < $1 LIMIT %3$s FOR UPDATE)) RETURNING 1) '
+				   'SELECT ctid FROM ONLY %1$s WHERE %2$I < $1 LIMIT %3$s)) RETURNING 1) '
 				   'SELECT count(*) FROM d', leaf::regclass, r.time_column, batch)
 		INTO n USING now() - r.keep;
 	UPDATE @extschema@.retention SET rows_purged = rows_purged + n, last_run_at = now()
