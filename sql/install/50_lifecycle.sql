@@ -52,6 +52,7 @@ CREATE TABLE @extschema@.deletion_steps (
 	ord			int NOT NULL,
 	tenant_column name NOT NULL,
 	subject_column name,
+	scope		text,			-- WHERE clause, fixed by _deletion_plan()
 	rows_estimated bigint NOT NULL DEFAULT 0,
 	rows_deleted bigint NOT NULL DEFAULT 0,
 	batches		int NOT NULL DEFAULT 0,
@@ -524,6 +525,7 @@ DECLARE
 	s			record;
 	n			bigint;
 	i			int;
+	w			text;
 BEGIN
 	SELECT * INTO r FROM @extschema@.deletion_requests WHERE id = req;
 	INSERT INTO @extschema@.deletion_steps (request, relid, relname, kind, ord, tenant_column, subject_column)
@@ -555,11 +557,11 @@ BEGIN
 	END LOOP;
 
 	FOR s IN SELECT * FROM @extschema@.deletion_steps WHERE request = req LOOP
-		EXECUTE format('SELECT count(*) FROM ONLY %s WHERE %s', s.relid::regclass,
-					   @extschema@._lifecycle_scope(s.relid, s.tenant_column, s.subject_column,
-													r.subject IS NOT NULL))
+		w := @extschema@._lifecycle_scope(s.relid, s.tenant_column, s.subject_column,
+										  r.subject IS NOT NULL);
+		EXECUTE format('SELECT count(*) FROM ONLY %s WHERE %s', s.relid::regclass, w)
 			INTO n USING r.tenant, r.subject;
-		UPDATE @extschema@.deletion_steps SET rows_estimated = n
+		UPDATE @extschema@.deletion_steps SET rows_estimated = n, scope = w
 		 WHERE request = req AND relid = s.relid;
 	END LOOP;
 END
@@ -590,7 +592,8 @@ BEGIN
 		 WHERE request = req AND relid = tbl;
 		RETURN 0;
 	END IF;
-	w := @extschema@._lifecycle_scope(tbl, s.tenant_column, s.subject_column, r.subject IS NOT NULL);
+	w := coalesce(s.scope, @extschema@._lifecycle_scope(tbl, s.tenant_column, s.subject_column,
+														 r.subject IS NOT NULL));
 	IF s.last_tid IS NOT NULL THEN
 		w := w || ' AND ctid > $3';
 	END IF;
