@@ -204,15 +204,40 @@ SKIP:
 	pass('sealed values');
 }
 
-# --- 2. kill -9 of the postmaster in the middle of stage 2 ------------------
+# --- 2. hold, pg_terminate_backend and kill -9 in the middle of stage 2 ----
 load_tenant('initech', 3000);
+load_tenant('soylent', 10);
 my $before = counts($primary, 'initech');
 is($before, '5,3000,9000,6000', 'crash tenant loaded');
 sql("ALTER SYSTEM SET toms.deletion_batch_pause = '20ms'; SELECT pg_reload_conf()");
 $id = sql("SELECT toms.request_deletion('initech', grace => '0s')");
+sub rows_done { return sql("SELECT rows_done FROM toms.deletion_progress WHERE request = '$id'"); }
 ok($primary->poll_query_until('postgres', qq{
 	SELECT rows_done >= 1000 FROM toms.deletion_progress WHERE request = '$id'}),
 	'stage 2 is under way');
+
+# A legal hold stops it at the next batch.  A later request that completes
+# meanwhile shows that the worker went past the held one more than once.
+sql("SELECT toms.hold('initech', 'litigation')");
+my $held_at = rows_done();
+my $other = sql("SELECT toms.request_deletion('soylent', grace => '0s')");
+wait_certificate($other, 'a later request completes while the first is held');
+my $held_now = rows_done();
+cmp_ok($held_now - $held_at, '<=', 100, 'held: at most the batch in flight was applied');
+is(sql("SELECT phase FROM toms.deletion_progress WHERE request = '$id'"), 'held', 'progress shows the hold');
+sql("SELECT toms.release_hold('initech')");
+
+# pg_terminate_backend() of the worker: the next worker resumes.
+ok($primary->poll_query_until('postgres', qq{
+	SELECT rows_done >= $held_now + 1000 FROM toms.deletion_progress WHERE request = '$id'}),
+	'released: stage 2 continues');
+is(sql("SELECT count(pg_terminate_backend(pid)) > 0 FROM pg_stat_activity
+		 WHERE application_name = 'toms lifecycle worker' AND datname = 'postgres'"), 't',
+	'worker terminated');
+my $terminated_at = rows_done();
+ok($primary->poll_query_until('postgres', qq{
+	SELECT rows_done >= $terminated_at + 1000 FROM toms.deletion_progress WHERE request = '$id'}),
+	'a new worker resumes after pg_terminate_backend');
 $primary->kill9;
 ok(wait_dead($primary), 'postmaster and its children are gone');
 $primary->start;
