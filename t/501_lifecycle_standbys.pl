@@ -164,6 +164,24 @@ $primary->wait_for_catchup($_) for @standbys;
 is(counts($standby2, 'acme-corp'), '5,400,1200,800', 'standby holds the tenant before deletion');
 cmp_ok(raw_tuples('acme-corp'), '>', 0, 'pageinspect sees the tenant before deletion');
 
+# With sealed columns installed, a sealed value of the tenant is copied out
+# of the database's protection before the deletion.
+my $sealed = sql("SELECT to_regprocedure('toms.seal(text)') IS NOT NULL
+	AND to_regprocedure('toms.master_key_loaded()') IS NOT NULL") eq 't';
+$sealed &&= sql("SELECT toms.master_key_loaded()") eq 't';
+if ($sealed)
+{
+	sql(q{
+CREATE ROLE regress_sealer LOGIN;
+SELECT toms.add_member('regress_sealer', 'acme-corp');
+CREATE TABLE sealed_export (v text);
+GRANT INSERT ON sealed_export TO regress_sealer;
+SET SESSION AUTHORIZATION regress_sealer;
+SELECT toms.set_tenant('acme-corp');
+INSERT INTO sealed_export SELECT toms.seal('ann@acme.example')::text;
+	});
+}
+
 # --- 1. Whole tenant, both standbys ---------------------------------------
 my $id = sql("SELECT toms.request_deletion('acme-corp', reason => 'contract ended', grace => '0s')");
 like($id, qr/^[0-9a-f-]{36}$/, 'request_deletion returns a uuid');
@@ -198,10 +216,13 @@ for my $s (@standbys)
 
 SKIP:
 {
-	skip 'sealed columns are not installed', 1
-	  unless sql("SELECT to_regprocedure('toms.seal(text)') IS NOT NULL") eq 't';
-	# Filled in when the sealed-column capability lands.
-	pass('sealed values');
+	skip 'sealed columns are not installed', 3 unless $sealed;
+	is(sql("SELECT count(*) FROM toms.tenant_keys WHERE tenant = 'acme-corp' AND wrapped IS NOT NULL"),
+		'0', 'crypto-shredding: no wrapped key of the tenant is left');
+	cmp_ok(sql(qq{SELECT coalesce(toms.deletion_certificate('$id')#>>'{keys,keys_destroyed}', '0')}), '>', 0,
+		'certificate counts the destroyed keys');
+	my ($ret) = $primary->psql('postgres', 'SELECT toms.unseal(v::toms.sealed) FROM sealed_export');
+	isnt($ret, 0, 'a sealed value copied out before the deletion no longer opens');
 }
 
 # --- 2. hold, pg_terminate_backend and kill -9 in the middle of stage 2 ----

@@ -741,8 +741,8 @@ BEGIN
 				EXECUTE 'SELECT @extschema@.destroy_tenant_keys($1)::text' INTO kres USING r.tenant;
 				UPDATE @extschema@.deletion_requests d
 				   SET keys = jsonb_build_object('destroyed', true, 'destroyed_at', clock_timestamp(),
-												 'result', CASE WHEN kres IS NULL OR kres = '' THEN NULL
-																ELSE to_jsonb(kres) END)
+												 'keys_destroyed', CASE WHEN kres ~ '^[0-9]+$'
+																   THEN kres::bigint END)
 				 WHERE d.id = r.id;
 			END IF;
 			UPDATE @extschema@.deletion_requests d SET state = 'vacuuming' WHERE d.id = r.id;
