@@ -11,15 +11,16 @@ SELECT toms.create_tenant('lc2a', 'A'), toms.create_tenant('lc2b', 'B'),
        toms.create_tenant('lc2c', 'C'), toms.create_tenant('lc2d', 'D');
 SELECT toms.add_member('regress_lc2_app', 'lc2a');
 
-CREATE FUNCTION pg_temp.wait_for(q text) RETURNS bool LANGUAGE plpgsql AS $$
+-- A procedure that commits between polls, so that it holds no snapshot
+-- that would keep stage 2 waiting for older transactions to end.
+CREATE PROCEDURE pg_temp.wait_for(q text, INOUT ok bool DEFAULT false) LANGUAGE plpgsql AS $$
 DECLARE
-	ok bool;
 	deadline timestamptz := clock_timestamp() + interval '60 s';
 BEGIN
 	LOOP
 		EXECUTE q INTO ok;
-		IF ok THEN RETURN true; END IF;
-		IF clock_timestamp() > deadline THEN RETURN false; END IF;
+		EXIT WHEN ok OR clock_timestamp() > deadline;
+		COMMIT;
 		PERFORM pg_sleep(0.05);
 	END LOOP;
 END $$;
@@ -65,7 +66,7 @@ RESET toms.deletion_approval;
 SELECT toms.hold('lc2c', 'litigation');
 SELECT toms.request_deletion('lc2c', 'ann@x', grace => '0s') AS held \gset
 SELECT toms.request_deletion('lc2a', 'ann@x', 'erasure', grace => '0s') AS subj \gset
-SELECT pg_temp.wait_for(format('SELECT toms.deletion_certificate(%L) IS NOT NULL', :'subj')) AS certified;
+CALL pg_temp.wait_for(format('SELECT toms.deletion_certificate(%L) IS NOT NULL', :'subj'));
 SELECT request = :'needs_approval' AS needs_approval, phase, rows_done
   FROM toms.deletion_progress WHERE tenant IN ('lc2b', 'lc2c') ORDER BY tenant;
 
@@ -96,9 +97,9 @@ SET SESSION AUTHORIZATION regress_lc2_admin;
 SELECT toms.approve_deletion(:'needs_approval');
 SELECT toms.release_hold('lc2c');
 RESET SESSION AUTHORIZATION;
-SELECT pg_temp.wait_for(format(
+CALL pg_temp.wait_for(format(
 	'SELECT toms.deletion_certificate(%L) IS NOT NULL AND toms.deletion_certificate(%L) IS NOT NULL',
-	:'needs_approval', :'held')) AS both_certified;
+	:'needs_approval', :'held'));
 SELECT toms.deletion_certificate(:'needs_approval')->>'approved_by' AS approved_by,
        toms.deletion_certificate(:'needs_approval')->>'rows_deleted' AS rows_b,
        toms.deletion_certificate(:'held')->>'rows_deleted' AS rows_c;
@@ -106,7 +107,7 @@ SELECT toms.deletion_certificate(:'needs_approval')->>'approved_by' AS approved_
 -- Retention: events older than 30 days and archive rows older than a year.
 SELECT toms.set_retention('lc2_events', 'at', '30 days');
 SELECT toms.set_retention('lc2_archive', 'archived_at', '1 year');
-SELECT pg_temp.wait_for('SELECT sum(rows_purged) = 2 + 15 FROM toms.retention') AS purged;
+CALL pg_temp.wait_for('SELECT sum(rows_purged) = 2 + 15 FROM toms.retention');
 SELECT relid, rows_purged FROM toms.retention ORDER BY relid::text;
 SELECT tenant_id, what FROM lc2_events ORDER BY 1, 2;
 SELECT count(*) AS archive_left FROM lc2_archive;

@@ -528,6 +528,8 @@ toms_lifecycle_worker_main(Datum arg)
 
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	SetConfigOption("application_name", WORKER_APPNAME, PGC_SU_BACKEND, PGC_S_OVERRIDE);
+	/* A background purge has no business taking parallel workers. */
+	SetConfigOption("max_parallel_workers_per_gather", "0", PGC_SUSET, PGC_S_OVERRIDE);
 
 	if (!toms_installed())
 		proc_exit(0);

@@ -62,6 +62,7 @@ BEGIN
 		IF clock_timestamp() > deadline THEN
 			RAISE EXCEPTION 'stage 2 did not complete in time';
 		END IF;
+		COMMIT;  -- hold no snapshot: stage 2 waits for older ones to end
 		PERFORM pg_sleep(0.1);
 	END LOOP;
 END $$;

@@ -29,6 +29,7 @@ CREATE TABLE @extschema@.deletion_requests (
 	purged_at	timestamptz,
 	finished_at timestamptz,
 	keys		jsonb,
+	purge_xid	xid8,
 	purge_lsn	pg_lsn,
 	expected_copies text[],
 	copies_required int,
@@ -612,6 +613,29 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@._deletion_batch(uuid, oid, int) FROM PUBLIC;
 
+-- Has every transaction and snapshot that could still see rows deleted by
+-- transactions before xid ended?  The same sources as PostgreSQL's removal
+-- horizon: backends (any database, to be safe), hot-standby feedback,
+-- replication slots and prepared transactions.
+CREATE FUNCTION @extschema@._lifecycle_horizon_passed(x xid8) RETURNS bool
+	LANGUAGE sql STABLE
+	SET search_path = pg_catalog, pg_temp
+	AS $fn$
+	SELECT x IS NULL OR NOT EXISTS (
+		SELECT 1 FROM (
+			SELECT backend_xmin AS h FROM pg_stat_activity WHERE pid <> pg_backend_pid()
+			UNION ALL
+			SELECT backend_xid FROM pg_stat_activity WHERE pid <> pg_backend_pid()
+			UNION ALL
+			SELECT backend_xmin FROM pg_stat_replication
+			UNION ALL
+			SELECT xmin FROM pg_replication_slots
+			UNION ALL
+			SELECT transaction FROM pg_prepared_xacts) o
+		 WHERE o.h IS NOT NULL AND age(o.h) >= age(xid(x)));
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@._lifecycle_horizon_passed(xid8) FROM PUBLIC;
+
 -- The certificate of a request whose copies have confirmed.
 CREATE FUNCTION @extschema@._deletion_certify(req uuid, shortfall bool) RETURNS jsonb
 	LANGUAGE plpgsql VOLATILE
@@ -725,7 +749,7 @@ BEGIN
 			END IF;
 			UPDATE @extschema@.deletion_requests d
 			   SET state = CASE WHEN r.subject IS NULL THEN 'shredding' ELSE 'vacuuming' END,
-				   purged_at = clock_timestamp()
+				   purged_at = clock_timestamp(), purge_xid = pg_current_xact_id()
 			 WHERE d.id = r.id;
 			action := 'step';
 			RETURN;
@@ -750,6 +774,16 @@ BEGIN
 			RETURN;
 
 		ELSIF r.state = 'vacuuming' THEN
+			-- VACUUM can remove the deleted tuples only once no snapshot or
+			-- transaction older than the purge remains; until then, wait.
+			IF NOT @extschema@._lifecycle_horizon_passed(r.purge_xid) THEN
+				IF r.last_error IS DISTINCT FROM 'waiting for transactions older than the purge to end' THEN
+					UPDATE @extschema@.deletion_requests d
+					   SET last_error = 'waiting for transactions older than the purge to end'
+					 WHERE d.id = r.id;
+				END IF;
+				CONTINUE;
+			END IF;
 			SELECT * INTO s FROM @extschema@.deletion_steps st
 			 WHERE st.request = r.id AND st.vacuumed_at IS NULL ORDER BY st.ord, st.relid LIMIT 1;
 			IF FOUND THEN
@@ -759,7 +793,7 @@ BEGIN
 			END IF;
 			UPDATE @extschema@.deletion_requests d
 			   SET state = 'waiting_copies', purge_lsn = pg_current_wal_insert_lsn(),
-				   waiting_since = clock_timestamp()
+				   waiting_since = clock_timestamp(), last_error = NULL
 			 WHERE d.id = r.id;
 			action := 'step';
 			RETURN;
