@@ -22,9 +22,10 @@
  *	  50_lifecycle.sql); this file runs it, and does the one thing SQL
  *	  cannot: VACUUM of the purged tables, which needs a top-level command.
  *
- *	  On start the worker reconciles by logging each request it resumes:
- *	  there is nothing half-done to repair, since every unit is atomic, and
- *	  VACUUM and the wait for standbys are idempotent.
+ *	  A session-level advisory lock keeps a second worker out of the same
+ *	  database.  On start the worker reconciles by logging each request it
+ *	  resumes: there is nothing half-done to repair, since every unit is
+ *	  atomic, and VACUUM and the wait for standbys are idempotent.
  *
  *-------------------------------------------------------------------------
  */
@@ -301,6 +302,25 @@ toms_installed(void)
 	return ok;
 }
 
+/*
+ * One worker per database at a time, even if a restarted launcher starts a
+ * second one while the first still runs: a session-level advisory lock,
+ * released when the worker exits.
+ */
+static bool
+lock_database(void)
+{
+	bool		ok = false;
+	bool		isnull;
+
+	unit_begin("toms: lifecycle lock");
+	if (SPI_execute("SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext('toms lifecycle worker'))",
+					false, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		ok = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	unit_end();
+	return ok;
+}
+
 /* Log the requests that a previous worker left in stage 2. */
 static void
 reconcile(void)
@@ -532,6 +552,8 @@ toms_lifecycle_worker_main(Datum arg)
 	SetConfigOption("max_parallel_workers_per_gather", "0", PGC_SUSET, PGC_S_OVERRIDE);
 
 	if (!toms_installed())
+		proc_exit(0);
+	if (!lock_database())
 		proc_exit(0);
 
 	reconcile();

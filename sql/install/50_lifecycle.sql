@@ -892,10 +892,17 @@ BEGIN
 	IF NOT FOUND THEN
 		RETURN 0;
 	END IF;
-	EXECUTE format('WITH d AS (DELETE FROM ONLY %1$s WHERE ctid = ANY (ARRAY('
-				   'SELECT ctid FROM ONLY %1$s WHERE %2$I < $1 LIMIT %3$s)) RETURNING 1) '
-				   'SELECT count(*) FROM d', leaf::regclass, r.time_column, batch)
-		INTO n USING now() - r.keep;
+	BEGIN
+		EXECUTE format('WITH d AS (DELETE FROM ONLY %1$s WHERE ctid = ANY (ARRAY('
+					   'SELECT ctid FROM ONLY %1$s WHERE %2$I < $1 LIMIT %3$s)) RETURNING 1) '
+					   'SELECT count(*) FROM d', leaf::regclass, r.time_column, batch)
+			INTO n USING now() - r.keep;
+	EXCEPTION WHEN OTHERS THEN
+		-- A broken rule (column dropped, foreign key in the way) must not
+		-- stop the others; it is retried at the next round.
+		RAISE WARNING 'toms retention rule on % failed: %', rule::regclass, SQLERRM;
+		RETURN 0;
+	END;
 	UPDATE @extschema@.retention SET rows_purged = rows_purged + n, last_run_at = now()
 	 WHERE relid = rule;
 	RETURN n;
