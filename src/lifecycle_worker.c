@@ -66,7 +66,7 @@ PGDLLEXPORT void toms_lifecycle_worker_main(Datum arg);
 
 /* Settings (PGC_SIGHUP: worker timings and sizes). */
 static int	lifecycle_naptime = 10000;	/* ms */
-static int	deletion_batch_size = 5000;
+static int	deletion_batch_size = 10000;
 static int	deletion_batch_pause = 10;	/* ms */
 static int	deletion_copies = -1;
 static int	deletion_copies_timeout = 0;	/* s; 0 = wait for ever */
@@ -551,6 +551,14 @@ toms_lifecycle_worker_main(Datum arg)
 	/* A background purge has no business taking parallel workers. */
 	SetConfigOption("max_parallel_workers_per_gather", "0", PGC_SUSET, PGC_S_OVERRIDE);
 
+	/*
+	 * A batch need not be durable at its commit: it deletes rows and records
+	 * the count in one transaction, so a batch lost in a crash is lost whole
+	 * and simply done again.  What must survive -- the destruction of keys
+	 * and the certificate -- commits synchronously (SET LOCAL in SQL).
+	 */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
 	if (!toms_installed())
 		proc_exit(0);
 	if (!lock_database())
@@ -578,7 +586,7 @@ lifecycle_worker_init(void)
 							gettext_noop("Rows deleted per committed batch by deletion and retention."),
 							NULL,
 							&deletion_batch_size,
-							5000, 1, 1000000,
+							10000, 1, 1000000,
 							PGC_SIGHUP, 0,
 							NULL, NULL, NULL);
 	DefineCustomIntVariable("toms.deletion_batch_pause",

@@ -756,6 +756,7 @@ BEGIN
 
 		ELSIF r.state = 'shredding' THEN
 			CONTINUE WHEN blocked;
+			PERFORM set_config('synchronous_commit', 'on', true);
 			IF keysfn IS NULL THEN
 				UPDATE @extschema@.deletion_requests d
 				   SET keys = jsonb_build_object('destroyed', false,
@@ -822,6 +823,7 @@ BEGIN
 				END IF;
 				CONTINUE;
 			END IF;
+			PERFORM set_config('synchronous_commit', 'on', true);
 			cert := @extschema@._deletion_certify(r.id, NOT ok);
 			UPDATE @extschema@.deletion_requests d
 			   SET state = 'done', finished_at = (cert->>'finished_at')::timestamptz, certificate = cert
