@@ -83,6 +83,11 @@ SELECT count(*) FROM toms.password_history;
 RESET SESSION AUTHORIZATION;
 SELECT count(*) AS entries FROM toms.password_history WHERE role = 'regress_acct_a';
 
+-- The history follows a renamed role.
+ALTER ROLE regress_acct_a RENAME TO regress_acct_renamed;
+SELECT role, count(*) FROM toms.password_history WHERE role LIKE 'regress_acct%' GROUP BY role;
+ALTER ROLE regress_acct_renamed RENAME TO regress_acct_a;
+
 -- Pre-hashed: SCRAM verifiers refused unless allowed; MD5 always refused.
 SELECT rolpassword AS verifier FROM pg_authid WHERE rolname = 'regress_acct_a' \gset
 CREATE ROLE regress_acct_b LOGIN PASSWORD :'verifier' VALID UNTIL :'soon';

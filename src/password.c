@@ -604,6 +604,39 @@ check_alter_role(AlterRoleStmt *stmt)
 	}
 }
 
+/* ALTER ROLE ... RENAME TO: the history follows the role. */
+static void
+rename_history(const char *oldname, const char *newname)
+{
+	Oid			save_userid;
+	int			save_sec;
+	Oid			argtypes[2] = {NAMEOID, NAMEOID};
+	Datum		args[2];
+
+	if (!history_table_available())
+		return;
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID,
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	PG_TRY();
+	{
+		args[0] = CStringGetDatum(oldname);
+		args[1] = CStringGetDatum(newname);
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute_with_args("UPDATE " TOMS_SCHEMA ".password_history SET role = $2"
+								  " WHERE role OPERATOR(pg_catalog.=) $1",
+								  2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not rename the password history");
+		SPI_finish();
+	}
+	PG_FINALLY();
+	{
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+}
+
 static void
 password_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 						bool readOnlyTree, ProcessUtilityContext context,
@@ -619,6 +652,14 @@ password_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
+
+	if (IsA(pstmt->utilityStmt, RenameStmt) &&
+		((RenameStmt *) pstmt->utilityStmt)->renameType == OBJECT_ROLE)
+	{
+		RenameStmt *r = (RenameStmt *) pstmt->utilityStmt;
+
+		rename_history(r->subname, r->newname);
+	}
 }
 
 /* --- log redaction ---------------------------------------------------- */

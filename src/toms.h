@@ -222,6 +222,12 @@ extern void account_init(void);
 extern void password_init(void);
 
 /* assess.c */
+
+/*
+ * Settings toms.tenant_column_names (text[] literal, PGC_SUSET) and
+ * toms.assess_period (seconds, PGC_SUSET); the checks are SQL, in
+ * sql/install/70_assess.sql.
+ */
 extern void assess_init(void);
 
 #endif							/* TOMS_H */

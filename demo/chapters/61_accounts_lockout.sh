@@ -26,7 +26,7 @@ for i in 1 2 3 4 5; do
 	PGPASSWORD="guess-$i" "$BIN/psql" -X -w -U demo_operator -c 'SELECT 1' 2>&1 | sed 's/^psql: error: connection to server on socket "[^"]*" failed: //; s/^/  /' || true
 done
 echo
-echo 'Now even the right password is refused, with the same answer as a wrong one:'
+echo 'Now even the right password is refused; the answer is the same for a right and a wrong one:'
 PGPASSWORD='Copper-Meadow-Lynx-51' "$BIN/psql" -X -w -U demo_operator -c 'SELECT 1' 2>&1 | sed 's/^psql: error: connection to server on socket "[^"]*" failed: //; s/^/  /' || true
 echo
 echo 'The lock is in shared memory and in a file in the data directory, so a'
