@@ -54,6 +54,9 @@ build_stage() {
 	cp -a "$sharedir/." "$WORK/inst$sharedir/"
 	make -C "$SRC" -s PG_CONFIG=$SYS_PG_CONFIG DESTDIR="$WORK/inst" install >>"$WORK/build.log" 2>&1 \
 		|| { cat "$WORK/build.log"; die "install failed"; }
+	# toms_test (TEST ONLY: mints PASETO tokens) goes into the stage only.
+	make -C "$SRC/test/toms_test" -s PG_CONFIG=$SYS_PG_CONFIG DESTDIR="$WORK/inst" all install >>"$WORK/build.log" 2>&1 \
+		|| { cat "$WORK/build.log"; die "toms_test install failed"; }
 	BIN="$WORK/inst$($SYS_PG_CONFIG --bindir)"
 	PGXS_DIR="$WORK/inst$(dirname "$($SYS_PG_CONFIG --pgxs)")/../.."
 	PGXS_DIR=$(cd "$PGXS_DIR" && pwd)

@@ -19,6 +19,7 @@ CREATE TABLE @extschema@.members (
 	added_by	name NOT NULL DEFAULT session_user,
 	PRIMARY KEY (role, tenant)
 );
+CREATE INDEX members_tenant_idx ON @extschema@.members (tenant);
 COMMENT ON TABLE @extschema@.members IS 'toms: roles that may enter a tenant';
 
 -- Need-to-know personnel access (measure 5b): time-boxed, justified.
@@ -33,7 +34,7 @@ CREATE TABLE @extschema@.grants (
 	revoked_at	timestamptz,
 	revoked_by	name
 );
-CREATE INDEX ON @extschema@.grants (role, tenant);
+CREATE INDEX grants_tenant_idx ON @extschema@.grants (tenant);
 COMMENT ON TABLE @extschema@.grants IS 'toms: time-boxed need-to-know access to a tenant';
 
 -- Public keys of the identity services that mint tenant tokens.
@@ -67,6 +68,176 @@ REVOKE ALL ON @extschema@.tenants, @extschema@.members, @extschema@.grants,
 GRANT SELECT ON @extschema@.tenants, @extschema@.members, @extschema@.grants,
 	@extschema@.trusted_keys, @extschema@.protected_tables TO toms_admin, toms_auditor;
 
+-- Every change to these tables resets the verified-context caches of all
+-- backends when it commits (relcache invalidation, transactional).
+CREATE FUNCTION @extschema@.invalidate_trigger() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'toms_invalidate_trigger' LANGUAGE C;
+REVOKE ALL ON FUNCTION @extschema@.invalidate_trigger() FROM PUBLIC;
+CREATE TRIGGER toms_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+	ON @extschema@.tenants FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.invalidate_trigger();
+CREATE TRIGGER toms_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+	ON @extschema@.members FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.invalidate_trigger();
+CREATE TRIGGER toms_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+	ON @extschema@.grants FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.invalidate_trigger();
+CREATE TRIGGER toms_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
+	ON @extschema@.trusted_keys FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.invalidate_trigger();
+
+-- The tenant context -------------------------------------------------------
+
 CREATE FUNCTION @extschema@.current_tenant() RETURNS text
 	AS 'MODULE_PATHNAME', 'toms_current_tenant'
 	LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.current_tenant() IS
+	'toms: the verified tenant of this session; raises 42501 when there is none';
+
+CREATE FUNCTION @extschema@.current_tenant(missing_ok boolean) RETURNS text
+	AS 'MODULE_PATHNAME', 'toms_current_tenant_opt'
+	LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.current_tenant(boolean) IS
+	'toms: the verified tenant of this session, or NULL (with missing_ok) when there is none';
+
+CREATE FUNCTION @extschema@.current_actor() RETURNS text
+	AS 'MODULE_PATHNAME', 'toms_current_actor'
+	LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION @extschema@.current_actor() IS
+	'toms: the end user of the tenant context (token "sub", or the session user), NULL without one';
+
+CREATE FUNCTION @extschema@.set_tenant(tenant text, is_local boolean DEFAULT false) RETURNS void
+	AS 'MODULE_PATHNAME', 'toms_set_tenant'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.set_tenant(text, boolean) IS
+	'toms: enter a tenant the session user is a member of, or holds a live grant for';
+
+CREATE FUNCTION @extschema@.enter_tenant(token text, is_local boolean DEFAULT false) RETURNS void
+	AS 'MODULE_PATHNAME', 'toms_enter_tenant'
+	LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION @extschema@.enter_tenant(text, boolean) IS
+	'toms: enter the tenant named by a PASETO v4.public token from a trusted identity service';
+
+CREATE FUNCTION @extschema@.clear_tenant() RETURNS void
+	AS 'MODULE_PATHNAME', 'toms_clear_tenant'
+	LANGUAGE C VOLATILE;
+
+REVOKE ALL ON FUNCTION @extschema@.enter_tenant(text, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.enter_tenant(text, boolean) TO toms_app;
+
+-- Internal helpers (no privileges for anyone; used by the functions below).
+CREATE FUNCTION @extschema@.validate_tenant_id(tenant text) RETURNS void
+	AS 'MODULE_PATHNAME', 'toms_validate_tenant'
+	LANGUAGE C IMMUTABLE STRICT;
+CREATE FUNCTION @extschema@.audit_admin_event(action text, tenant text, detail text) RETURNS void
+	AS 'MODULE_PATHNAME', 'toms_audit_admin_sql'
+	LANGUAGE C VOLATILE;
+REVOKE ALL ON FUNCTION @extschema@.validate_tenant_id(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@.audit_admin_event(text, text, text) FROM PUBLIC;
+
+-- Administration (toms_admin) ----------------------------------------------
+
+CREATE FUNCTION @extschema@.create_tenant(tenant text, name text) RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	PERFORM @extschema@.validate_tenant_id(tenant);
+	IF name IS NULL OR btrim(name) = '' THEN
+		RAISE EXCEPTION 'tenant name must not be empty' USING ERRCODE = '22023';
+	END IF;
+	INSERT INTO @extschema@.tenants (tenant, name) VALUES (create_tenant.tenant, create_tenant.name);
+	PERFORM @extschema@.audit_admin_event('create_tenant', tenant, NULL);
+EXCEPTION WHEN unique_violation THEN
+	RAISE EXCEPTION 'tenant "%" already exists', tenant USING ERRCODE = '42710';
+END
+$$;
+
+CREATE FUNCTION @extschema@.add_member(role regrole, tenant text) RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM @extschema@.tenants t WHERE t.tenant = add_member.tenant) THEN
+		RAISE EXCEPTION 'tenant "%" does not exist', tenant USING ERRCODE = '42704';
+	END IF;
+	INSERT INTO @extschema@.members (role, tenant) VALUES (add_member.role, add_member.tenant)
+		ON CONFLICT DO NOTHING;
+	PERFORM @extschema@.audit_admin_event('add_member', tenant, 'role=' || role::text);
+END
+$$;
+
+CREATE FUNCTION @extschema@.remove_member(role regrole, tenant text) RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM @extschema@.members m WHERE m.role = remove_member.role AND m.tenant = remove_member.tenant;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'role "%" is not a member of tenant "%"', role, tenant USING ERRCODE = '42704';
+	END IF;
+	PERFORM @extschema@.audit_admin_event('remove_member', tenant, 'role=' || role::text);
+END
+$$;
+
+CREATE FUNCTION @extschema@.grant_access(role regrole, tenant text, justification text,
+										 valid_for interval) RETURNS bigint
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	gid bigint;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM @extschema@.tenants t WHERE t.tenant = grant_access.tenant) THEN
+		RAISE EXCEPTION 'tenant "%" does not exist', tenant USING ERRCODE = '42704';
+	END IF;
+	IF justification IS NULL OR btrim(justification) = '' THEN
+		RAISE EXCEPTION 'a grant needs a justification' USING ERRCODE = '22023';
+	END IF;
+	IF valid_for IS NULL OR valid_for <= interval '0' THEN
+		RAISE EXCEPTION 'valid_for must be a positive interval' USING ERRCODE = '22023';
+	END IF;
+	INSERT INTO @extschema@.grants (role, tenant, justification, valid_until)
+		VALUES (grant_access.role, grant_access.tenant, grant_access.justification,
+				clock_timestamp() + valid_for)
+		RETURNING id INTO gid;
+	PERFORM @extschema@.audit_admin_event('grant_access', tenant,
+		format('grant=%s role=%s valid_for=%s justification=%s', gid, role, valid_for, justification));
+	RETURN gid;
+END
+$$;
+
+CREATE FUNCTION @extschema@.revoke_access(grant_id bigint) RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t text;
+BEGIN
+	UPDATE @extschema@.grants g SET revoked_at = clock_timestamp(), revoked_by = session_user
+	 WHERE g.id = grant_id AND g.revoked_at IS NULL
+	RETURNING g.tenant INTO t;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'grant % does not exist or is already revoked', grant_id USING ERRCODE = '42704';
+	END IF;
+	PERFORM @extschema@.audit_admin_event('revoke_access', t, 'grant=' || grant_id);
+END
+$$;
+
+CREATE FUNCTION @extschema@.protect(tbl regclass, tenant_column name DEFAULT 'tenant_id',
+									sensitive name[] DEFAULT '{}', subject_column name DEFAULT NULL)
+	RETURNS void
+	AS 'MODULE_PATHNAME', 'toms_protect'
+	LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.protect(regclass, name, name[], name) IS
+	'toms: put a table under tenant separation (forced row security, toms-owned policy)';
+
+CREATE FUNCTION @extschema@.unprotect(tbl regclass) RETURNS void
+	AS 'MODULE_PATHNAME', 'toms_unprotect'
+	LANGUAGE C VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+
+DO $grants$
+DECLARE
+	f text;
+BEGIN
+	FOREACH f IN ARRAY ARRAY[
+		'create_tenant(text, text)', 'add_member(regrole, text)', 'remove_member(regrole, text)',
+		'grant_access(regrole, text, text, interval)', 'revoke_access(bigint)',
+		'protect(regclass, name, name[], name)', 'unprotect(regclass)']
+	LOOP
+		EXECUTE format('REVOKE ALL ON FUNCTION @extschema@.%s FROM PUBLIC', f);
+		EXECUTE format('GRANT EXECUTE ON FUNCTION @extschema@.%s TO toms_admin', f);
+	END LOOP;
+END
+$grants$;
