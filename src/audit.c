@@ -47,6 +47,12 @@
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "funcapi.h"
+/*
+ * libpq-be.h pulls in the GSSAPI headers when the server was built with
+ * GSSAPI; Port's layout does not depend on them (its gss member is a
+ * pointer either way), and toms needs none of it.
+ */
+#undef ENABLE_GSS
 #include "libpq/libpq-be.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -66,6 +72,8 @@
 #include "utils/memutils.h"
 #include "utils/queryjumble.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
+#include "catalog/pg_class.h"
 #include "utils/timestamp.h"
 
 #include "toms.h"
@@ -683,6 +691,23 @@ rec_fill_statement(AuditRec *rec)
  * In-transaction records (writes, admin acts)
  * ----------------------------------------------------------------
  */
+static Oid
+audit_owner(void)
+{
+	Oid			relid = get_relname_relid("audit_log", toms_schema_oid());
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "toms.audit_log does not exist");
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
 static void
 audit_insert_in_xact(AuditRec *rec)
 {
@@ -691,7 +716,9 @@ audit_insert_in_xact(AuditRec *rec)
 	char		nullc[AC_NCOLS];
 	PendingRec *pr;
 	int			i;
-	int			ret;
+	volatile int ret = 0;
+	Oid			save_userid;
+	int			save_sec;
 
 	xact_fxid = GetTopFullTransactionId();
 	audit_rec_set_int(rec, RI_XID, (int64) U64FromFullTransactionId(xact_fxid));
@@ -742,6 +769,10 @@ audit_insert_in_xact(AuditRec *rec)
 			elog(ERROR, "SPI_keepplan failed");
 		insert_plan = plan;
 	}
+	/* as the trail's owner: the writer needs no privilege on it */
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(audit_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
 	audit_writing = true;
 	PG_TRY();
 	{
@@ -750,6 +781,7 @@ audit_insert_in_xact(AuditRec *rec)
 	PG_FINALLY();
 	{
 		audit_writing = false;
+		SetUserIdAndSecContext(save_userid, save_sec);
 	}
 	PG_END_TRY();
 	if (ret != SPI_OK_INSERT)
@@ -1197,8 +1229,8 @@ audit_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyT
 					 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
-	List	   *recs = NIL;
-	List	   *writes = NIL;
+	List	   *volatile recs = NIL;
+	List	   *volatile writes = NIL;
 	ListCell   *lc;
 
 	if (IsTransactionState())
@@ -1249,12 +1281,13 @@ audit_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyT
 		if (recs)
 		{
 			copy_depth--;
-			/* the attempt failed (refused, or an error): record it */
-			foreach(lc, recs)
-			{
-				audit_rec_set_str(lfirst(lc), RS_FATE, "failed");
-				audit_queue(lfirst(lc), MyDatabaseId, true);
-			}
+			/* a failed COPY is recorded; a refused TRUNCATE the guard records */
+			if (IsA(parsetree, CopyStmt))
+				foreach(lc, recs)
+				{
+					audit_rec_set_str(lfirst(lc), RS_FATE, "failed");
+					audit_queue(lfirst(lc), MyDatabaseId, true);
+				}
 		}
 		PG_RE_THROW();
 	}
@@ -1411,18 +1444,16 @@ toms_audit_log_guard(PG_FUNCTION_ARGS)
 	return PointerGetDatum(td->tg_trigtuple);
 }
 
-static void
-hex_of(const uint8 *h, char *out)
+static int
+hexval(char c)
 {
-	static const char hx[] = "0123456789abcdef";
-	int			i;
-
-	for (i = 0; i < AUDIT_HASH_LEN; i++)
-	{
-		out[2 * i] = hx[h[i] >> 4];
-		out[2 * i + 1] = hx[h[i] & 15];
-	}
-	out[2 * AUDIT_HASH_LEN] = '\0';
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
 }
 
 static bool
@@ -1434,8 +1465,8 @@ hex_to(const char *s, uint8 *out)
 		return false;
 	for (i = 0; i < AUDIT_HASH_LEN; i++)
 	{
-		int			hi = hex_digit(s[2 * i]);
-		int			lo = hex_digit(s[2 * i + 1]);
+		int			hi = hexval(s[2 * i]);
+		int			lo = hexval(s[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			return false;
