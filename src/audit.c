@@ -1142,7 +1142,7 @@ refuse_audit_ddl(void)
 {
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("toms.audit_log is append-only"),
+			 errmsg("the toms audit trail is append-only"),
 			 errdetail("The audit trail and its incidents cannot be altered, renamed, truncated or have their triggers and rules changed, by any role.")));
 }
 
@@ -1430,7 +1430,7 @@ toms_audit_log_guard(PG_FUNCTION_ARGS)
 		if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("only toms can add records to %s", RelationGetRelationName(td->tg_relation)),
+					 errmsg("only toms can add records to toms.%s", RelationGetRelationName(td->tg_relation)),
 					 errdetail("Audit records are written by toms itself.")));
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),

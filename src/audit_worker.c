@@ -417,13 +417,10 @@ count_denial(const AuditRec *rec)
 		slot->start = now;
 		slot->count = 0;
 	}
+	/* keyed by role and actor only: probing many tenants is one incident */
 	if (++slot->count >= incident_denials)
-	{
-		char	   *tenant = audit_rec_get_str(rec, RS_TENANT);
-
-		raise_incident("repeated_denials", "high", tenant,
+		raise_incident("repeated_denials", "high", NULL,
 					   psprintf("repeated denials for %s", key), now);
-	}
 }
 
 /*
@@ -597,23 +594,32 @@ worker_batch(bool *first)
 	/* one chain writer per database, whatever happens */
 	SPI_execute("SELECT pg_catalog.pg_advisory_xact_lock(7415, 1)", false, 0);
 
-	if (head_seq == 0)
 	{
 		bool		isnull;
 
-		/* after a restart: continue from the newest chained record */
+		/*
+		 * Continue from the chain head we wrote (kept in shared memory), or
+		 * after a restart from the newest record.  If someone added records
+		 * past our head bypassing toms, continue after them so that nothing
+		 * collides: verify_audit reports them.  Records deleted from the end
+		 * leave a gap that verify_audit reports too.
+		 */
 		if (SPI_execute("SELECT seq, hash FROM " TOMS_SCHEMA ".audit_log WHERE seq IS NOT NULL"
 						" ORDER BY seq DESC LIMIT 1", true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 		{
+			int64		tseq;
 			bytea	   *h;
 
-			head_seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-			h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-			if (!isnull && VARSIZE_ANY_EXHDR(h) == AUDIT_HASH_LEN)
-				memcpy(head_hash, VARDATA_ANY(h), AUDIT_HASH_LEN);
+			tseq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			if (tseq > head_seq)
+			{
+				head_seq = tseq;
+				memset(head_hash, 0, AUDIT_HASH_LEN);
+				h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+				if (!isnull && VARSIZE_ANY_EXHDR(h) == AUDIT_HASH_LEN)
+					memcpy(head_hash, VARDATA_ANY(h), AUDIT_HASH_LEN);
+			}
 		}
-		else
-			memset(head_hash, 0, AUDIT_HASH_LEN);
 	}
 	start_seq = head_seq;
 
