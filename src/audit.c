@@ -390,8 +390,8 @@ rec_json(const AuditRec *rec)
  * The record could not be queued (the queue stayed full where we cannot
  * wait or fail): it goes to the server log instead, never silently away.
  */
-static void
-rec_to_log(const AuditRec *rec)
+void
+audit_rec_to_log(const AuditRec *rec)
 {
 	pg_atomic_fetch_add_u64(&audit_shared->n_to_log, 1);
 	audit_log_json(rec_json(rec));
@@ -418,7 +418,7 @@ audit_enqueue(const AuditRec *rec, Oid dbid, bool in_abort)
 	if (sh == NULL || MyProc == NULL)
 	{
 		if (sh)
-			rec_to_log(rec);
+			audit_rec_to_log(rec);
 		return 0;
 	}
 
@@ -471,7 +471,7 @@ audit_enqueue(const AuditRec *rec, Oid dbid, bool in_abort)
 		if (in_abort && ++tries > 100)
 		{
 			ConditionVariableCancelSleep();
-			rec_to_log(rec);
+			audit_rec_to_log(rec);
 			return 0;
 		}
 		if (sh->launcher_latch)

@@ -113,6 +113,8 @@ extern void audit_rec_init(AuditRec *rec, AuditRecType type, TimestampTz ts);
 extern void audit_rec_set_str(AuditRec *rec, int field, const char *s);
 extern void audit_rec_set_int(AuditRec *rec, int field, int64 v);
 extern char *audit_rec_get_str(const AuditRec *rec, int field);
+/* a record that cannot reach the table: one JSON line in the server log */
+extern void audit_rec_to_log(const AuditRec *rec);
 
 /*
  * Build the column values (without seq and hash) of a record; text values

@@ -148,6 +148,23 @@ typedef struct DenialCount
 } DenialCount;
 static DenialCount denials[DENIAL_SLOTS];
 
+/*
+ * SIGTERM (a fast shutdown, or someone killing the worker): finish what is
+ * queued for this database, then exit -- the queue lives in shared memory
+ * and would not survive the shutdown.
+ */
+static volatile sig_atomic_t got_sigterm = false;
+
+static void
+audit_sigterm(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	got_sigterm = true;
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
 static void
 worker_detach(int code, Datum arg)
 {
@@ -569,11 +586,7 @@ worker_batch(bool *first)
 		/* nowhere to put them in this database: the server log has them */
 		for (i = 0; i < n; i++)
 			if (batch[i].h.type == AREC_RECORD)
-			{
-				pg_atomic_fetch_add_u64(&sh->n_to_log, 1);
-				audit_log_json(psprintf("{\"database_oid\": %u, \"note\": \"toms is not installed in this database\"}",
-										my_dbid));
-			}
+				audit_rec_to_log(&batch[i]);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
@@ -691,11 +704,12 @@ toms_audit_worker_main(Datum main_arg)
 	AuditDb    *db;
 	bool		first = true;
 	int			idle_ms = 0;
+	int			drain_rounds = 0;
 	MemoryContext loop_cxt;
 
 	my_dbid = DatumGetObjectId(main_arg);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, audit_sigterm);
 	BackgroundWorkerUnblockSignals();
 
 	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
@@ -740,6 +754,13 @@ toms_audit_worker_main(Datum main_arg)
 			break;				/* no extension here */
 		if (n >= AUDIT_BATCH)
 			continue;			/* more is waiting */
+		if (got_sigterm)
+		{
+			/* drained: anything queued from now on waits for the next worker */
+			if (n <= 1 || ++drain_rounds > 20)
+				break;
+			continue;
+		}
 		if (n > 0)
 			idle_ms = 0;
 		else
@@ -854,13 +875,7 @@ drop_entries_for(Oid dbid, bool unresolved)
 		if (slot->state != SLOT_FULL || (unresolved ? OidIsValid(slot->dbid) : slot->dbid != dbid))
 			continue;
 		if (slot->rec.h.type == AREC_RECORD)
-		{
-			pg_atomic_fetch_add_u64(&sh->n_to_log, 1);
-			audit_log_json(psprintf("{\"ts\": \"%s\", \"kind\": \"%.*s\", \"database_oid\": %u, \"note\": \"no toms audit trail for this database\"}",
-									timestamptz_to_str(slot->rec.h.ts),
-									slot->rec.h.len[RS_KIND] == AUDIT_STR_NULL ? 0 : slot->rec.h.len[RS_KIND],
-									slot->rec.data + slot->rec.h.off[RS_KIND], dbid));
-		}
+			audit_rec_to_log(&slot->rec);
 		slot->state = SLOT_DONE;
 	}
 	while (sh->tail < sh->head && sh->slots[sh->tail % sh->nslots].state == SLOT_DONE)
@@ -913,6 +928,53 @@ resolve_unassigned(void)
 	ConditionVariableBroadcast(&sh->cv_space);
 }
 
+/*
+ * Shutting down: the database workers drain their queues on their own
+ * SIGTERM.  Give them a moment, then whatever is still queued (for a
+ * database whose worker was not running) goes to the server log rather
+ * than nowhere.
+ */
+static void
+launcher_shutdown(void)
+{
+	AuditShared *sh = audit_shared;
+	int			waited;
+	uint64		i;
+
+	for (waited = 0; waited < 5000; waited += 50)
+	{
+		bool		busy = false;
+		int			d;
+
+		LWLockAcquire(audit_lock(), LW_SHARED);
+		for (d = 0; d < AUDIT_MAX_DBS; d++)
+			if (sh->dbs[d].pid != 0)
+				busy = true;
+		LWLockRelease(audit_lock());
+		if (!busy)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 50,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+	for (i = sh->tail; i < sh->head; i++)
+	{
+		AuditSlot  *slot = &sh->slots[i % sh->nslots];
+
+		if (slot->state == SLOT_FULL && slot->rec.h.type == AREC_RECORD)
+		{
+			slot->state = SLOT_DONE;
+			audit_rec_to_log(&slot->rec);
+		}
+	}
+	sh->launcher_pid = 0;
+	sh->launcher_latch = NULL;
+	LWLockRelease(audit_lock());
+	/* exit code 1: the postmaster restarts us if it is not shutting down */
+	proc_exit(1);
+}
+
 void
 toms_audit_launcher_main(Datum main_arg)
 {
@@ -922,7 +984,7 @@ toms_audit_launcher_main(Datum main_arg)
 	TimestampTz last_maint = GetCurrentTimestamp();
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
-	pqsignal(SIGTERM, die);
+	pqsignal(SIGTERM, audit_sigterm);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("toms audit launcher");
@@ -951,6 +1013,8 @@ toms_audit_launcher_main(Datum main_arg)
 		int			d;
 
 		CHECK_FOR_INTERRUPTS();
+		if (got_sigterm)
+			launcher_shutdown();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
