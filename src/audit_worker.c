@@ -526,8 +526,10 @@ export_to_log(int64 from_seq)
 	Oid			argtype = INT8OID;
 	uint64		i;
 
-	if (SPI_execute_with_args("SELECT pg_catalog.row_to_json(a)::text FROM " TOMS_SCHEMA ".audit_log a"
-							  " WHERE seq > $1 ORDER BY seq", 1, &argtype, &arg, NULL, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute_with_args("SELECT pg_catalog.row_to_json(a)::text FROM"
+							  " (SELECT pg_catalog.current_database() AS database, l.*"
+							  " FROM " TOMS_SCHEMA ".audit_log l WHERE seq > $1 ORDER BY seq) a",
+							  1, &argtype, &arg, NULL, false, 0) != SPI_OK_SELECT)
 		return;
 	for (i = 0; i < SPI_processed; i++)
 		audit_log_json(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
