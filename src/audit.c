@@ -67,6 +67,7 @@
 #include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -913,15 +914,45 @@ cmd_action(CmdType op)
 	}
 }
 
-static char *
+/* Schema-qualified names of the last few tables, dropped on any relcache flush. */
+#define RELNAME_CACHE 8
+static struct
+{
+	Oid			relid;
+	char		name[2 * NAMEDATALEN + 8];
+}			relname_cache[RELNAME_CACHE];
+static int	relname_next = 0;
+
+static void
+relname_cache_flush(Datum arg, Oid relid)
+{
+	int			i;
+
+	for (i = 0; i < RELNAME_CACHE; i++)
+		if (!OidIsValid(relid) || relname_cache[i].relid == relid)
+			relname_cache[i].relid = InvalidOid;
+}
+
+static const char *
 qualified_relname(Oid relid)
 {
-	char	   *nsp = get_namespace_name(get_rel_namespace(relid));
-	char	   *rel = get_rel_name(relid);
+	char	   *nsp;
+	char	   *rel;
+	const char *q;
+	int			i;
 
+	for (i = 0; i < RELNAME_CACHE; i++)
+		if (relname_cache[i].relid == relid && OidIsValid(relid))
+			return relname_cache[i].name;
+	rel = get_rel_name(relid);
 	if (rel == NULL)
 		return psprintf("%u", relid);
-	return quote_qualified_identifier(nsp, rel);
+	nsp = get_namespace_name(get_rel_namespace(relid));
+	q = quote_qualified_identifier(nsp, rel);
+	i = relname_next++ % RELNAME_CACHE;
+	relname_cache[i].relid = relid;
+	strlcpy(relname_cache[i].name, q, sizeof(relname_cache[i].name));
+	return relname_cache[i].name;
 }
 
 /* A record for one table touched by one statement (rows set later). */
@@ -1844,4 +1875,5 @@ audit_init(void)
 	ProcessUtility_hook = audit_ProcessUtility;
 	RegisterXactCallback(audit_xact_callback, NULL);
 	RegisterSubXactCallback(audit_subxact_callback, NULL);
+	CacheRegisterRelcacheCallback(relname_cache_flush, (Datum) 0);
 }

@@ -45,7 +45,9 @@
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
@@ -132,6 +134,16 @@ static Oid	my_dbid = InvalidOid;
 static AuditRec *batch = NULL;
 static uint64 *batch_seqs = NULL;
 static SPIPlanPtr plan_insert = NULL;
+
+/*
+ * Records waiting to be inserted, column by column: one INSERT ... SELECT
+ * FROM unnest() per batch instead of one executor run per record.
+ */
+#define PEND_MAX (AUDIT_BATCH + 16)
+static int	pend_n = 0;
+static Datum *pend_vals[AC_NCOLS];
+static bool *pend_nulls[AC_NCOLS];
+static Oid	col_types[AC_NCOLS];
 static SPIPlanPtr plan_update = NULL;
 static SPIPlanPtr plan_incident = NULL;
 static int64 head_seq = 0;
@@ -249,12 +261,25 @@ prepare_plans(void)
 				types[i] = TEXTOID;
 		}
 	}
-	plan_insert = prepare("INSERT INTO " TOMS_SCHEMA ".audit_log (seq, ts, kind, action, session_role,"
-						  " effective_role, actor, tenant, grant_id, justification, relname,"
-						  " row_count, query_id, client_addr, application_name, pid, xid, fate,"
-						  " statement, detail, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9,"
-						  " $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
-						  AC_NCOLS, types);
+	memcpy(col_types, types, sizeof(col_types));
+	{
+		Oid			atypes[AC_NCOLS];
+
+		for (i = 0; i < AC_NCOLS; i++)
+			atypes[i] = get_array_type(types[i]);
+		plan_insert = prepare("INSERT INTO " TOMS_SCHEMA ".audit_log (seq, ts, kind, action, session_role,"
+							  " effective_role, actor, tenant, grant_id, justification, relname,"
+							  " row_count, query_id, client_addr, application_name, pid, xid, fate,"
+							  " statement, detail, hash) SELECT * FROM unnest($1, $2, $3,"
+							  " $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,"
+							  " $19, $20, $21)",
+							  AC_NCOLS, atypes);
+	}
+	for (i = 0; i < AC_NCOLS; i++)
+	{
+		pend_vals[i] = MemoryContextAlloc(TopMemoryContext, sizeof(Datum) * PEND_MAX);
+		pend_nulls[i] = MemoryContextAlloc(TopMemoryContext, sizeof(bool) * PEND_MAX);
+	}
 	{
 		Oid			ut[3] = {INT8OID, BYTEAOID, TIDOID};
 
@@ -289,11 +314,35 @@ hash_bytea(const uint8 *h)
 	return b;
 }
 
-/* Insert one record at the head of the chain. */
+/* Insert the pending records (their seq and hash are already assigned). */
+static void
+flush_pending(void)
+{
+	Datum		arrays[AC_NCOLS];
+	int			i;
+
+	if (pend_n == 0)
+		return;
+	for (i = 0; i < AC_NCOLS; i++)
+	{
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+		int			dims[1] = {pend_n};
+		int			lbs[1] = {1};
+
+		get_typlenbyvalalign(col_types[i], &typlen, &typbyval, &typalign);
+		arrays[i] = PointerGetDatum(construct_md_array(pend_vals[i], pend_nulls[i], 1, dims, lbs,
+													   col_types[i], typlen, typbyval, typalign));
+	}
+	spi_exec_plan(plan_insert, arrays, NULL, SPI_OK_INSERT);
+	pend_n = 0;
+}
+
+/* Add one record at the head of the chain (inserted by flush_pending). */
 static void
 chain_insert(Datum *values, bool *nulls)
 {
-	char		nullc[AC_NCOLS];
 	uint8		h[AUDIT_HASH_LEN];
 	int			i;
 
@@ -302,9 +351,14 @@ chain_insert(Datum *values, bool *nulls)
 	audit_chain_hash(head_hash, values, nulls, h);
 	values[AC_HASH] = PointerGetDatum(hash_bytea(h));
 	nulls[AC_HASH] = false;
+	if (pend_n >= PEND_MAX)
+		flush_pending();
 	for (i = 0; i < AC_NCOLS; i++)
-		nullc[i] = nulls[i] ? 'n' : ' ';
-	spi_exec_plan(plan_insert, values, nullc, SPI_OK_INSERT);
+	{
+		pend_vals[i][pend_n] = values[i];
+		pend_nulls[i][pend_n] = nulls[i];
+	}
+	pend_n++;
 	head_seq++;
 	memcpy(head_hash, h, AUDIT_HASH_LEN);
 }
@@ -673,7 +727,9 @@ worker_batch(bool *first)
 		}
 	}
 
+	flush_pending();
 	apply_retention();
+	flush_pending();
 	if (audit_to_log && head_seq > start_seq)
 		export_to_log(start_seq);
 
@@ -733,6 +789,7 @@ toms_audit_worker_main(Datum main_arg)
 	pgstat_report_appname("toms audit worker");
 	/* the batch is the unit of durability: commit it synchronously */
 	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
 
 	batch = MemoryContextAlloc(TopMemoryContext, sizeof(AuditRec) * AUDIT_BATCH);
 	batch_seqs = MemoryContextAlloc(TopMemoryContext, sizeof(uint64) * AUDIT_BATCH);
