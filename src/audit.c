@@ -1518,7 +1518,7 @@ find_seal(int64 upto, uint8 *hash)
 	ret = SPI_execute_with_args("SELECT detail::jsonb ->> 'hash' FROM " TOMS_SCHEMA ".audit_log"
 								" WHERE kind = 'seal' AND seq > $1"
 								" AND (detail::jsonb ->> 'upto')::bigint = $1 ORDER BY seq LIMIT 1",
-								1, &argtype, &arg, NULL, true, 1);
+								1, &argtype, &arg, NULL, false, 1);
 	if (ret == SPI_OK_SELECT && SPI_processed == 1)
 		found = hex_to(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), hash);
 	return found;
@@ -1529,7 +1529,8 @@ spi_int8(const char *sql, bool *isnull)
 {
 	Datum		d;
 
-	if (SPI_execute(sql, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	/* not read-only: a fresh snapshot, taken after the chain head was read */
+	if (SPI_execute(sql, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 	{
 		*isnull = true;
 		return 0;
@@ -1564,10 +1565,32 @@ toms_verify_audit(PG_FUNCTION_ARGS)
 	Datum		args[2];
 	Oid			argtypes[2] = {INT8OID, INT8OID};
 	bool		whole;
+	int64		head_seq = 0;
+	uint8		head_hash[AUDIT_HASH_LEN];
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	tupdesc = BlessTupleDesc(tupdesc);
+
+	/*
+	 * The chain head the worker last wrote, read before the snapshots the
+	 * queries below take, so that every record up to it is visible to
+	 * them.  A transaction-wide snapshot (REPEATABLE READ) may predate it:
+	 * then the head is not checked.
+	 */
+	if (audit_shared && !IsolationUsesXactSnapshot())
+	{
+		AuditDb    *db;
+
+		LWLockAcquire(audit_lock(), LW_SHARED);
+		db = audit_db_slot(MyDatabaseId, false);
+		if (db)
+		{
+			head_seq = db->head_seq;
+			memcpy(head_hash, db->head_hash, AUDIT_HASH_LEN);
+		}
+		LWLockRelease(audit_lock());
+	}
 
 	SPI_connect();
 	minseq = spi_int8("SELECT min(seq) FROM " TOMS_SCHEMA ".audit_log", &isnull);
@@ -1586,7 +1609,7 @@ toms_verify_audit(PG_FUNCTION_ARGS)
 		Oid			t = INT8OID;
 
 		if (SPI_execute_with_args("SELECT hash FROM " TOMS_SCHEMA ".audit_log WHERE seq = $1",
-								  1, &t, &a, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+								  1, &t, &a, NULL, false, 1) == SPI_OK_SELECT && SPI_processed == 1)
 		{
 			bytea	   *h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
 														  SPI_tuptable->tupdesc, 1, &isnull));
@@ -1613,7 +1636,7 @@ toms_verify_audit(PG_FUNCTION_ARGS)
 										   " query_id, client_addr, application_name, pid, xid, fate,"
 										   " statement, detail, hash FROM " TOMS_SCHEMA ".audit_log"
 										   " WHERE seq BETWEEN $1 AND $2 ORDER BY seq",
-										   2, argtypes, args, NULL, true, CURSOR_OPT_NO_SCROLL);
+										   2, argtypes, args, NULL, false, CURSOR_OPT_NO_SCROLL);
 		expect = from;
 		while (ok)
 		{
@@ -1650,6 +1673,14 @@ toms_verify_audit(PG_FUNCTION_ARGS)
 									  (long long) seq);
 					break;
 				}
+				if (seq == head_seq && memcmp(h, head_hash, AUDIT_HASH_LEN) != 0)
+				{
+					ok = false;
+					first_bad = seq;
+					detail = psprintf("the chain was rewritten: record %lld differs from the chain head toms wrote",
+									  (long long) seq);
+					break;
+				}
 				memcpy(prev, h, AUDIT_HASH_LEN);
 				expect++;
 				nrows++;
@@ -1666,35 +1697,13 @@ toms_verify_audit(PG_FUNCTION_ARGS)
 		}
 	}
 
-	if (ok && whole && audit_shared)
+	if (ok && whole && head_seq > maxseq)
 	{
-		/* the newest record must be the chain head the worker last wrote */
-		AuditDb    *db;
-		int64		head_seq = 0;
-		uint8		head_hash[AUDIT_HASH_LEN];
-
-		LWLockAcquire(audit_lock(), LW_SHARED);
-		db = audit_db_slot(MyDatabaseId, false);
-		if (db)
-		{
-			head_seq = db->head_seq;
-			memcpy(head_hash, db->head_hash, AUDIT_HASH_LEN);
-		}
-		LWLockRelease(audit_lock());
-		if (head_seq > maxseq)
-		{
-			ok = false;
-			first_bad = maxseq + 1;
-			detail = psprintf("records %lld to %lld are missing (deleted from the end of the trail)",
-							  (long long) (maxseq + 1), (long long) head_seq);
-		}
-		else if (head_seq > 0 && head_seq == maxseq && memcmp(head_hash, prev, AUDIT_HASH_LEN) != 0)
-		{
-			ok = false;
-			first_bad = maxseq;
-			detail = psprintf("the chain was rewritten: record %lld differs from the chain head toms wrote",
-							  (long long) maxseq);
-		}
+		/* the newest records the worker wrote are gone */
+		ok = false;
+		first_bad = maxseq + 1;
+		detail = psprintf("records %lld to %lld are missing (deleted from the end of the trail)",
+						  (long long) (maxseq + 1), (long long) head_seq);
 	}
 
 	if (ok && whole)

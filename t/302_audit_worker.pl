@@ -107,10 +107,13 @@ is($n, $d, "no duplicates ($n records)");
 is($node->safe_psql('postgres', 'SELECT ok FROM toms.verify_audit()'), 't', 'the chain verifies');
 
 # --- a superuser edit, found, one incident, NOTIFY ---------------------
-$node->safe_psql('postgres', q{
+my $orig = $node->safe_psql('postgres', q{
+	SELECT seq || '|' || actor FROM toms.audit_log
+	 WHERE seq = (SELECT min(seq) FROM toms.audit_log WHERE application_name = 't10')});
+my ($vseq, $vactor) = split /\|/, $orig;
+$node->safe_psql('postgres', qq{
 	SET session_replication_role = replica;
-	UPDATE toms.audit_log SET actor = 'someone else'
-	 WHERE seq = (SELECT min(seq) FROM toms.audit_log WHERE application_name = 't10');
+	UPDATE toms.audit_log SET actor = 'someone else' WHERE seq = $vseq;
 });
 my ($ret, $o, $e) = $node->psql('postgres', q{
 	LISTEN toms_incident;
@@ -125,11 +128,13 @@ like($o, qr/Asynchronous notification "toms_incident" with payload "\{.*"kind" :
 is(scalar(() = $o =~ /Asynchronous notification/g), 1, 'found twice, announced once');
 is($node->safe_psql('postgres', q{SELECT count FROM toms.incidents WHERE kind = 'audit_chain_break'}),
 	'2', 'one incident, counted twice');
-$node->safe_psql('postgres', q{
+$node->safe_psql('postgres', qq{
 	SET session_replication_role = replica;
-	UPDATE toms.audit_log SET actor = 'regress_r' WHERE actor = 'someone else';
+	UPDATE toms.audit_log SET actor = '$vactor' WHERE seq = $vseq;
 });
-is($node->safe_psql('postgres', 'SELECT ok FROM toms.verify_audit()'), 't', 'repaired');
+is($node->safe_psql('postgres', q{SELECT ok || ' ' || detail FROM toms.verify_audit()}),
+	'true ' . $node->safe_psql('postgres', q{SELECT count(*) || ' records verified (' || min(seq) || ' to ' || max(seq) || ')' FROM toms.audit_log}),
+	'repaired');
 
 # --- SIEM export ---------------------------------------------------------
 my $log = slurp_file($node->logfile);
