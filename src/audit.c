@@ -1,38 +1,1888 @@
 /*-------------------------------------------------------------------------
  *
  * audit.c
- *	  Access audit: executor and utility hooks turn every access to a protected table into audit records (issue 3).
+ *	  Access audit, backend side: every statement that touches a protected
+ *	  table becomes one record per table, and other parts report denials,
+ *	  logins, administrative acts and incidents here.
  *
- *	  Placeholder: the capability lands with its issue.
+ *	  Two sinks, chosen by durability:
+ *	  - Writes (INSERT/UPDATE/DELETE/MERGE/COPY FROM/TRUNCATE on a
+ *	    protected table) and admin acts are inserted into toms.audit_log in
+ *	    the writing transaction, so a record is exactly as durable as the
+ *	    change.  The backend remembers them; if the (sub)transaction aborts
+ *	    they go to the queue instead, with fate "rolled back".  At commit it
+ *	    asks the worker to chain the transaction's rows.
+ *	  - Reads, denials, failed statements, logins and incidents go to a
+ *	    shared-memory queue (audit_internal.h) that a per-database worker
+ *	    (audit_worker.c) drains every toms.audit_flush_delay, inserting and
+ *	    chaining them in one transaction per batch.  toms.audit_sync makes
+ *	    the statement wait until its records are committed.
+ *
+ *	  Nesting: the executor state of each statement carries its pending
+ *	  records; a reset callback on its memory context records a statement
+ *	  that never reached ExecutorEnd (an error) as "failed", so nothing is
+ *	  lost to an error and no stack can be left inconsistent.
+ *
+ *	  toms.audit_log is append-only: a trigger refuses every INSERT, UPDATE,
+ *	  DELETE and TRUNCATE not made by toms itself (audit_writing), and the
+ *	  ProcessUtility hook refuses ALTER, RENAME, rules, trigger changes and
+ *	  the like on it.  What a superuser does with the triggers switched off
+ *	  is caught by the hash chain (toms.verify_audit).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "toms.h"
+#include <sodium.h>
 
-void
-audit_init(void)
+#include "access/htup_details.h"
+#include "access/parallel.h"
+#include "access/transam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/extension.h"
+#include "commands/trigger.h"
+#include "common/ip.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "funcapi.h"
+/*
+ * libpq-be.h pulls in the GSSAPI headers when the server was built with
+ * GSSAPI; Port's layout does not depend on them (its gss member is a
+ * pointer either way), and toms needs none of it.
+ */
+#undef ENABLE_GSS
+#include "libpq/libpq-be.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_node.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "storage/ipc.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "tcop/utility.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/inval.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/queryjumble.h"
+#include "utils/rel.h"
+#include "utils/syscache.h"
+#include "catalog/pg_class.h"
+#include "utils/timestamp.h"
+
+#include "toms.h"
+#include "audit_internal.h"
+
+PG_FUNCTION_INFO_V1(toms_audit_log_guard);
+PG_FUNCTION_INFO_V1(toms_verify_audit);
+PG_FUNCTION_INFO_V1(toms_audit_stats);
+PG_FUNCTION_INFO_V1(toms_audit_flush);
+
+/* ----------------------------------------------------------------
+ * Settings
+ * ----------------------------------------------------------------
+ */
+typedef enum
 {
+	QUEUE_FULL_BLOCK,
+	QUEUE_FULL_ERROR
+} QueueFullPolicy;
+
+static const struct config_enum_entry queue_full_options[] = {
+	{"block", QUEUE_FULL_BLOCK, false},
+	{"error", QUEUE_FULL_ERROR, false},
+	{NULL, 0, false}
+};
+
+int			audit_flush_delay = 200;
+int			audit_retention = 0;
+int			incident_denials = 5;
+int			incident_window = 60;
+char	   *audit_log_destination = NULL;
+bool		audit_to_log = false;
+static bool audit_sync = false;
+static int	audit_queue_full = QUEUE_FULL_BLOCK;
+static int	audit_queue_size = 4096;
+static bool audit_statement_text = false;
+
+bool		audit_writing = false;
+
+AuditShared *audit_shared = NULL;
+static int	lock_base = -1;
+
+/* Statement records that never reached ExecutorEnd are "failed". */
+typedef struct AuditStmt
+{
+	struct AuditStmt *next;
+	QueryDesc  *qd;
+	bool		ended;
+	int			nrecs;
+	AuditRec  **recs;
+	bool	   *writes;
+	MemoryContextCallback cb;
+} AuditStmt;
+
+static AuditStmt *active_stmts = NULL;
+
+/* Records this transaction inserted itself (re-queued if it aborts). */
+typedef struct PendingRec
+{
+	struct PendingRec *next;
+	SubTransactionId subid;
+	AuditRec	rec;
+} PendingRec;
+
+static PendingRec *pending_recs = NULL;
+static bool xact_inserted = false;
+static FullTransactionId xact_fxid;
+
+static SPIPlanPtr insert_plan = NULL;
+static int	copy_depth = 0;
+
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+
+/* ----------------------------------------------------------------
+ * Records
+ * ----------------------------------------------------------------
+ */
+void
+audit_rec_init(AuditRec *rec, AuditRecType type, TimestampTz ts)
+{
+	int			i;
+
+	memset(&rec->h, 0, sizeof(rec->h));
+	rec->h.type = type;
+	rec->h.ts = ts;
+	for (i = 0; i < RS_NSTR; i++)
+		rec->h.len[i] = AUDIT_STR_NULL;
 }
 
 void
+audit_rec_set_str(AuditRec *rec, int field, const char *s)
+{
+	int			len;
+	int			room = AUDIT_REC_DATA - rec->h.used;
+
+	if (s == NULL)
+	{
+		rec->h.len[field] = AUDIT_STR_NULL;
+		return;
+	}
+	len = strlen(s);
+	if (len > room)
+		len = pg_mbcliplen(s, len, room);
+	memcpy(rec->data + rec->h.used, s, len);
+	rec->h.off[field] = rec->h.used;
+	rec->h.len[field] = len;
+	rec->h.used += len;
+}
+
+void
+audit_rec_set_int(AuditRec *rec, int field, int64 v)
+{
+	rec->h.ints[field] = v;
+	rec->h.intmask |= (1 << field);
+}
+
+char *
+audit_rec_get_str(const AuditRec *rec, int field)
+{
+	if (rec->h.len[field] == AUDIT_STR_NULL)
+		return NULL;
+	return pnstrdup(rec->data + rec->h.off[field], rec->h.len[field]);
+}
+
+static const int str_col[RS_NSTR] = {
+	AC_KIND, AC_ACTION, AC_SESSION_ROLE, AC_EFFECTIVE_ROLE, AC_ACTOR,
+	AC_TENANT, AC_JUSTIFICATION, AC_RELNAME, AC_CLIENT_ADDR,
+	AC_APPLICATION_NAME, AC_FATE, AC_STATEMENT, AC_DETAIL, -1
+};
+
+static const int int_col[RI_NINT] = {
+	AC_GRANT_ID, AC_ROW_COUNT, AC_QUERY_ID, AC_XID, AC_PID
+};
+
+void
+audit_rec_to_datums(const AuditRec *rec, Datum *values, bool *nulls)
+{
+	int			i;
+
+	for (i = 0; i < AC_NCOLS; i++)
+	{
+		values[i] = (Datum) 0;
+		nulls[i] = true;
+	}
+	values[AC_TS] = TimestampTzGetDatum(rec->h.ts);
+	nulls[AC_TS] = false;
+	for (i = 0; i < RS_NSTR; i++)
+	{
+		if (str_col[i] < 0 || rec->h.len[i] == AUDIT_STR_NULL)
+			continue;
+		values[str_col[i]] = PointerGetDatum(cstring_to_text_with_len(rec->data + rec->h.off[i],
+																	  rec->h.len[i]));
+		nulls[str_col[i]] = false;
+	}
+	for (i = 0; i < RI_NINT; i++)
+	{
+		if (!(rec->h.intmask & (1 << i)))
+			continue;
+		if (int_col[i] == AC_PID)
+			values[AC_PID] = Int32GetDatum((int32) rec->h.ints[i]);
+		else
+			values[int_col[i]] = Int64GetDatum(rec->h.ints[i]);
+		nulls[int_col[i]] = false;
+	}
+}
+
+/*
+ * The canonical encoding: per column, in table order, one byte 0 (NULL) or
+ * 1 followed by the value -- big-endian 8 bytes for bigint and timestamptz
+ * (microseconds since 2000-01-01), 4 bytes for integer, a 4-byte length and
+ * the UTF-8 bytes for text.  It depends on nothing but the values, so an
+ * external verifier can recompute it.
+ */
+static void
+put_be(uint8 *p, uint64 v, int n)
+{
+	int			i;
+
+	for (i = n - 1; i >= 0; i--)
+	{
+		p[i] = (uint8) (v & 0xff);
+		v >>= 8;
+	}
+}
+
+void
+audit_chain_hash(const uint8 *prev, const Datum *values, const bool *nulls, uint8 *out)
+{
+	crypto_generichash_state st;
+	int			i;
+
+	crypto_generichash_init(&st, NULL, 0, AUDIT_HASH_LEN);
+	crypto_generichash_update(&st, prev, AUDIT_HASH_LEN);
+	for (i = 0; i < AC_NCANON; i++)
+	{
+		uint8		buf[9];
+
+		if (nulls[i])
+		{
+			buf[0] = 0;
+			crypto_generichash_update(&st, buf, 1);
+			continue;
+		}
+		buf[0] = 1;
+		switch (i)
+		{
+			case AC_SEQ:
+			case AC_TS:
+			case AC_GRANT_ID:
+			case AC_ROW_COUNT:
+			case AC_QUERY_ID:
+			case AC_XID:
+				put_be(buf + 1, (uint64) DatumGetInt64(values[i]), 8);
+				crypto_generichash_update(&st, buf, 9);
+				break;
+			case AC_PID:
+				put_be(buf + 1, (uint64) (uint32) DatumGetInt32(values[i]), 4);
+				crypto_generichash_update(&st, buf, 5);
+				break;
+			default:
+				{
+					text	   *t = DatumGetTextPP(values[i]);
+					uint32		len = VARSIZE_ANY_EXHDR(t);
+
+					put_be(buf + 1, len, 4);
+					crypto_generichash_update(&st, buf, 5);
+					crypto_generichash_update(&st, (const uint8 *) VARDATA_ANY(t), len);
+					if ((Pointer) t != DatumGetPointer(values[i]))
+						pfree(t);
+				}
+				break;
+		}
+	}
+	crypto_generichash_final(&st, out, AUDIT_HASH_LEN);
+}
+
+/* ----------------------------------------------------------------
+ * Shared memory and the queue (producer side)
+ * ----------------------------------------------------------------
+ */
+LWLock *
+audit_lock(void)
+{
+	return toms_lwlock(lock_base);
+}
+
+static Size
+audit_shmem_size(void)
+{
+	return add_size(offsetof(AuditShared, slots),
+					mul_size(audit_queue_size, sizeof(AuditSlot)));
+}
+
+static void
+audit_shmem_startup(void)
+{
+	bool		found;
+
+	audit_shared = ShmemInitStruct("toms audit queue", audit_shmem_size(), &found);
+	if (!found)
+	{
+		memset(audit_shared, 0, offsetof(AuditShared, slots));
+		audit_shared->nslots = audit_queue_size;
+		ConditionVariableInit(&audit_shared->cv_space);
+		ConditionVariableInit(&audit_shared->cv_done);
+		pg_atomic_init_u64(&audit_shared->n_enqueued, 0);
+		pg_atomic_init_u64(&audit_shared->n_written, 0);
+		pg_atomic_init_u64(&audit_shared->n_waits, 0);
+		pg_atomic_init_u64(&audit_shared->n_full_errors, 0);
+		pg_atomic_init_u64(&audit_shared->n_to_log, 0);
+		pg_atomic_init_u64(&audit_shared->n_incidents, 0);
+		memset(audit_shared->slots, 0, mul_size(audit_queue_size, sizeof(AuditSlot)));
+	}
+}
+
+/* JSON text of a queued record, for the server log. */
+static char *
+rec_json(const AuditRec *rec)
+{
+	static const char *const names[RS_NSTR] = {
+		"kind", "action", "session_role", "effective_role", "actor", "tenant",
+		"justification", "relname", "client_addr", "application_name", "fate",
+		"statement", "detail", "database"
+	};
+	static const char *const inames[RI_NINT] = {
+		"grant_id", "row_count", "query_id", "xid", "pid"
+	};
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"ts\":");
+	escape_json(&buf, timestamptz_to_str(rec->h.ts));
+	for (i = 0; i < RS_NSTR; i++)
+	{
+		char	   *s = audit_rec_get_str(rec, i);
+
+		if (s == NULL)
+			continue;
+		appendStringInfo(&buf, ",\"%s\":", names[i]);
+		escape_json(&buf, s);
+		pfree(s);
+	}
+	for (i = 0; i < RI_NINT; i++)
+		if (rec->h.intmask & (1 << i))
+			appendStringInfo(&buf, ",\"%s\":" INT64_FORMAT, inames[i], rec->h.ints[i]);
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/*
+ * The record could not be queued (the queue stayed full where we cannot
+ * wait or fail): it goes to the server log instead, never silently away.
+ */
+void
+audit_rec_to_log(const AuditRec *rec)
+{
+	pg_atomic_fetch_add_u64(&audit_shared->n_to_log, 1);
+	audit_log_json(rec_json(rec));
+}
+
+/*
+ * Append a record to the queue for database dbid.  When the queue is full:
+ * wait (policy block) or raise 54000 (policy error); in_abort (no error
+ * possible) waits a bounded time and then writes it to the server log.
+ * Returns the queue position, 0 if it went to the log.
+ */
+static uint64
+audit_enqueue(const AuditRec *rec, Oid dbid, bool in_abort)
+{
+	AuditShared *sh = audit_shared;
+	uint64		seq = 0;
+	bool		counted = false;
+	int			tries = 0;
+	Size		sz = offsetof(AuditRec, data) + rec->h.used;
+	bool		wake;
+	bool		have_worker = false;
+	Latch	   *latch = NULL;
+
+	if (sh == NULL || MyProc == NULL)
+	{
+		if (sh)
+			audit_rec_to_log(rec);
+		return 0;
+	}
+
+	for (;;)
+	{
+		LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+		if (sh->head - sh->tail < (uint64) sh->nslots)
+		{
+			AuditSlot  *slot = &sh->slots[sh->head % sh->nslots];
+			int			i;
+
+			seq = ++sh->head;
+			slot->seq = seq;
+			slot->state = SLOT_FULL;
+			slot->dbid = dbid;
+			slot->taker = 0;
+			memcpy(&slot->rec, rec, sz);
+			for (i = 0; i < AUDIT_MAX_DBS; i++)
+			{
+				if (OidIsValid(dbid) && sh->dbs[i].dbid == dbid)
+				{
+					have_worker = sh->dbs[i].pid != 0;
+					latch = sh->dbs[i].latch;
+					break;
+				}
+			}
+			wake = audit_sync || !have_worker ||
+				(sh->head - sh->tail) * 2 > (uint64) sh->nslots;
+			if (wake && !have_worker)
+				latch = sh->launcher_latch;
+			LWLockRelease(audit_lock());
+			break;
+		}
+		LWLockRelease(audit_lock());
+
+		if (!counted)
+		{
+			pg_atomic_fetch_add_u64(&sh->n_waits, 1);
+			counted = true;
+		}
+		if (!in_abort && audit_queue_full == QUEUE_FULL_ERROR)
+		{
+			pg_atomic_fetch_add_u64(&sh->n_full_errors, 1);
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("toms audit queue is full"),
+					 errdetail("The audit worker has not caught up; the statement was not run so that its audit record is not lost."),
+					 errhint("Raise toms.audit_queue_size or set toms.audit_queue_full = block.")));
+		}
+		if (in_abort && ++tries > 100)
+		{
+			ConditionVariableCancelSleep();
+			audit_rec_to_log(rec);
+			return 0;
+		}
+		if (sh->launcher_latch)
+			SetLatch(sh->launcher_latch);
+		(void) ConditionVariableTimedSleep(&sh->cv_space, 100, PG_WAIT_EXTENSION);
+	}
+	if (counted)
+		ConditionVariableCancelSleep();
+	pg_atomic_fetch_add_u64(&sh->n_enqueued, 1);
+	if (wake && latch)
+		SetLatch(latch);
+	return seq;
+}
+
+/* Wait until queue entry seq has been committed by a worker. */
+static void
+audit_wait_durable(uint64 seq, bool in_abort)
+{
+	AuditShared *sh = audit_shared;
+	int			waited = 0;
+
+	if (seq == 0 || sh == NULL)
+		return;
+	for (;;)
+	{
+		AuditSlot  *slot = &sh->slots[(seq - 1) % sh->nslots];
+		bool		done;
+
+		LWLockAcquire(audit_lock(), LW_SHARED);
+		done = slot->seq != seq || slot->state == SLOT_DONE || slot->state == SLOT_EMPTY;
+		LWLockRelease(audit_lock());
+		if (done)
+			break;
+		if (in_abort && waited > 10000)
+			break;
+		if (!in_abort)
+			CHECK_FOR_INTERRUPTS();
+		(void) ConditionVariableTimedSleep(&sh->cv_done, 50, PG_WAIT_EXTENSION);
+		waited += 50;
+	}
+	ConditionVariableCancelSleep();
+}
+
+static void
+audit_queue(const AuditRec *rec, Oid dbid, bool in_abort)
+{
+	uint64		seq = audit_enqueue(rec, dbid, in_abort);
+
+	if (audit_sync)
+		audit_wait_durable(seq, in_abort);
+}
+
+/* ----------------------------------------------------------------
+ * Who and where
+ * ----------------------------------------------------------------
+ */
+static const char *
+client_addr(void)
+{
+	static char addr[NI_MAXHOST] = "";
+
+	if (addr[0] == '\0')
+	{
+		if (MyProcPort == NULL)
+			strlcpy(addr, "background", sizeof(addr));
+		else if (MyProcPort->raddr.addr.ss_family == AF_UNIX)
+			strlcpy(addr, "local", sizeof(addr));
+		else if (pg_getnameinfo_all(&MyProcPort->raddr.addr, MyProcPort->raddr.salen,
+									addr, sizeof(addr), NULL, 0, NI_NUMERICHOST) != 0)
+			strlcpy(addr, "unknown", sizeof(addr));
+	}
+	return addr;
+}
+
+static const char *
+role_name(Oid roleid)
+{
+	static Oid	cached_id = InvalidOid;
+	static char cached[NAMEDATALEN];
+	static Oid	cached_id2 = InvalidOid;
+	static char cached2[NAMEDATALEN];
+	char	   *n;
+
+	if (roleid == cached_id)
+		return cached;
+	if (roleid == cached_id2)
+		return cached2;
+	n = GetUserNameFromId(roleid, true);
+	if (n == NULL)
+		return "?";
+	/* two entries: session user and current user */
+	cached_id2 = cached_id;
+	strlcpy(cached2, cached, sizeof(cached2));
+	cached_id = roleid;
+	strlcpy(cached, n, sizeof(cached));
+	return cached;
+}
+
+/*
+ * Statement text with the secrets we know how to spot blanked out:
+ * PASSWORD '...' (CREATE/ALTER ROLE), password=... (connection strings)
+ * and user:password@ (URIs).
+ */
+static char *
+redact_statement(const char *src)
+{
+	StringInfoData out;
+	const char *p = src;
+
+	initStringInfo(&out);
+	while (*p)
+	{
+		if (pg_strncasecmp(p, "password", 8) == 0)
+		{
+			const char *q = p + 8;
+
+			appendBinaryStringInfo(&out, p, 8);
+			while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
+				q++;
+			if (*q == '=')
+			{
+				q++;
+				while (*q == ' ' || *q == '\t')
+					q++;
+				appendStringInfoString(&out, "=");
+			}
+			else
+				appendStringInfoChar(&out, ' ');
+			if (*q == '\'' || *q == '"')
+			{
+				char		quote = *q++;
+
+				for (;;)
+				{
+					if (*q == '\0')
+						break;
+					if (*q == quote)
+					{
+						if (q[1] == quote)
+						{
+							q += 2;
+							continue;
+						}
+						q++;
+						break;
+					}
+					q++;
+				}
+				appendStringInfoString(&out, "'***'");
+			}
+			else if (*q && pg_strncasecmp(q, "null", 4) != 0)
+			{
+				while (*q && *q != ' ' && *q != ';' && *q != ',' && *q != '\'' &&
+					   *q != ')' && *q != '\n')
+					q++;
+				appendStringInfoString(&out, "***");
+			}
+			p = q;
+			continue;
+		}
+		if (p[0] == ':' && p[1] == '/' && p[2] == '/')
+		{
+			const char *q = p + 3;
+			const char *colon = NULL;
+			const char *at = NULL;
+
+			while (*q && *q != '/' && *q != ' ' && *q != '\'' && *q != '"')
+			{
+				if (*q == ':' && colon == NULL)
+					colon = q;
+				if (*q == '@')
+					at = q;
+				q++;
+			}
+			if (colon && at && colon < at)
+			{
+				appendBinaryStringInfo(&out, p, colon - p + 1);
+				appendStringInfoString(&out, "***");
+				p = at;
+				continue;
+			}
+		}
+		appendStringInfoChar(&out, *p);
+		p++;
+	}
+	return out.data;
+}
+
+/* Fill the fields every record carries. */
+static void
+rec_fill_common(AuditRec *rec, const char *kind)
+{
+	audit_rec_set_str(rec, RS_KIND, kind);
+	audit_rec_set_int(rec, RI_PID, MyProcPid);
+	audit_rec_set_str(rec, RS_CLIENT_ADDR, client_addr());
+	if (application_name && application_name[0])
+		audit_rec_set_str(rec, RS_APPLICATION_NAME, application_name);
+	if (IsTransactionState() && OidIsValid(GetSessionUserId()))
+	{
+		FullTransactionId fxid = GetTopFullTransactionIdIfAny();
+
+		audit_rec_set_str(rec, RS_SESSION_ROLE, role_name(GetSessionUserId()));
+		audit_rec_set_str(rec, RS_EFFECTIVE_ROLE, role_name(GetUserId()));
+		if (FullTransactionIdIsValid(fxid))
+			audit_rec_set_int(rec, RI_XID, (int64) U64FromFullTransactionId(fxid));
+	}
+}
+
+static void
+rec_fill_statement(AuditRec *rec)
+{
+	if (audit_statement_text && debug_query_string)
+		audit_rec_set_str(rec, RS_STATEMENT, redact_statement(debug_query_string));
+}
+
+/* ----------------------------------------------------------------
+ * In-transaction records (writes, admin acts)
+ * ----------------------------------------------------------------
+ */
+static Oid
+audit_owner(void)
+{
+	Oid			relid = get_relname_relid("audit_log", toms_schema_oid());
+	HeapTuple	tup;
+	Oid			owner;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "toms.audit_log does not exist");
+	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for relation %u", relid);
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+static void
+audit_insert_in_xact(AuditRec *rec)
+{
+	Datum		values[AC_NCOLS];
+	bool		nulls[AC_NCOLS];
+	char		nullc[AC_NCOLS];
+	PendingRec *pr;
+	int			i;
+	volatile int ret = 0;
+	Oid			save_userid;
+	int			save_sec;
+
+	xact_fxid = GetTopFullTransactionId();
+	audit_rec_set_int(rec, RI_XID, (int64) U64FromFullTransactionId(xact_fxid));
+	audit_rec_set_str(rec, RS_FATE, "committed");
+	audit_rec_to_datums(rec, values, nulls);
+	for (i = 0; i < AC_NCOLS; i++)
+		nullc[i] = nulls[i] ? 'n' : ' ';
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (insert_plan == NULL)
+	{
+		Oid			argtypes[AC_DETAIL];
+		SPIPlanPtr	plan;
+
+		for (i = AC_TS; i <= AC_DETAIL; i++)
+		{
+			Oid			t;
+
+			switch (i)
+			{
+				case AC_TS:
+					t = TIMESTAMPTZOID;
+					break;
+				case AC_GRANT_ID:
+				case AC_ROW_COUNT:
+				case AC_QUERY_ID:
+				case AC_XID:
+					t = INT8OID;
+					break;
+				case AC_PID:
+					t = INT4OID;
+					break;
+				default:
+					t = TEXTOID;
+			}
+			argtypes[i - AC_TS] = t;
+		}
+		plan = SPI_prepare("INSERT INTO " TOMS_SCHEMA ".audit_log (ts, kind, action, session_role,"
+						   " effective_role, actor, tenant, grant_id, justification, relname,"
+						   " row_count, query_id, client_addr, application_name, pid, xid, fate,"
+						   " statement, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+						   " $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+						   AC_DETAIL, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "could not prepare audit insert: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "SPI_keepplan failed");
+		insert_plan = plan;
+	}
+	/* as the trail's owner: the writer needs no privilege on it */
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(audit_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE |
+						   SECURITY_RESTRICTED_OPERATION);
+	audit_writing = true;
+	PG_TRY();
+	{
+		ret = SPI_execute_plan(insert_plan, values + AC_TS, nullc + AC_TS, false, 0);
+	}
+	PG_FINALLY();
+	{
+		audit_writing = false;
+		SetUserIdAndSecContext(save_userid, save_sec);
+	}
+	PG_END_TRY();
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "audit insert failed: %s", SPI_result_code_string(ret));
+	SPI_finish();
+
+	pr = MemoryContextAlloc(TopTransactionContext, offsetof(PendingRec, rec) +
+							offsetof(AuditRec, data) + rec->h.used);
+	pr->subid = GetCurrentSubTransactionId();
+	memcpy(&pr->rec, rec, offsetof(AuditRec, data) + rec->h.used);
+	pr->next = pending_recs;
+	pending_recs = pr;
+	xact_inserted = true;
+}
+
+/* A record whose transaction is going away: queue it as rolled back. */
+static void
+requeue_rolled_back(PendingRec *pr)
+{
+	AuditRec   *rec = palloc(sizeof(AuditRec));
+	int			i;
+
+	/* rebuild it without the fate, then set the new fate */
+	audit_rec_init(rec, AREC_RECORD, pr->rec.h.ts);
+	for (i = 0; i < RS_NSTR; i++)
+	{
+		if (i == RS_FATE || pr->rec.h.len[i] == AUDIT_STR_NULL)
+			continue;
+		rec->h.off[i] = rec->h.used;
+		rec->h.len[i] = pr->rec.h.len[i];
+		memcpy(rec->data + rec->h.used, pr->rec.data + pr->rec.h.off[i], pr->rec.h.len[i]);
+		rec->h.used += pr->rec.h.len[i];
+	}
+	memcpy(rec->h.ints, pr->rec.h.ints, sizeof(rec->h.ints));
+	rec->h.intmask = pr->rec.h.intmask;
+	audit_rec_set_str(rec, RS_FATE, "rolled back");
+	audit_queue(rec, MyDatabaseId, true);
+	pfree(rec);
+}
+
+static void
+audit_xact_callback(XactEvent event, void *arg)
+{
+	PendingRec *pr;
+
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+			if (xact_inserted && audit_shared)
+			{
+				AuditRec   *rec = palloc(sizeof(AuditRec));
+
+				audit_rec_init(rec, AREC_CHAIN, GetCurrentTimestamp());
+				audit_rec_set_int(rec, RI_XID, (int64) U64FromFullTransactionId(xact_fxid));
+				(void) audit_enqueue(rec, MyDatabaseId, true);
+				pfree(rec);
+			}
+			break;
+		case XACT_EVENT_ABORT:
+			for (pr = pending_recs; pr; pr = pr->next)
+				requeue_rolled_back(pr);
+			break;
+		default:
+			return;
+	}
+	pending_recs = NULL;
+	xact_inserted = false;
+	active_stmts = NULL;
+}
+
+static void
+audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+					   SubTransactionId parentSubid, void *arg)
+{
+	PendingRec *pr;
+	PendingRec **link;
+
+	switch (event)
+	{
+		case SUBXACT_EVENT_COMMIT_SUB:
+			for (pr = pending_recs; pr; pr = pr->next)
+				if (pr->subid == mySubid)
+					pr->subid = parentSubid;
+			break;
+		case SUBXACT_EVENT_ABORT_SUB:
+			link = &pending_recs;
+			while ((pr = *link) != NULL)
+			{
+				if (pr->subid == mySubid)
+				{
+					requeue_rolled_back(pr);
+					*link = pr->next;
+				}
+				else
+					link = &pr->next;
+			}
+			break;
+		default:
+			break;
+	}
+}
+
+/* ----------------------------------------------------------------
+ * Executor hooks
+ * ----------------------------------------------------------------
+ */
+static bool
+audit_backend_active(void)
+{
+	return audit_shared != NULL && IsUnderPostmaster && !IsParallelWorker() &&
+		!audit_writing && MyDatabaseId != InvalidOid;
+}
+
+static const char *
+cmd_action(CmdType op)
+{
+	switch (op)
+	{
+		case CMD_INSERT:
+			return "INSERT";
+		case CMD_UPDATE:
+			return "UPDATE";
+		case CMD_DELETE:
+			return "DELETE";
+		case CMD_MERGE:
+			return "MERGE";
+		default:
+			return "SELECT";
+	}
+}
+
+/* Schema-qualified names of the last few tables, dropped on any relcache flush. */
+#define RELNAME_CACHE 8
+static struct
+{
+	Oid			relid;
+	char		name[2 * NAMEDATALEN + 8];
+}			relname_cache[RELNAME_CACHE];
+static int	relname_next = 0;
+
+static void
+relname_cache_flush(Datum arg, Oid relid)
+{
+	int			i;
+
+	for (i = 0; i < RELNAME_CACHE; i++)
+		if (!OidIsValid(relid) || relname_cache[i].relid == relid)
+			relname_cache[i].relid = InvalidOid;
+}
+
+static const char *
+qualified_relname(Oid relid)
+{
+	char	   *nsp;
+	char	   *rel;
+	const char *q;
+	int			i;
+
+	for (i = 0; i < RELNAME_CACHE; i++)
+		if (relname_cache[i].relid == relid && OidIsValid(relid))
+			return relname_cache[i].name;
+	rel = get_rel_name(relid);
+	if (rel == NULL)
+		return psprintf("%u", relid);
+	nsp = get_namespace_name(get_rel_namespace(relid));
+	q = quote_qualified_identifier(nsp, rel);
+	i = relname_next++ % RELNAME_CACHE;
+	relname_cache[i].relid = relid;
+	strlcpy(relname_cache[i].name, q, sizeof(relname_cache[i].name));
+	return relname_cache[i].name;
+}
+
+/* A record for one table touched by one statement (rows set later). */
+static AuditRec *
+access_record(Oid relid, const char *action, uint64 query_id)
+{
+	AuditRec   *rec = palloc(sizeof(AuditRec));
+	const TomsContext *ctx = toms_context(true);
+
+	audit_rec_init(rec, AREC_RECORD, GetCurrentStatementStartTimestamp());
+	rec_fill_common(rec, "access");
+	audit_rec_set_str(rec, RS_ACTION, action);
+	audit_rec_set_str(rec, RS_RELNAME, qualified_relname(relid));
+	if (query_id != 0)
+		audit_rec_set_int(rec, RI_QUERY_ID, (int64) query_id);
+	if (ctx)
+	{
+		audit_rec_set_str(rec, RS_TENANT, ctx->tenant);
+		audit_rec_set_str(rec, RS_ACTOR, ctx->actor);
+		if (ctx->grant_id != 0)
+		{
+			audit_rec_set_int(rec, RI_GRANT_ID, ctx->grant_id);
+			audit_rec_set_str(rec, RS_JUSTIFICATION, ctx->justification);
+		}
+	}
+	else
+		audit_rec_set_str(rec, RS_ACTOR, role_name(GetSessionUserId()));
+	rec_fill_statement(rec);
+	return rec;
+}
+
+/* Superuser and BYPASSRLS access to a protected table is an incident. */
+static void
+check_privileged(Oid relid, const char *action)
+{
+	Oid			user = GetUserId();
+
+	if (MyBackendType != B_BACKEND)
+		return;
+	if (superuser_arg(user) || has_bypassrls_privilege(user))
+		toms_incident("privileged_access", "high", NULL,
+					  psprintf("role %s %s %s bypassing row security",
+							   role_name(user),
+							   strcmp(action, "SELECT") == 0 ? "read" : "wrote",
+							   qualified_relname(relid)));
+}
+
+/* The statement's memory is going away: it failed unless it ended. */
+static void
+audit_stmt_reset(void *arg)
+{
+	AuditStmt  *st = arg;
+	AuditStmt **link;
+	int			i;
+
+	for (link = &active_stmts; *link; link = &(*link)->next)
+		if (*link == st)
+		{
+			*link = st->next;
+			break;
+		}
+	if (st->ended)
+		return;
+	for (i = 0; i < st->nrecs; i++)
+	{
+		audit_rec_set_str(st->recs[i], RS_FATE, "failed");
+		audit_queue(st->recs[i], MyDatabaseId, true);
+	}
+}
+
+static void
+audit_ExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	PlannedStmt *ps;
+	ListCell   *lc;
+	int			rti = 0;
+	AuditStmt  *st = NULL;
+	MemoryContext oldcxt;
+
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+
+	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) || copy_depth > 0 || !audit_backend_active())
+		return;
+	ps = queryDesc->plannedstmt;
+	if (ps == NULL || queryDesc->estate == NULL)
+		return;
+
+	oldcxt = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
+	foreach(lc, ps->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+		const char *action;
+		bool		write;
+		int			i;
+
+		rti++;
+		if (rte->rtekind != RTE_RELATION ||
+			(rte->relkind != RELKIND_RELATION && rte->relkind != RELKIND_PARTITIONED_TABLE))
+			continue;
+		if (toms_protected(rte->relid) == NULL)
+			continue;
+		write = list_member_int(ps->resultRelations, rti) && ps->commandType != CMD_SELECT;
+		action = write ? cmd_action(ps->commandType) : "SELECT";
+
+		if (st == NULL)
+		{
+			st = palloc0(sizeof(AuditStmt));
+			st->qd = queryDesc;
+			st->recs = palloc(sizeof(AuditRec *) * list_length(ps->rtable));
+			st->writes = palloc(sizeof(bool) * list_length(ps->rtable));
+		}
+		/* one record per table and action */
+		for (i = 0; i < st->nrecs; i++)
+		{
+			char	   *a = audit_rec_get_str(st->recs[i], RS_ACTION);
+
+			if (st->writes[i] == write && strcmp(a, action) == 0 &&
+				st->recs[i]->h.ints[RI_ROW_COUNT] == (int64) rte->relid)
+				break;
+		}
+		if (i < st->nrecs)
+			continue;
+		st->recs[st->nrecs] = access_record(rte->relid, action, ps->queryId);
+		/* remember the relid in row_count until ExecutorEnd sets it */
+		st->recs[st->nrecs]->h.ints[RI_ROW_COUNT] = (int64) rte->relid;
+		st->writes[st->nrecs] = write;
+		st->nrecs++;
+		check_privileged(rte->relid, action);
+	}
+	if (st)
+	{
+		st->cb.func = audit_stmt_reset;
+		st->cb.arg = st;
+		MemoryContextRegisterResetCallback(queryDesc->estate->es_query_cxt, &st->cb);
+		st->next = active_stmts;
+		active_stmts = st;
+	}
+	MemoryContextSwitchTo(oldcxt);
+}
+
+static void
+audit_ExecutorEnd(QueryDesc *queryDesc)
+{
+	AuditStmt  *st;
+
+	for (st = active_stmts; st; st = st->next)
+		if (st->qd == queryDesc)
+			break;
+	if (st && !st->ended)
+	{
+		uint64		rows = queryDesc->estate ? queryDesc->estate->es_processed : 0;
+		uint64		last = 0;
+		int			i;
+
+		st->ended = true;
+		for (i = 0; i < st->nrecs; i++)
+		{
+			audit_rec_set_int(st->recs[i], RI_ROW_COUNT, (int64) rows);
+			if (st->writes[i])
+				audit_insert_in_xact(st->recs[i]);
+			else
+				last = audit_enqueue(st->recs[i], MyDatabaseId, false);
+		}
+		if (audit_sync)
+			audit_wait_durable(last, false);
+	}
+
+	if (prev_ExecutorEnd)
+		prev_ExecutorEnd(queryDesc);
+	else
+		standard_ExecutorEnd(queryDesc);
+}
+
+/* ----------------------------------------------------------------
+ * ProcessUtility: COPY and TRUNCATE records; toms.audit_log protection
+ * ----------------------------------------------------------------
+ */
+static bool
+is_audit_relation(Oid relid)
+{
+	Oid			nsp;
+
+	if (!OidIsValid(relid))
+		return false;
+	nsp = toms_schema_oid();
+	if (!OidIsValid(nsp) || get_rel_namespace(relid) != nsp)
+		return false;
+	{
+		char	   *name = get_rel_name(relid);
+
+		return name && (strcmp(name, "audit_log") == 0 || strcmp(name, "incidents") == 0);
+	}
+}
+
+static bool
+rangevar_is_audit(RangeVar *rv)
+{
+	if (rv == NULL)
+		return false;
+	return is_audit_relation(RangeVarGetRelid(rv, NoLock, true));
+}
+
+/* For DROP TRIGGER/RULE/POLICY: the object name minus its last part. */
+static bool
+objname_on_audit(List *names)
+{
+	if (list_length(names) < 2)
+		return false;
+	return rangevar_is_audit(makeRangeVarFromNameList(list_truncate(list_copy(names),
+																	list_length(names) - 1)));
+}
+
+static void
+refuse_audit_ddl(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("the toms audit trail is append-only"),
+			 errdetail("The audit trail and its incidents cannot be altered, renamed, truncated or have their triggers and rules changed, by any role.")));
+}
+
+static void
+guard_audit_ddl(Node *parsetree)
+{
+	ListCell   *lc;
+
+	if (creating_extension || !OidIsValid(toms_schema_oid()))
+		return;
+	switch (nodeTag(parsetree))
+	{
+		case T_AlterTableStmt:
+			if (rangevar_is_audit(((AlterTableStmt *) parsetree)->relation))
+				refuse_audit_ddl();
+			break;
+		case T_RenameStmt:
+			if (rangevar_is_audit(((RenameStmt *) parsetree)->relation))
+				refuse_audit_ddl();
+			break;
+		case T_AlterObjectSchemaStmt:
+			if (rangevar_is_audit(((AlterObjectSchemaStmt *) parsetree)->relation))
+				refuse_audit_ddl();
+			break;
+		case T_TruncateStmt:
+			foreach(lc, ((TruncateStmt *) parsetree)->relations)
+				if (rangevar_is_audit(lfirst(lc)))
+					refuse_audit_ddl();
+			break;
+		case T_RuleStmt:
+			if (rangevar_is_audit(((RuleStmt *) parsetree)->relation))
+				refuse_audit_ddl();
+			break;
+		case T_CreateTrigStmt:
+			if (rangevar_is_audit(((CreateTrigStmt *) parsetree)->relation))
+				refuse_audit_ddl();
+			break;
+		case T_CreatePolicyStmt:
+			if (rangevar_is_audit(((CreatePolicyStmt *) parsetree)->table))
+				refuse_audit_ddl();
+			break;
+		case T_AlterPolicyStmt:
+			if (rangevar_is_audit(((AlterPolicyStmt *) parsetree)->table))
+				refuse_audit_ddl();
+			break;
+		case T_DropStmt:
+			{
+				DropStmt   *ds = (DropStmt *) parsetree;
+
+				foreach(lc, ds->objects)
+				{
+					if (ds->removeType == OBJECT_TABLE)
+					{
+						if (rangevar_is_audit(makeRangeVarFromNameList(lfirst(lc))))
+							refuse_audit_ddl();
+					}
+					else if (ds->removeType == OBJECT_TRIGGER ||
+							 ds->removeType == OBJECT_RULE ||
+							 ds->removeType == OBJECT_POLICY)
+					{
+						if (objname_on_audit(lfirst(lc)))
+							refuse_audit_ddl();
+					}
+				}
+			}
+			break;
+		case T_AlterExtensionContentsStmt:
+			{
+				AlterExtensionContentsStmt *s = (AlterExtensionContentsStmt *) parsetree;
+
+				if (s->action < 0 && s->objtype == OBJECT_TABLE &&
+					rangevar_is_audit(makeRangeVarFromNameList(castNode(List, s->object))))
+					refuse_audit_ddl();
+			}
+			break;
+		default:
+			break;
+	}
+}
+
+static void
+audit_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+					 ProcessUtilityContext context, ParamListInfo params,
+					 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	List	   *volatile recs = NIL;
+	List	   *volatile writes = NIL;
+	ListCell   *lc;
+
+	if (IsTransactionState())
+		guard_audit_ddl(parsetree);
+
+	if (audit_backend_active() && IsTransactionState())
+	{
+		if (IsA(parsetree, CopyStmt) && ((CopyStmt *) parsetree)->relation)
+		{
+			CopyStmt   *cs = (CopyStmt *) parsetree;
+			Oid			relid = RangeVarGetRelid(cs->relation, NoLock, true);
+
+			if (OidIsValid(relid) && toms_protected(relid))
+			{
+				recs = lappend(recs, access_record(relid, "COPY", pstmt->queryId));
+				writes = lappend_int(writes, cs->is_from);
+				check_privileged(relid, cs->is_from ? "COPY FROM" : "SELECT");
+			}
+		}
+		else if (IsA(parsetree, TruncateStmt))
+		{
+			foreach(lc, ((TruncateStmt *) parsetree)->relations)
+			{
+				Oid			relid = RangeVarGetRelid(lfirst(lc), NoLock, true);
+
+				if (OidIsValid(relid) && toms_protected(relid))
+				{
+					recs = lappend(recs, access_record(relid, "TRUNCATE", pstmt->queryId));
+					writes = lappend_int(writes, true);
+				}
+			}
+		}
+	}
+
+	if (recs)
+		copy_depth++;
+	PG_TRY();
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+									queryEnv, dest, qc);
+	}
+	PG_CATCH();
+	{
+		if (recs)
+		{
+			copy_depth--;
+			/* a failed COPY is recorded; a refused TRUNCATE the guard records */
+			if (IsA(parsetree, CopyStmt))
+				foreach(lc, recs)
+				{
+					audit_rec_set_str(lfirst(lc), RS_FATE, "failed");
+					audit_queue(lfirst(lc), MyDatabaseId, true);
+				}
+		}
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	if (recs)
+	{
+		ListCell   *lw;
+		uint64		last = 0;
+
+		copy_depth--;
+		forboth(lc, recs, lw, writes)
+		{
+			AuditRec   *rec = lfirst(lc);
+
+			if (qc)
+				audit_rec_set_int(rec, RI_ROW_COUNT, (int64) qc->nprocessed);
+			if (lfirst_int(lw))
+				audit_insert_in_xact(rec);
+			else
+				last = audit_enqueue(rec, MyDatabaseId, false);
+		}
+		if (audit_sync)
+			audit_wait_durable(last, false);
+	}
+}
+
+/* ----------------------------------------------------------------
+ * The audit API of toms.h
+ * ----------------------------------------------------------------
+ */
+void
 toms_audit_admin(const char *action, const char *tenant, const char *detail)
 {
+	AuditRec   *rec = palloc(sizeof(AuditRec));
+
+	audit_rec_init(rec, AREC_RECORD, GetCurrentTimestamp());
+	rec_fill_common(rec, "admin");
+	audit_rec_set_str(rec, RS_ACTION, action);
+	audit_rec_set_str(rec, RS_TENANT, tenant);
+	audit_rec_set_str(rec, RS_ACTOR, role_name(GetSessionUserId()));
+	audit_rec_set_str(rec, RS_DETAIL, detail);
+	rec_fill_statement(rec);
+	if (IsTransactionState() && !IsAbortedTransactionBlockState())
+		audit_insert_in_xact(rec);
+	else
+		audit_queue(rec, MyDatabaseId, false);
+	pfree(rec);
 }
 
 void
 toms_audit_denied(const char *reason, const char *tenant, Oid relid, const char *detail)
 {
+	AuditRec   *rec = palloc(sizeof(AuditRec));
+
+	audit_rec_init(rec, AREC_RECORD, GetCurrentTimestamp());
+	rec_fill_common(rec, "denied");
+	audit_rec_set_str(rec, RS_ACTION, reason);
+	audit_rec_set_str(rec, RS_TENANT, tenant);
+	audit_rec_set_str(rec, RS_FATE, "denied");
+	if (IsTransactionState() && OidIsValid(GetSessionUserId()))
+		audit_rec_set_str(rec, RS_ACTOR, role_name(GetSessionUserId()));
+	if (OidIsValid(relid) && IsTransactionState())
+		audit_rec_set_str(rec, RS_RELNAME, qualified_relname(relid));
+	audit_rec_set_str(rec, RS_DETAIL, detail);
+	rec_fill_statement(rec);
+	audit_queue(rec, MyDatabaseId, false);
+	pfree(rec);
 }
 
 void
 toms_audit_login(bool success, const char *role, const char *database,
 				 const char *method, const char *reason)
 {
+	AuditRec   *rec = palloc(sizeof(AuditRec));
+	StringInfoData d;
+
+	audit_rec_init(rec, AREC_RECORD, GetCurrentTimestamp());
+	audit_rec_set_str(rec, RS_KIND, "login");
+	audit_rec_set_str(rec, RS_ACTION, success ? "LOGIN" : "LOGIN FAILED");
+	audit_rec_set_str(rec, RS_SESSION_ROLE, role);
+	audit_rec_set_str(rec, RS_ACTOR, role);
+	audit_rec_set_str(rec, RS_FATE, success ? "succeeded" : "failed");
+	audit_rec_set_int(rec, RI_PID, MyProcPid);
+	audit_rec_set_str(rec, RS_CLIENT_ADDR, client_addr());
+	if (MyProcPort && MyProcPort->application_name)
+		audit_rec_set_str(rec, RS_APPLICATION_NAME, MyProcPort->application_name);
+	initStringInfo(&d);
+	appendStringInfoString(&d, "{\"database\":");
+	escape_json(&d, database ? database : "");
+	if (method)
+	{
+		appendStringInfoString(&d, ",\"method\":");
+		escape_json(&d, method);
+	}
+	if (reason)
+	{
+		appendStringInfoString(&d, ",\"reason\":");
+		escape_json(&d, reason);
+	}
+	appendStringInfoChar(&d, '}');
+	audit_rec_set_str(rec, RS_DETAIL, d.data);
+	audit_rec_set_str(rec, RS_DATABASE, database);
+	/* before InitPostgres has a database: the launcher resolves the name */
+	audit_queue(rec, OidIsValid(MyDatabaseId) ? MyDatabaseId : InvalidOid, false);
+	pfree(rec);
 }
 
 void
 toms_incident(const char *kind, const char *severity, const char *tenant, const char *detail)
 {
+	AuditRec   *rec = palloc(sizeof(AuditRec));
+
+	audit_rec_init(rec, AREC_INCIDENT, GetCurrentTimestamp());
+	audit_rec_set_str(rec, RS_ACTION, kind);
+	audit_rec_set_str(rec, RS_FATE, severity ? severity : "high");
+	audit_rec_set_str(rec, RS_TENANT, tenant);
+	audit_rec_set_str(rec, RS_DETAIL, detail);
+	if (!OidIsValid(MyDatabaseId) && MyProcPort)
+		audit_rec_set_str(rec, RS_DATABASE, MyProcPort->database_name);
+	(void) audit_enqueue(rec, MyDatabaseId, false);
+	pfree(rec);
+}
+
+/* ----------------------------------------------------------------
+ * SQL-callable functions
+ * ----------------------------------------------------------------
+ */
+
+/* Trigger on toms.audit_log and toms.incidents: only toms writes them. */
+Datum
+toms_audit_log_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "toms_audit_log_guard: not called as a trigger");
+	if (!audit_writing)
+	{
+		if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("only toms can add records to toms.%s", RelationGetRelationName(td->tg_relation)),
+					 errdetail("Audit records are written by toms itself.")));
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("toms.%s is append-only", RelationGetRelationName(td->tg_relation)),
+				 errdetail("No role can update, delete or truncate audit records; toms.audit_retention removes old records.")));
+	}
+	if (!TRIGGER_FIRED_FOR_ROW(td->tg_event))
+		return PointerGetDatum(NULL);
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		return PointerGetDatum(td->tg_newtuple);
+	return PointerGetDatum(td->tg_trigtuple);
+}
+
+static int
+hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static bool
+hex_to(const char *s, uint8 *out)
+{
+	int			i;
+
+	if (s == NULL || strlen(s) != 2 * AUDIT_HASH_LEN)
+		return false;
+	for (i = 0; i < AUDIT_HASH_LEN; i++)
+	{
+		int			hi = hexval(s[2 * i]);
+		int			lo = hexval(s[2 * i + 1]);
+
+		if (hi < 0 || lo < 0)
+			return false;
+		out[i] = (hi << 4) | lo;
+	}
+	return true;
+}
+
+/* Is there a seal that summarises every record before seq, with hash? */
+static bool
+find_seal(int64 upto, uint8 *hash)
+{
+	Datum		arg = Int64GetDatum(upto);
+	Oid			argtype = INT8OID;
+	bool		found = false;
+	int			ret;
+
+	ret = SPI_execute_with_args("SELECT detail::jsonb ->> 'hash' FROM " TOMS_SCHEMA ".audit_log"
+								" WHERE kind = 'seal' AND seq > $1"
+								" AND (detail::jsonb ->> 'upto')::bigint = $1 ORDER BY seq LIMIT 1",
+								1, &argtype, &arg, NULL, false, 1);
+	if (ret == SPI_OK_SELECT && SPI_processed == 1)
+		found = hex_to(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), hash);
+	return found;
+}
+
+static int64
+spi_int8(const char *sql, bool *isnull)
+{
+	Datum		d;
+
+	/* not read-only: a fresh snapshot, taken after the chain head was read */
+	if (SPI_execute(sql, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	{
+		*isnull = true;
+		return 0;
+	}
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
+	return *isnull ? 0 : DatumGetInt64(d);
+}
+
+/*
+ * toms.verify_audit(from, to): walk the chain in seq order, recompute each
+ * hash from the previous one and the record, and stop at the first record
+ * that does not match, is missing, or is out of place.
+ */
+Datum
+toms_verify_audit(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		out[3];
+	bool		outnull[3] = {false, false, false};
+	bool		ok = true;
+	int64		first_bad = 0;
+	char	   *detail = NULL;
+	bool		isnull;
+	int64		minseq,
+				maxseq,
+				from,
+				to,
+				expect,
+				nrows = 0;
+	uint8		prev[AUDIT_HASH_LEN];
+	Portal		portal;
+	Datum		args[2];
+	Oid			argtypes[2] = {INT8OID, INT8OID};
+	bool		whole;
+	int64		head_seq = 0;
+	uint8		head_hash[AUDIT_HASH_LEN];
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	tupdesc = BlessTupleDesc(tupdesc);
+
+	/*
+	 * The chain head the worker last wrote, read before the snapshots the
+	 * queries below take, so that every record up to it is visible to
+	 * them.  A transaction-wide snapshot (REPEATABLE READ) may predate it:
+	 * then the head is not checked.
+	 */
+	if (audit_shared && !IsolationUsesXactSnapshot())
+	{
+		AuditDb    *db;
+
+		LWLockAcquire(audit_lock(), LW_SHARED);
+		db = audit_db_slot(MyDatabaseId, false);
+		if (db)
+		{
+			head_seq = db->head_seq;
+			memcpy(head_hash, db->head_hash, AUDIT_HASH_LEN);
+		}
+		LWLockRelease(audit_lock());
+	}
+
+	SPI_connect();
+	minseq = spi_int8("SELECT min(seq) FROM " TOMS_SCHEMA ".audit_log", &isnull);
+	maxseq = spi_int8("SELECT max(seq) FROM " TOMS_SCHEMA ".audit_log", &isnull);
+	if (isnull)
+		minseq = 1, maxseq = 0;
+	from = PG_ARGISNULL(0) ? minseq : Max(PG_GETARG_INT64(0), minseq);
+	to = PG_ARGISNULL(1) ? maxseq : Min(PG_GETARG_INT64(1), maxseq);
+	whole = PG_ARGISNULL(0) && PG_ARGISNULL(1);
+	memset(prev, 0, sizeof(prev));
+
+	if (from > 1)
+	{
+		/* the previous hash: the record before, or the seal of the removed prefix */
+		Datum		a = Int64GetDatum(from - 1);
+		Oid			t = INT8OID;
+
+		if (SPI_execute_with_args("SELECT hash FROM " TOMS_SCHEMA ".audit_log WHERE seq = $1",
+								  1, &t, &a, NULL, false, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		{
+			bytea	   *h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
+														  SPI_tuptable->tupdesc, 1, &isnull));
+
+			if (!isnull && VARSIZE_ANY_EXHDR(h) == AUDIT_HASH_LEN)
+				memcpy(prev, VARDATA_ANY(h), AUDIT_HASH_LEN);
+		}
+		else if (!find_seal(from - 1, prev))
+		{
+			ok = false;
+			first_bad = from - 1;
+			detail = psprintf("records up to %lld are missing and no retention seal accounts for them",
+							  (long long) (from - 1));
+		}
+	}
+
+	if (ok && from <= to)
+	{
+		args[0] = Int64GetDatum(from);
+		args[1] = Int64GetDatum(to);
+		portal = SPI_cursor_open_with_args(NULL,
+										   "SELECT seq, ts, kind, action, session_role, effective_role,"
+										   " actor, tenant, grant_id, justification, relname, row_count,"
+										   " query_id, client_addr, application_name, pid, xid, fate,"
+										   " statement, detail, hash FROM " TOMS_SCHEMA ".audit_log"
+										   " WHERE seq BETWEEN $1 AND $2 ORDER BY seq",
+										   2, argtypes, args, NULL, false, CURSOR_OPT_NO_SCROLL);
+		expect = from;
+		while (ok)
+		{
+			uint64		i;
+
+			SPI_cursor_fetch(portal, true, 10000);
+			if (SPI_processed == 0)
+				break;
+			for (i = 0; i < SPI_processed && ok; i++)
+			{
+				Datum		values[AC_NCOLS];
+				bool		nulls[AC_NCOLS];
+				uint8		h[AUDIT_HASH_LEN];
+				int64		seq;
+				bytea	   *stored;
+
+				heap_deform_tuple(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, values, nulls);
+				seq = DatumGetInt64(values[AC_SEQ]);
+				if (seq != expect)
+				{
+					ok = false;
+					first_bad = expect;
+					detail = psprintf("record %lld is missing (deleted)", (long long) expect);
+					break;
+				}
+				audit_chain_hash(prev, values, nulls, h);
+				stored = nulls[AC_HASH] ? NULL : DatumGetByteaPP(values[AC_HASH]);
+				if (stored == NULL || VARSIZE_ANY_EXHDR(stored) != AUDIT_HASH_LEN ||
+					memcmp(VARDATA_ANY(stored), h, AUDIT_HASH_LEN) != 0)
+				{
+					ok = false;
+					first_bad = seq;
+					detail = psprintf("record %lld does not match its hash (edited, inserted or reordered)",
+									  (long long) seq);
+					break;
+				}
+				if (seq == head_seq && memcmp(h, head_hash, AUDIT_HASH_LEN) != 0)
+				{
+					ok = false;
+					first_bad = seq;
+					detail = psprintf("the chain was rewritten: record %lld differs from the chain head toms wrote",
+									  (long long) seq);
+					break;
+				}
+				memcpy(prev, h, AUDIT_HASH_LEN);
+				expect++;
+				nrows++;
+				CHECK_FOR_INTERRUPTS();
+			}
+			SPI_freetuptable(SPI_tuptable);
+		}
+		SPI_cursor_close(portal);
+		if (ok && expect <= to)
+		{
+			ok = false;
+			first_bad = expect;
+			detail = psprintf("record %lld is missing (deleted)", (long long) expect);
+		}
+	}
+
+	if (ok && whole && head_seq > maxseq)
+	{
+		/* the newest records the worker wrote are gone */
+		ok = false;
+		first_bad = maxseq + 1;
+		detail = psprintf("records %lld to %lld are missing (deleted from the end of the trail)",
+						  (long long) (maxseq + 1), (long long) head_seq);
+	}
+
+	if (ok && whole)
+	{
+		int64		stray = spi_int8("SELECT count(*) FROM " TOMS_SCHEMA ".audit_log"
+									 " WHERE seq IS NULL AND ts < now() - interval '1 minute'", &isnull);
+
+		if (stray > 0)
+		{
+			ok = false;
+			outnull[1] = true;
+			detail = psprintf("%lld unchained records older than a minute (added bypassing toms, or the audit worker is not running)",
+							  (long long) stray);
+		}
+	}
+	SPI_finish();
+
+	if (ok)
+		detail = nrows == 0 ? pstrdup("no records to verify") :
+			psprintf("%lld records verified (%lld to %lld)", (long long) nrows,
+					 (long long) from, (long long) (from + nrows - 1));
+	else
+		toms_incident("audit_chain_break", "critical", NULL, detail);
+
+	out[0] = BoolGetDatum(ok);
+	if (ok || outnull[1])
+		outnull[1] = true;
+	else
+		out[1] = Int64GetDatum(first_bad);
+	out[2] = CStringGetTextDatum(detail);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, out, outnull)));
+}
+
+/* toms.audit_stats: the queue and its counters. */
+Datum
+toms_audit_stats(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		v[10];
+	bool		n[10] = {false};
+	int			workers = 0;
+	int			i;
+	AuditShared *sh = audit_shared;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	tupdesc = BlessTupleDesc(tupdesc);
+	if (sh == NULL)
+		PG_RETURN_NULL();
+	LWLockAcquire(audit_lock(), LW_SHARED);
+	v[0] = Int32GetDatum(sh->nslots);
+	v[1] = Int64GetDatum((int64) (sh->head - sh->tail));
+	for (i = 0; i < AUDIT_MAX_DBS; i++)
+		if (sh->dbs[i].pid != 0)
+			workers++;
+	v[8] = Int32GetDatum(workers);
+	v[9] = Int32GetDatum(sh->launcher_pid);
+	n[9] = sh->launcher_pid == 0;
+	LWLockRelease(audit_lock());
+	v[2] = Int64GetDatum((int64) pg_atomic_read_u64(&sh->n_enqueued));
+	v[3] = Int64GetDatum((int64) pg_atomic_read_u64(&sh->n_written));
+	v[4] = Int64GetDatum((int64) pg_atomic_read_u64(&sh->n_waits));
+	v[5] = Int64GetDatum((int64) pg_atomic_read_u64(&sh->n_full_errors));
+	v[6] = Int64GetDatum((int64) pg_atomic_read_u64(&sh->n_to_log));
+	v[7] = Int64GetDatum((int64) pg_atomic_read_u64(&sh->n_incidents));
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, v, n)));
+}
+
+/*
+ * toms.audit_flush(timeout_ms): wait until everything queued before the
+ * call (in any database) is committed by the workers.  For tests and for
+ * callers who want a barrier without toms.audit_sync.
+ */
+Datum
+toms_audit_flush(PG_FUNCTION_ARGS)
+{
+	int			timeout = PG_GETARG_INT32(0);
+	AuditShared *sh = audit_shared;
+	uint64		target;
+	TimestampTz start = GetCurrentTimestamp();
+	bool		done = false;
+	int			i;
+
+	if (sh == NULL)
+		PG_RETURN_BOOL(false);
+	LWLockAcquire(audit_lock(), LW_SHARED);
+	target = sh->head;
+	LWLockRelease(audit_lock());
+	for (;;)
+	{
+		LWLockAcquire(audit_lock(), LW_SHARED);
+		done = sh->tail >= target;
+		if (!done)
+		{
+			for (i = 0; i < AUDIT_MAX_DBS; i++)
+				if (sh->dbs[i].latch)
+					SetLatch(sh->dbs[i].latch);
+			if (sh->launcher_latch)
+				SetLatch(sh->launcher_latch);
+		}
+		LWLockRelease(audit_lock());
+		if (done || TimestampDifferenceExceeds(start, GetCurrentTimestamp(), timeout))
+			break;
+		CHECK_FOR_INTERRUPTS();
+		(void) ConditionVariableTimedSleep(&sh->cv_done, 20, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	PG_RETURN_BOOL(done);
+}
+
+/* ----------------------------------------------------------------
+ * Settings and hooks
+ * ----------------------------------------------------------------
+ */
+static bool
+check_destination(char **newval, void **extra, GucSource source)
+{
+	if (strcmp(*newval, "table") == 0 || strcmp(*newval, "table,log") == 0)
+		return true;
+	GUC_check_errdetail("Valid values are \"table\" and \"table,log\".");
+	return false;
+}
+
+static void
+assign_destination(const char *newval, void *extra)
+{
+	audit_to_log = strcmp(newval, "table,log") == 0;
+}
+
+void
+audit_init(void)
+{
+	DefineCustomIntVariable("toms.audit_flush_delay",
+							gettext_noop("Longest time a queued audit record waits before the worker commits it."),
+							NULL, &audit_flush_delay, 200, 1, 10000, PGC_SIGHUP,
+							GUC_UNIT_MS, NULL, NULL, NULL);
+	DefineCustomBoolVariable("toms.audit_sync",
+							 gettext_noop("Statements wait until their queued audit records are committed."),
+							 NULL, &audit_sync, false, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomEnumVariable("toms.audit_queue_full",
+							 gettext_noop("What a statement does when the audit queue is full: block or error."),
+							 NULL, &audit_queue_full, QUEUE_FULL_BLOCK, queue_full_options,
+							 PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("toms.audit_queue_size",
+							gettext_noop("Number of audit records the shared queue holds."),
+							NULL, &audit_queue_size, 4096, 16, 1048576, PGC_POSTMASTER,
+							0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("toms.audit_statement_text",
+							 gettext_noop("Record statement text (secrets redacted) with each audit record."),
+							 NULL, &audit_statement_text, false, PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("toms.audit_log_destination",
+							   gettext_noop("Where audit records go: \"table\" or \"table,log\"."),
+							   NULL, &audit_log_destination, "table", PGC_SUSET, 0,
+							   check_destination, assign_destination, NULL);
+	DefineCustomIntVariable("toms.audit_retention",
+							gettext_noop("Age after which the audit worker removes records (sealed); 0 keeps them."),
+							NULL, &audit_retention, 0, 0, INT_MAX, PGC_SIGHUP,
+							GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomIntVariable("toms.incident_denials",
+							gettext_noop("Denials by one role within toms.incident_window that raise an incident."),
+							NULL, &incident_denials, 5, 1, INT_MAX, PGC_SIGHUP,
+							0, NULL, NULL, NULL);
+	DefineCustomIntVariable("toms.incident_window",
+							gettext_noop("Window in which repeated denials are counted."),
+							NULL, &incident_window, 60, 1, 86400, PGC_SIGHUP,
+							GUC_UNIT_S, NULL, NULL, NULL);
+
+	lock_base = toms_shmem_register(audit_shmem_size(), 1, audit_shmem_startup);
+
+	/* query ids are part of the record */
+	EnableQueryId();
+
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = audit_ExecutorStart;
+	prev_ExecutorEnd = ExecutorEnd_hook;
+	ExecutorEnd_hook = audit_ExecutorEnd;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = audit_ProcessUtility;
+	RegisterXactCallback(audit_xact_callback, NULL);
+	RegisterSubXactCallback(audit_subxact_callback, NULL);
+	CacheRegisterRelcacheCallback(relname_cache_flush, (Datum) 0);
 }

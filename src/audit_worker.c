@@ -1,17 +1,1169 @@
 /*-------------------------------------------------------------------------
  *
  * audit_worker.c
- *	  Background worker that drains the shared audit queue and hash-chains the trail (issue 3).
+ *	  Background workers that drain the shared audit queue into
+ *	  toms.audit_log and keep its hash chain.
  *
- *	  Placeholder: the capability lands with its issue.
+ *	  A launcher (static worker, no database) starts one worker per
+ *	  database that has queued records, and once per database after a
+ *	  start or crash restart to reconcile; every database that has the
+ *	  extension is served without configuration.  A database worker exits
+ *	  after two idle seconds, so that it never keeps DROP DATABASE waiting.
+ *
+ *	  The database worker is the only writer of the chain in its database:
+ *	  in one transaction per batch it inserts queued records with their seq
+ *	  and hash, chains the rows that committed transactions wrote themselves
+ *	  (announced by AREC_CHAIN entries, in commit order), counts denials and
+ *	  records incidents, applies retention, and commits; only then are the
+ *	  entries marked DONE.  So a crash loses at most the uncommitted batch's
+ *	  queue entries (which toms.audit_sync waits for), and never writes a
+ *	  record twice.  On start it chains every committed row that a crash
+ *	  left unchained.
+ *
+ *	  Locking: the AuditShared fields are protected by the audit LWLock.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "catalog/pg_type.h"
+#include "commands/async.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
 #include "toms.h"
+#include "audit_internal.h"
+
+PGDLLEXPORT void toms_audit_launcher_main(Datum main_arg);
+PGDLLEXPORT void toms_audit_worker_main(Datum main_arg);
+
+#define AUDIT_BATCH 1000
+#define WORKER_IDLE_EXIT_MS 2000
+
+/* caller holds the audit lock (exclusive when create) */
+AuditDb *
+audit_db_slot(Oid dbid, bool create)
+{
+	int			i;
+	AuditDb    *free_slot = NULL;
+
+	if (audit_shared == NULL || !OidIsValid(dbid))
+		return NULL;
+	for (i = 0; i < AUDIT_MAX_DBS; i++)
+	{
+		if (audit_shared->dbs[i].dbid == dbid)
+			return &audit_shared->dbs[i];
+		if (free_slot == NULL && !OidIsValid(audit_shared->dbs[i].dbid))
+			free_slot = &audit_shared->dbs[i];
+	}
+	if (!create || free_slot == NULL)
+		return NULL;
+	memset(free_slot, 0, sizeof(AuditDb));
+	free_slot->dbid = dbid;
+	return free_slot;
+}
+
+/* One JSON line in the server log, with a fixed prefix for a SIEM. */
+void
+audit_log_json(const char *json)
+{
+	ereport(LOG,
+			(errmsg("toms_audit: %s", json),
+			 errhidestmt(true),
+			 errhidecontext(true)));
+}
+
+/* Mark entries done and let waiting producers go; lock not held. */
+static void
+finish_entries(uint64 *seqs, int n, bool done)
+{
+	AuditShared *sh = audit_shared;
+	int			i;
+
+	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+	for (i = 0; i < n; i++)
+	{
+		AuditSlot  *slot = &sh->slots[(seqs[i] - 1) % sh->nslots];
+
+		if (slot->seq == seqs[i] && slot->state == SLOT_TAKEN)
+		{
+			slot->state = done ? SLOT_DONE : SLOT_FULL;
+			slot->taker = 0;
+		}
+	}
+	while (sh->tail < sh->head &&
+		   sh->slots[sh->tail % sh->nslots].state == SLOT_DONE)
+	{
+		sh->slots[sh->tail % sh->nslots].state = SLOT_EMPTY;
+		sh->tail++;
+	}
+	LWLockRelease(audit_lock());
+	if (done)
+		pg_atomic_fetch_add_u64(&sh->n_written, n);
+	ConditionVariableBroadcast(&sh->cv_done);
+	ConditionVariableBroadcast(&sh->cv_space);
+}
+
+/* ----------------------------------------------------------------
+ * Database worker
+ * ----------------------------------------------------------------
+ */
+static Oid	my_dbid = InvalidOid;
+static AuditRec *batch = NULL;
+static uint64 *batch_seqs = NULL;
+static SPIPlanPtr plan_insert = NULL;
+
+/*
+ * Records waiting to be inserted, column by column: one INSERT ... SELECT
+ * FROM unnest() per batch instead of one executor run per record.
+ */
+#define PEND_MAX (AUDIT_BATCH + 16)
+static int	pend_n = 0;
+static Datum *pend_vals[AC_NCOLS];
+static bool *pend_nulls[AC_NCOLS];
+static Oid	col_types[AC_NCOLS];
+static SPIPlanPtr plan_update = NULL;
+static SPIPlanPtr plan_incident = NULL;
+static int64 head_seq = 0;
+static uint8 head_hash[AUDIT_HASH_LEN];
+static TimestampTz last_retention = 0;
+
+/* repeated denials by one role/actor */
+#define DENIAL_SLOTS 64
+typedef struct DenialCount
+{
+	char		key[2 * NAMEDATALEN + 260];
+	TimestampTz start;
+	int			count;
+} DenialCount;
+static DenialCount denials[DENIAL_SLOTS];
+
+/*
+ * SIGTERM (a fast shutdown, or someone killing the worker): finish what is
+ * queued for this database, then exit -- the queue lives in shared memory
+ * and would not survive the shutdown.
+ */
+static volatile sig_atomic_t got_sigterm = false;
+
+static void
+audit_sigterm(SIGNAL_ARGS)
+{
+	int			save_errno = errno;
+
+	got_sigterm = true;
+	SetLatch(MyLatch);
+	errno = save_errno;
+}
+
+static void
+worker_detach(int code, Datum arg)
+{
+	AuditShared *sh = audit_shared;
+	AuditDb    *db;
+	uint64		i;
+
+	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+	db = audit_db_slot(my_dbid, false);
+	if (db && db->pid == MyProcPid)
+	{
+		db->pid = 0;
+		db->latch = NULL;
+		db->starting = false;
+	}
+	/* whatever we took but did not commit goes back to the queue */
+	for (i = sh->tail; i < sh->head; i++)
+	{
+		AuditSlot  *slot = &sh->slots[i % sh->nslots];
+
+		if (slot->state == SLOT_TAKEN && slot->taker == MyProcPid)
+		{
+			slot->state = SLOT_FULL;
+			slot->taker = 0;
+		}
+	}
+	if (sh->launcher_latch)
+		SetLatch(sh->launcher_latch);
+	LWLockRelease(audit_lock());
+}
+
+static void
+spi_exec_plan(SPIPlanPtr plan, Datum *values, const char *nulls, int expect)
+{
+	int			ret = SPI_execute_plan(plan, values, nulls, false, 0);
+
+	if (ret != expect)
+		elog(ERROR, "toms audit worker: statement failed: %s", SPI_result_code_string(ret));
+}
+
+static SPIPlanPtr
+prepare(const char *sql, int nargs, Oid *types)
+{
+	SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+	if (p == NULL)
+		elog(ERROR, "toms audit worker: could not prepare \"%s\": %s", sql,
+			 SPI_result_code_string(SPI_result));
+	SPI_keepplan(p);
+	return p;
+}
+
+static void
+prepare_plans(void)
+{
+	Oid			types[AC_NCOLS];
+	int			i;
+
+	if (plan_insert)
+		return;
+	for (i = 0; i < AC_NCOLS; i++)
+	{
+		switch (i)
+		{
+			case AC_SEQ:
+			case AC_GRANT_ID:
+			case AC_ROW_COUNT:
+			case AC_QUERY_ID:
+			case AC_XID:
+				types[i] = INT8OID;
+				break;
+			case AC_TS:
+				types[i] = TIMESTAMPTZOID;
+				break;
+			case AC_PID:
+				types[i] = INT4OID;
+				break;
+			case AC_HASH:
+				types[i] = BYTEAOID;
+				break;
+			default:
+				types[i] = TEXTOID;
+		}
+	}
+	memcpy(col_types, types, sizeof(col_types));
+	{
+		Oid			atypes[AC_NCOLS];
+
+		for (i = 0; i < AC_NCOLS; i++)
+			atypes[i] = get_array_type(types[i]);
+		plan_insert = prepare("INSERT INTO " TOMS_SCHEMA ".audit_log (seq, ts, kind, action, session_role,"
+							  " effective_role, actor, tenant, grant_id, justification, relname,"
+							  " row_count, query_id, client_addr, application_name, pid, xid, fate,"
+							  " statement, detail, hash) SELECT * FROM unnest($1, $2, $3,"
+							  " $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,"
+							  " $19, $20, $21)",
+							  AC_NCOLS, atypes);
+	}
+	for (i = 0; i < AC_NCOLS; i++)
+	{
+		pend_vals[i] = MemoryContextAlloc(TopMemoryContext, sizeof(Datum) * PEND_MAX);
+		pend_nulls[i] = MemoryContextAlloc(TopMemoryContext, sizeof(bool) * PEND_MAX);
+	}
+	{
+		Oid			ut[3] = {INT8OID, BYTEAOID, TIDOID};
+
+		plan_update = prepare("UPDATE " TOMS_SCHEMA ".audit_log SET seq = $1, hash = $2 WHERE ctid = $3",
+							  3, ut);
+	}
+	{
+		Oid			it[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+
+		plan_incident = prepare("INSERT INTO " TOMS_SCHEMA ".incidents AS i"
+								" (kind, severity, tenant, detail, first_seen, last_seen, count)"
+								" VALUES ($1, $2, $3, coalesce($4, ''), $5, $5, 1)"
+								" ON CONFLICT (kind, (coalesce(tenant, '')), detail) WHERE closed_at IS NULL"
+								" DO UPDATE SET last_seen = excluded.last_seen, count = i.count + 1,"
+								" severity = excluded.severity"
+								" RETURNING id, count,"
+								" pg_catalog.json_build_object('id', id, 'kind', kind, 'severity', severity,"
+								" 'tenant', tenant, 'detail', detail, 'count', count,"
+								" 'first_seen', first_seen, 'last_seen', last_seen,"
+								" 'database', pg_catalog.current_database())::text",
+								5, it);
+	}
+}
+
+static bytea *
+hash_bytea(const uint8 *h)
+{
+	bytea	   *b = palloc(VARHDRSZ + AUDIT_HASH_LEN);
+
+	SET_VARSIZE(b, VARHDRSZ + AUDIT_HASH_LEN);
+	memcpy(VARDATA(b), h, AUDIT_HASH_LEN);
+	return b;
+}
+
+/* Insert the pending records (their seq and hash are already assigned). */
+static void
+flush_pending(void)
+{
+	Datum		arrays[AC_NCOLS];
+	int			i;
+
+	if (pend_n == 0)
+		return;
+	for (i = 0; i < AC_NCOLS; i++)
+	{
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+		int			dims[1] = {pend_n};
+		int			lbs[1] = {1};
+
+		get_typlenbyvalalign(col_types[i], &typlen, &typbyval, &typalign);
+		arrays[i] = PointerGetDatum(construct_md_array(pend_vals[i], pend_nulls[i], 1, dims, lbs,
+													   col_types[i], typlen, typbyval, typalign));
+	}
+	spi_exec_plan(plan_insert, arrays, NULL, SPI_OK_INSERT);
+	pend_n = 0;
+}
+
+/* Add one record at the head of the chain (inserted by flush_pending). */
+static void
+chain_insert(Datum *values, bool *nulls)
+{
+	uint8		h[AUDIT_HASH_LEN];
+	int			i;
+
+	values[AC_SEQ] = Int64GetDatum(head_seq + 1);
+	nulls[AC_SEQ] = false;
+	audit_chain_hash(head_hash, values, nulls, h);
+	values[AC_HASH] = PointerGetDatum(hash_bytea(h));
+	nulls[AC_HASH] = false;
+	if (pend_n >= PEND_MAX)
+		flush_pending();
+	for (i = 0; i < AC_NCOLS; i++)
+	{
+		pend_vals[i][pend_n] = values[i];
+		pend_nulls[i][pend_n] = nulls[i];
+	}
+	pend_n++;
+	head_seq++;
+	memcpy(head_hash, h, AUDIT_HASH_LEN);
+}
+
+/*
+ * Chain the unchained rows of transaction xid (or, xid < 0, of every
+ * committed transaction: reconciliation after a crash).
+ */
+static void
+chain_existing(int64 xid)
+{
+	Portal		portal;
+	Datum		arg = Int64GetDatum(xid);
+	Oid			argtype = INT8OID;
+
+	portal = SPI_cursor_open_with_args(NULL,
+									   xid >= 0 ?
+									   "SELECT seq, ts, kind, action, session_role, effective_role,"
+									   " actor, tenant, grant_id, justification, relname, row_count,"
+									   " query_id, client_addr, application_name, pid, xid, fate,"
+									   " statement, detail, hash, ctid FROM " TOMS_SCHEMA ".audit_log"
+									   " WHERE seq IS NULL AND xid = $1 ORDER BY ts, ctid" :
+									   "SELECT seq, ts, kind, action, session_role, effective_role,"
+									   " actor, tenant, grant_id, justification, relname, row_count,"
+									   " query_id, client_addr, application_name, pid, xid, fate,"
+									   " statement, detail, hash, ctid FROM " TOMS_SCHEMA ".audit_log"
+									   " WHERE seq IS NULL AND $1 < 0 ORDER BY xid, ts, ctid",
+									   1, &argtype, &arg, NULL, false, CURSOR_OPT_NO_SCROLL);
+	for (;;)
+	{
+		SPITupleTable *tt;
+		uint64		n,
+					i;
+
+		SPI_cursor_fetch(portal, true, 1000);
+		n = SPI_processed;
+		tt = SPI_tuptable;
+		if (n == 0)
+			break;
+		for (i = 0; i < n; i++)
+		{
+			Datum		values[AC_NCOLS + 1];
+			bool		nulls[AC_NCOLS + 1];
+			uint8		h[AUDIT_HASH_LEN];
+			Datum		uv[3];
+
+			heap_deform_tuple(tt->vals[i], tt->tupdesc, values, nulls);
+			values[AC_SEQ] = Int64GetDatum(head_seq + 1);
+			nulls[AC_SEQ] = false;
+			audit_chain_hash(head_hash, values, nulls, h);
+			uv[0] = values[AC_SEQ];
+			uv[1] = PointerGetDatum(hash_bytea(h));
+			uv[2] = values[AC_NCOLS];	/* ctid */
+			spi_exec_plan(plan_update, uv, NULL, SPI_OK_UPDATE);
+			head_seq++;
+			memcpy(head_hash, h, AUDIT_HASH_LEN);
+		}
+		SPI_freetuptable(tt);
+	}
+	SPI_cursor_close(portal);
+}
+
+static void
+raise_incident(const char *kind, const char *severity, const char *tenant,
+			   const char *detail, TimestampTz ts)
+{
+	Datum		v[5];
+	char		n[5] = {' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+	int64		count;
+
+	v[0] = CStringGetTextDatum(kind);
+	v[1] = CStringGetTextDatum(severity ? severity : "high");
+	if (tenant)
+		v[2] = CStringGetTextDatum(tenant);
+	else
+		n[2] = 'n';
+	if (detail)
+		v[3] = CStringGetTextDatum(detail);
+	else
+		n[3] = 'n';
+	v[4] = TimestampTzGetDatum(ts);
+	spi_exec_plan(plan_incident, v, n, SPI_OK_INSERT_RETURNING);
+	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	/* announce new incidents, then every power of ten: never a flood */
+	if (count == 1 || count == 10 || count == 100 || count == 1000 ||
+		count == 10000 || count == 100000 || count == 1000000)
+	{
+		char	   *payload = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+
+		Async_Notify("toms_incident", payload);
+		pg_atomic_fetch_add_u64(&audit_shared->n_incidents, 1);
+	}
+}
+
+static void
+count_denial(const AuditRec *rec)
+{
+	char	   *role = audit_rec_get_str(rec, RS_SESSION_ROLE);
+	char	   *actor = audit_rec_get_str(rec, RS_ACTOR);
+	char		key[sizeof(denials[0].key)];
+	TimestampTz now = rec->h.ts;
+	DenialCount *slot = NULL;
+	DenialCount *oldest = &denials[0];
+	int			i;
+
+	snprintf(key, sizeof(key), "role %s, actor %s", role ? role : "?", actor ? actor : "?");
+	for (i = 0; i < DENIAL_SLOTS; i++)
+	{
+		if (strcmp(denials[i].key, key) == 0)
+		{
+			slot = &denials[i];
+			break;
+		}
+		if (denials[i].start < oldest->start)
+			oldest = &denials[i];
+	}
+	if (slot == NULL)
+	{
+		slot = oldest;
+		strlcpy(slot->key, key, sizeof(slot->key));
+		slot->start = now;
+		slot->count = 0;
+	}
+	if (TimestampDifferenceExceeds(slot->start, now, incident_window * 1000))
+	{
+		slot->start = now;
+		slot->count = 0;
+	}
+	/* keyed by role and actor only: probing many tenants is one incident */
+	if (++slot->count >= incident_denials)
+		raise_incident("repeated_denials", "high", NULL,
+					   psprintf("repeated denials for %s", key), now);
+}
+
+/*
+ * Retention: remove the oldest records (a prefix of the chain) older than
+ * toms.audit_retention and append a seal record naming the last removed
+ * seq and its hash, so that verify_audit can start from it.
+ */
+static void
+apply_retention(void)
+{
+	TimestampTz cutoff;
+	Datum		arg;
+	Oid			argtype = TIMESTAMPTZOID;
+	bool		isnull;
+	int64		upto;
+	int64		removed;
+	char		hex[2 * AUDIT_HASH_LEN + 1];
+	Datum		values[AC_NCOLS];
+	bool		nulls[AC_NCOLS];
+	int			i;
+
+	if (audit_retention <= 0 ||
+		!TimestampDifferenceExceeds(last_retention, GetCurrentTimestamp(), 10000))
+		return;
+	last_retention = GetCurrentTimestamp();
+	cutoff = GetCurrentTimestamp() - (TimestampTz) audit_retention * USECS_PER_SEC;
+	arg = TimestampTzGetDatum(cutoff);
+	if (SPI_execute_with_args("SELECT coalesce(min(seq) FILTER (WHERE ts >= $1), max(seq) + 1) - 1"
+							  " FROM (SELECT seq, ts FROM " TOMS_SCHEMA ".audit_log"
+							  " WHERE seq IS NOT NULL ORDER BY seq LIMIT 100000) s",
+							  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
+		return;
+	upto = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	if (isnull || upto <= 0)
+		return;
+	/* never remove the head itself: the seal chains onto it */
+	arg = Int64GetDatum(upto);
+	argtype = INT8OID;
+	if (SPI_execute_with_args("SELECT hash FROM " TOMS_SCHEMA ".audit_log WHERE seq = $1",
+							  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		return;
+	{
+		bytea	   *h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
+													  SPI_tuptable->tupdesc, 1, &isnull));
+		static const char hx[] = "0123456789abcdef";
+
+		if (isnull || VARSIZE_ANY_EXHDR(h) != AUDIT_HASH_LEN)
+			return;
+		for (i = 0; i < AUDIT_HASH_LEN; i++)
+		{
+			hex[2 * i] = hx[((uint8 *) VARDATA_ANY(h))[i] >> 4];
+			hex[2 * i + 1] = hx[((uint8 *) VARDATA_ANY(h))[i] & 15];
+		}
+		hex[2 * AUDIT_HASH_LEN] = '\0';
+	}
+	if (SPI_execute_with_args("DELETE FROM " TOMS_SCHEMA ".audit_log WHERE seq <= $1",
+							  1, &argtype, &arg, NULL, false, 0) != SPI_OK_DELETE)
+		elog(ERROR, "toms audit worker: retention delete failed");
+	removed = SPI_processed;
+	if (removed == 0)
+		return;
+
+	for (i = 0; i < AC_NCOLS; i++)
+		nulls[i] = true;
+	values[AC_TS] = TimestampTzGetDatum(GetCurrentTimestamp());
+	nulls[AC_TS] = false;
+	values[AC_KIND] = CStringGetTextDatum("seal");
+	nulls[AC_KIND] = false;
+	values[AC_ACTION] = CStringGetTextDatum("retention");
+	nulls[AC_ACTION] = false;
+	values[AC_PID] = Int32GetDatum(MyProcPid);
+	nulls[AC_PID] = false;
+	values[AC_DETAIL] = CStringGetTextDatum(psprintf("{\"upto\": %lld, \"hash\": \"%s\", \"removed\": %lld, \"before\": \"%s\"}",
+													 (long long) upto, hex, (long long) removed,
+													 timestamptz_to_str(cutoff)));
+	nulls[AC_DETAIL] = false;
+	chain_insert(values, nulls);
+}
+
+/* Emit the records chained in this batch as JSON lines. */
+static void
+export_to_log(int64 from_seq)
+{
+	Datum		arg = Int64GetDatum(from_seq);
+	Oid			argtype = INT8OID;
+	uint64		i;
+
+	if (SPI_execute_with_args("SELECT pg_catalog.row_to_json(a)::text FROM"
+							  " (SELECT pg_catalog.current_database() AS database, l.*"
+							  " FROM " TOMS_SCHEMA ".audit_log l WHERE seq > $1 ORDER BY seq) a",
+							  1, &argtype, &arg, NULL, false, 0) != SPI_OK_SELECT)
+		return;
+	for (i = 0; i < SPI_processed; i++)
+		audit_log_json(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+}
+
+/*
+ * One unit of work: take this database's queued entries, write them (and
+ * whatever else is due) in one transaction, commit, mark them done.
+ * Returns the number of entries and rows handled.
+ */
+static int
+worker_batch(bool *first)
+{
+	AuditShared *sh = audit_shared;
+	AuditDb    *db;
+	int			n = 0;
+	uint64		i;
+	bool		reconcile;
+	bool		has_ext;
+	bool		retention_due;
+	int64		start_seq;
+
+	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+	for (i = sh->tail; i < sh->head && n < AUDIT_BATCH; i++)
+	{
+		AuditSlot  *slot = &sh->slots[i % sh->nslots];
+
+		if (slot->state != SLOT_FULL || slot->dbid != my_dbid)
+			continue;
+		slot->state = SLOT_TAKEN;
+		slot->taker = MyProcPid;
+		memcpy(&batch[n], &slot->rec, offsetof(AuditRec, data) + slot->rec.h.used);
+		batch_seqs[n] = slot->seq;
+		n++;
+	}
+	db = audit_db_slot(my_dbid, false);
+	reconcile = db ? db->reconcile : false;
+	if (*first && db && db->head_seq > 0)
+	{
+		head_seq = db->head_seq;
+		memcpy(head_hash, db->head_hash, AUDIT_HASH_LEN);
+	}
+	LWLockRelease(audit_lock());
+
+	retention_due = audit_retention > 0 &&
+		TimestampDifferenceExceeds(last_retention, GetCurrentTimestamp(), 10000);
+	if (n == 0 && !reconcile && !*first && !retention_due)
+		return 0;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	has_ext = OidIsValid(get_extension_oid("toms", true));
+	if (!has_ext)
+	{
+		/* nowhere to put them in this database: the server log has them */
+		for (i = 0; i < n; i++)
+			if (batch[i].h.type == AREC_RECORD)
+				audit_rec_to_log(&batch[i]);
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+		db = audit_db_slot(my_dbid, false);
+		if (db)
+			db->reconcile = false;
+		LWLockRelease(audit_lock());
+		finish_entries(batch_seqs, n, true);
+		*first = false;
+		return -1;
+	}
+
+	SPI_connect();
+	audit_writing = true;
+	pgstat_report_activity(STATE_RUNNING, "toms audit: writing records");
+	prepare_plans();
+
+	/* one chain writer per database, whatever happens */
+	SPI_execute("SELECT pg_catalog.pg_advisory_xact_lock(7415, 1)", false, 0);
+
+	{
+		bool		isnull;
+
+		/*
+		 * Continue from the chain head we wrote (kept in shared memory), or
+		 * after a restart from the newest record.  If someone added records
+		 * past our head bypassing toms, continue after them so that nothing
+		 * collides: verify_audit reports them.  Records deleted from the end
+		 * leave a gap that verify_audit reports too.
+		 */
+		if (SPI_execute("SELECT seq, hash FROM " TOMS_SCHEMA ".audit_log WHERE seq IS NOT NULL"
+						" ORDER BY seq DESC LIMIT 1", true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		{
+			int64		tseq;
+			bytea	   *h;
+
+			tseq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			if (tseq > head_seq)
+			{
+				head_seq = tseq;
+				memset(head_hash, 0, AUDIT_HASH_LEN);
+				h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+				if (!isnull && VARSIZE_ANY_EXHDR(h) == AUDIT_HASH_LEN)
+					memcpy(head_hash, VARDATA_ANY(h), AUDIT_HASH_LEN);
+			}
+		}
+	}
+	start_seq = head_seq;
+
+	if (reconcile)
+		chain_existing(-1);
+
+	for (i = 0; i < n; i++)
+	{
+		AuditRec   *rec = &batch[i];
+
+		switch (rec->h.type)
+		{
+			case AREC_RECORD:
+				{
+					Datum		values[AC_NCOLS];
+					bool		nulls[AC_NCOLS];
+					char	   *kind;
+
+					audit_rec_to_datums(rec, values, nulls);
+					chain_insert(values, nulls);
+					kind = audit_rec_get_str(rec, RS_KIND);
+					if (kind && strcmp(kind, "denied") == 0)
+						count_denial(rec);
+				}
+				break;
+			case AREC_CHAIN:
+				chain_existing(rec->h.ints[RI_XID]);
+				break;
+			case AREC_INCIDENT:
+				raise_incident(audit_rec_get_str(rec, RS_ACTION),
+							   audit_rec_get_str(rec, RS_FATE),
+							   audit_rec_get_str(rec, RS_TENANT),
+							   audit_rec_get_str(rec, RS_DETAIL),
+							   rec->h.ts);
+				break;
+		}
+	}
+
+	flush_pending();
+	apply_retention();
+	flush_pending();
+	if (audit_to_log && head_seq > start_seq)
+		export_to_log(start_seq);
+
+	audit_writing = false;
+	SPI_finish();
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+
+	/* no interrupt is processed between the commit and this */
+	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+	db = audit_db_slot(my_dbid, false);
+	if (db)
+	{
+		if (reconcile)
+			db->reconcile = false;
+		db->head_seq = head_seq;
+		memcpy(db->head_hash, head_hash, AUDIT_HASH_LEN);
+		db->last_flush = GetCurrentTimestamp();
+	}
+	LWLockRelease(audit_lock());
+	finish_entries(batch_seqs, n, true);
+	*first = false;
+	return n + 1;
+}
+
+void
+toms_audit_worker_main(Datum main_arg)
+{
+	AuditDb    *db;
+	bool		first = true;
+	int			idle_ms = 0;
+	int			drain_rounds = 0;
+	MemoryContext loop_cxt;
+
+	my_dbid = DatumGetObjectId(main_arg);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, audit_sigterm);
+	BackgroundWorkerUnblockSignals();
+
+	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+	db = audit_db_slot(my_dbid, true);
+	if (db == NULL || (db->pid != 0 && db->pid != MyProcPid))
+	{
+		if (db)
+			db->starting = false;
+		LWLockRelease(audit_lock());
+		proc_exit(0);
+	}
+	db->pid = MyProcPid;
+	db->latch = MyLatch;
+	db->starting = false;
+	LWLockRelease(audit_lock());
+	before_shmem_exit(worker_detach, (Datum) 0);
+
+	BackgroundWorkerInitializeConnectionByOid(my_dbid, InvalidOid, 0);
+	pgstat_report_appname("toms audit worker");
+	/* the batch is the unit of durability: commit it synchronously */
+	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
+
+	batch = MemoryContextAlloc(TopMemoryContext, sizeof(AuditRec) * AUDIT_BATCH);
+	batch_seqs = MemoryContextAlloc(TopMemoryContext, sizeof(uint64) * AUDIT_BATCH);
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "toms audit worker", ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		int			n;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		MemoryContextSwitchTo(loop_cxt);
+		n = worker_batch(&first);
+		MemoryContextSwitchTo(TopMemoryContext);
+		MemoryContextReset(loop_cxt);
+		if (n < 0)
+			break;				/* no extension here */
+		if (n >= AUDIT_BATCH)
+			continue;			/* more is waiting */
+		if (got_sigterm)
+		{
+			/* drained: anything queued from now on waits for the next worker */
+			if (n <= 1 || ++drain_rounds > 20)
+				break;
+			continue;
+		}
+		if (n > 0)
+			idle_ms = 0;
+		else
+			idle_ms += audit_flush_delay;
+
+		if (idle_ms >= WORKER_IDLE_EXIT_MS)
+		{
+			bool		busy = false;
+			uint64		i;
+
+			LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+			for (i = audit_shared->tail; i < audit_shared->head; i++)
+			{
+				AuditSlot  *slot = &audit_shared->slots[i % audit_shared->nslots];
+
+				if (slot->state == SLOT_FULL && slot->dbid == my_dbid)
+				{
+					busy = true;
+					break;
+				}
+			}
+			if (!busy)
+			{
+				db = audit_db_slot(my_dbid, false);
+				if (db && db->pid == MyProcPid)
+				{
+					db->pid = 0;
+					db->latch = NULL;
+				}
+			}
+			LWLockRelease(audit_lock());
+			if (!busy)
+				break;
+			idle_ms = 0;
+		}
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 audit_flush_delay, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	proc_exit(0);
+}
+
+/* ----------------------------------------------------------------
+ * Launcher
+ * ----------------------------------------------------------------
+ */
+static BackgroundWorkerHandle *handles[AUDIT_MAX_DBS];
+
+static List *
+connectable_databases(void)
+{
+	List	   *dbs = NIL;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
+	{
+		Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
+		MemoryContext old;
+
+		if (!d->datallowconn || d->datistemplate)
+			continue;
+		old = MemoryContextSwitchTo(cxt);
+		dbs = lappend_oid(dbs, d->oid);
+		MemoryContextSwitchTo(old);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return dbs;
+}
+
+static bool
+start_worker(AuditDb *db, int idx)
+{
+	BackgroundWorker bgw;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "toms");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "toms_audit_worker_main");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "toms audit worker for database %u", db->dbid);
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "toms audit worker");
+	bgw.bgw_main_arg = ObjectIdGetDatum(db->dbid);
+	bgw.bgw_notify_pid = MyProcPid;
+	if (!RegisterDynamicBackgroundWorker(&bgw, &handles[idx]))
+		return false;
+	db->starting = true;
+	return true;
+}
+
+/* Queue entries whose database we cannot serve go to the server log. */
+static void
+drop_entries_for(Oid dbid, bool unresolved)
+{
+	AuditShared *sh = audit_shared;
+	uint64		i;
+
+	for (i = sh->tail; i < sh->head; i++)
+	{
+		AuditSlot  *slot = &sh->slots[i % sh->nslots];
+
+		if (slot->state != SLOT_FULL || (unresolved ? OidIsValid(slot->dbid) : slot->dbid != dbid))
+			continue;
+		if (slot->rec.h.type == AREC_RECORD)
+			audit_rec_to_log(&slot->rec);
+		slot->state = SLOT_DONE;
+	}
+	while (sh->tail < sh->head && sh->slots[sh->tail % sh->nslots].state == SLOT_DONE)
+	{
+		sh->slots[sh->tail % sh->nslots].state = SLOT_EMPTY;
+		sh->tail++;
+	}
+}
+
+/* Logins (and incidents) raised before a database was chosen. */
+static void
+resolve_unassigned(void)
+{
+	AuditShared *sh = audit_shared;
+	uint64		i;
+	bool		any = false;
+
+	LWLockAcquire(audit_lock(), LW_SHARED);
+	for (i = sh->tail; i < sh->head && !any; i++)
+		if (sh->slots[i % sh->nslots].state == SLOT_FULL &&
+			!OidIsValid(sh->slots[i % sh->nslots].dbid))
+			any = true;
+	LWLockRelease(audit_lock());
+	if (!any)
+		return;
+
+	StartTransactionCommand();
+	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+	for (i = sh->tail; i < sh->head; i++)
+	{
+		AuditSlot  *slot = &sh->slots[i % sh->nslots];
+		char	   *name;
+		Oid			dbid = InvalidOid;
+
+		if (slot->state != SLOT_FULL || OidIsValid(slot->dbid))
+			continue;
+		name = audit_rec_get_str(&slot->rec, RS_DATABASE);
+		if (name)
+		{
+			/* a syscache lookup of a shared catalog: no I/O under the lock in practice */
+			dbid = get_database_oid(name, true);
+		}
+		if (OidIsValid(dbid))
+			slot->dbid = dbid;
+	}
+	drop_entries_for(InvalidOid, true);
+	LWLockRelease(audit_lock());
+	CommitTransactionCommand();
+	ConditionVariableBroadcast(&sh->cv_done);
+	ConditionVariableBroadcast(&sh->cv_space);
+}
+
+/*
+ * Shutting down: the database workers drain their queues on their own
+ * SIGTERM.  Give them a moment, then whatever is still queued (for a
+ * database whose worker was not running) goes to the server log rather
+ * than nowhere.
+ */
+static void
+launcher_shutdown(void)
+{
+	AuditShared *sh = audit_shared;
+	int			waited;
+	uint64		i;
+
+	for (waited = 0; waited < 5000; waited += 50)
+	{
+		bool		busy = false;
+		int			d;
+
+		LWLockAcquire(audit_lock(), LW_SHARED);
+		for (d = 0; d < AUDIT_MAX_DBS; d++)
+			if (sh->dbs[d].pid != 0)
+				busy = true;
+		LWLockRelease(audit_lock());
+		if (!busy)
+			break;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 50,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+	for (i = sh->tail; i < sh->head; i++)
+	{
+		AuditSlot  *slot = &sh->slots[i % sh->nslots];
+
+		if (slot->state == SLOT_FULL && slot->rec.h.type == AREC_RECORD)
+		{
+			slot->state = SLOT_DONE;
+			audit_rec_to_log(&slot->rec);
+		}
+	}
+	sh->launcher_pid = 0;
+	sh->launcher_latch = NULL;
+	LWLockRelease(audit_lock());
+	/* exit code 1: the postmaster restarts us if it is not shutting down */
+	proc_exit(1);
+}
+
+void
+toms_audit_launcher_main(Datum main_arg)
+{
+	AuditShared *sh = audit_shared;
+	List	   *dbs;
+	ListCell   *lc;
+	TimestampTz last_maint = GetCurrentTimestamp();
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, audit_sigterm);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("toms audit launcher");
+
+	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+	sh->launcher_pid = MyProcPid;
+	sh->launcher_latch = MyLatch;
+	LWLockRelease(audit_lock());
+
+	/* after a start or a crash: every database reconciles once */
+	dbs = connectable_databases();
+	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+	foreach(lc, dbs)
+	{
+		AuditDb    *db = audit_db_slot(lfirst_oid(lc), true);
+
+		if (db)
+			db->reconcile = true;
+	}
+	LWLockRelease(audit_lock());
+
+	for (;;)
+	{
+		bool		want[AUDIT_MAX_DBS];
+		uint64		i;
+		int			d;
+
+		CHECK_FOR_INTERRUPTS();
+		if (got_sigterm)
+			launcher_shutdown();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		resolve_unassigned();
+
+		/* with retention on, visit every database now and then */
+		if (audit_retention > 0 &&
+			TimestampDifferenceExceeds(last_maint, GetCurrentTimestamp(), 60000))
+		{
+			last_maint = GetCurrentTimestamp();
+			dbs = connectable_databases();
+			LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+			foreach(lc, dbs)
+				(void) audit_db_slot(lfirst_oid(lc), true);
+			LWLockRelease(audit_lock());
+		}
+
+		memset(want, 0, sizeof(want));
+		LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+		for (d = 0; d < AUDIT_MAX_DBS; d++)
+		{
+			AuditDb    *db = &sh->dbs[d];
+			pid_t		pid;
+
+			if (!OidIsValid(db->dbid))
+				continue;
+			if (db->starting && handles[d] &&
+				GetBackgroundWorkerPid(handles[d], &pid) == BGWH_STOPPED)
+			{
+				/* it never attached: the database is gone or unusable */
+				db->starting = false;
+				if (db->pid == 0)
+				{
+					drop_entries_for(db->dbid, false);
+					db->reconcile = false;
+				}
+			}
+			if (db->reconcile || (audit_retention > 0 && TimestampDifferenceExceeds(db->last_flush, GetCurrentTimestamp(), 60000)))
+				want[d] = true;
+		}
+		for (i = sh->tail; i < sh->head; i++)
+		{
+			AuditSlot  *slot = &sh->slots[i % sh->nslots];
+			AuditDb    *db;
+
+			if (slot->state != SLOT_FULL || !OidIsValid(slot->dbid))
+				continue;
+			db = audit_db_slot(slot->dbid, true);
+			if (db == NULL)
+			{
+				drop_entries_for(slot->dbid, false);
+				continue;
+			}
+			want[db - sh->dbs] = true;
+		}
+		for (d = 0; d < AUDIT_MAX_DBS; d++)
+		{
+			AuditDb    *db = &sh->dbs[d];
+
+			if (want[d] && db->pid == 0 && !db->starting)
+			{
+				if (!start_worker(db, d))
+					ereport(LOG,
+							(errmsg("toms audit launcher: could not start a worker for database %u", db->dbid),
+							 errhint("Raise max_worker_processes.")));
+			}
+		}
+		LWLockRelease(audit_lock());
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 audit_flush_delay, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
 
 void
 audit_worker_init(void)
 {
+	BackgroundWorker bgw;
+
+	memset(&bgw, 0, sizeof(bgw));
+	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	bgw.bgw_restart_time = 1;
+	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "toms");
+	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "toms_audit_launcher_main");
+	snprintf(bgw.bgw_name, BGW_MAXLEN, "toms audit launcher");
+	snprintf(bgw.bgw_type, BGW_MAXLEN, "toms audit launcher");
+	RegisterBackgroundWorker(&bgw);
 }

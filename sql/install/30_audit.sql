@@ -1,0 +1,97 @@
+-- Access audit (SPEC section 2; measures 4b, 4e, 5a, 5c, 7, 10b).
+
+-- The trail.  seq is the record's place in the hash chain: NULL for the few
+-- milliseconds between the commit of a write and the audit worker chaining
+-- it.  hash = BLAKE2b-256(previous hash || canonical encoding of seq..detail).
+CREATE TABLE @extschema@.audit_log (
+	seq			bigint,
+	ts			timestamptz NOT NULL,
+	kind		text NOT NULL,		-- access, denied, login, admin, seal
+	action		text,				-- SELECT/INSERT/.../COPY/TRUNCATE, LOGIN, reason
+	session_role text,
+	effective_role text,
+	actor		text,				-- token "sub", or the session role
+	tenant		text,
+	grant_id	bigint,
+	justification text,
+	relname		text,
+	row_count	bigint,
+	query_id	bigint,
+	client_addr text,
+	application_name text,
+	pid			integer,
+	xid			bigint,
+	fate		text,				-- committed, rolled back, failed, denied, ...
+	statement	text,
+	detail		text,
+	hash		bytea
+);
+CREATE UNIQUE INDEX audit_log_seq ON @extschema@.audit_log (seq);
+CREATE INDEX audit_log_unchained ON @extschema@.audit_log (xid) WHERE seq IS NULL;
+COMMENT ON TABLE @extschema@.audit_log IS 'toms: append-only, hash-chained audit trail';
+
+CREATE TABLE @extschema@.incidents (
+	id			bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+	kind		text NOT NULL,
+	severity	text NOT NULL,
+	tenant		text,
+	detail		text NOT NULL DEFAULT '',
+	first_seen	timestamptz NOT NULL,
+	last_seen	timestamptz NOT NULL,
+	count		bigint NOT NULL DEFAULT 1,
+	closed_at	timestamptz
+);
+CREATE UNIQUE INDEX incidents_open ON @extschema@.incidents (kind, (coalesce(tenant, '')), detail)
+	WHERE closed_at IS NULL;
+COMMENT ON TABLE @extschema@.incidents IS 'toms: suspicious events, deduplicated (NOTIFY toms_incident)';
+
+CREATE FUNCTION @extschema@.audit_log_guard() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'toms_audit_log_guard' LANGUAGE C;
+REVOKE ALL ON FUNCTION @extschema@.audit_log_guard() FROM PUBLIC;
+
+-- Statement triggers: they fire even when no row matches, and cost one
+-- call per statement.  session_replication_role = replica skips them; the
+-- hash chain catches what is done that way.
+CREATE TRIGGER audit_log_append_only BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE
+	ON @extschema@.audit_log FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.audit_log_guard();
+CREATE TRIGGER incidents_append_only BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE
+	ON @extschema@.incidents FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.audit_log_guard();
+
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('@extschema@.incidents', '');
+
+REVOKE ALL ON @extschema@.audit_log, @extschema@.incidents FROM PUBLIC;
+GRANT SELECT ON @extschema@.audit_log, @extschema@.incidents TO toms_auditor, toms_admin;
+
+CREATE FUNCTION @extschema@.verify_audit("from" bigint DEFAULT NULL, "to" bigint DEFAULT NULL,
+	OUT ok boolean, OUT first_bad bigint, OUT detail text)
+	RETURNS record
+	AS 'MODULE_PATHNAME', 'toms_verify_audit'
+	LANGUAGE C SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.verify_audit(bigint, bigint) IS
+	'toms: recompute the audit hash chain; ok, the first bad record, and why';
+REVOKE ALL ON FUNCTION @extschema@.verify_audit(bigint, bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.verify_audit(bigint, bigint) TO toms_auditor, toms_admin;
+
+CREATE FUNCTION @extschema@.audit_flush(timeout_ms integer DEFAULT 10000) RETURNS boolean
+	AS 'MODULE_PATHNAME', 'toms_audit_flush'
+	LANGUAGE C;
+COMMENT ON FUNCTION @extschema@.audit_flush(integer) IS
+	'toms: wait until every audit record queued so far is committed; false on timeout';
+REVOKE ALL ON FUNCTION @extschema@.audit_flush(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.audit_flush(integer) TO toms_auditor, toms_admin;
+
+CREATE FUNCTION @extschema@.audit_stats_fn(OUT queue_size integer, OUT queued bigint,
+	OUT enqueued bigint, OUT written bigint, OUT queue_waits bigint,
+	OUT queue_full_errors bigint, OUT written_to_log bigint, OUT incidents_notified bigint,
+	OUT workers integer, OUT launcher_pid integer)
+	RETURNS record
+	AS 'MODULE_PATHNAME', 'toms_audit_stats'
+	LANGUAGE C;
+REVOKE ALL ON FUNCTION @extschema@.audit_stats_fn() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.audit_stats_fn() TO toms_auditor, toms_admin;
+
+CREATE VIEW @extschema@.audit_stats AS SELECT * FROM @extschema@.audit_stats_fn();
+COMMENT ON VIEW @extschema@.audit_stats IS 'toms: audit queue and worker counters (since server start)';
+REVOKE ALL ON @extschema@.audit_stats FROM PUBLIC;
+GRANT SELECT ON @extschema@.audit_stats TO toms_auditor, toms_admin;
