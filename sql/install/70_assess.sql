@@ -285,17 +285,22 @@ BEGIN
 			status := 'n/a';
 			evidence := 'toms.stale_roles() does not exist (the account part is not installed)';
 		ELSE
-			EXECUTE 'SELECT array_agg(s.role::text ORDER BY s.role) FROM @extschema@.stale_roles($1) s'
+			-- A role with no recorded login is new, or older than the record:
+			-- counted, not called stale.
+			EXECUTE 'SELECT array_agg(s.role::text ORDER BY s.role) FILTER (WHERE s.last_login IS NOT NULL),'
+					' count(*) FILTER (WHERE s.last_login IS NULL)'
+					' FROM @extschema@.stale_roles($1) s'
 					' WHERE s.role::text <> (SELECT rolname FROM pg_roles WHERE oid = 10)'
-			   INTO items USING period * 13;
+			   INTO items, n USING period * 13;
 			IF cardinality(items) > 0 THEN
 				status := 'warn';
-				evidence := format('login roles with no login for %s x 13: %s (toms.deactivate_role() those who left)',
-								   period_txt, @extschema@._assess_list(items));
+				evidence := format('login roles with no login for %s: %s (toms.deactivate_role() those who left)',
+								   period * 13, @extschema@._assess_list(items));
 			ELSE
 				status := 'pass';
-				evidence := format('no login role idle for longer than %s x 13', period_txt);
+				evidence := format('no login role idle for longer than %s', period * 13);
 			END IF;
+			evidence := evidence || format('; %s login role(s) with no login recorded', n);
 		END IF;
 	EXCEPTION WHEN OTHERS THEN
 		status := 'n/a'; evidence := 'check could not run: ' || SQLERRM;
