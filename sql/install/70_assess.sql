@@ -206,11 +206,16 @@ BEGIN
 			evidence := 'toms.audit_log does not exist (the audit part is not installed)';
 		ELSE
 			s := 'pass'; e := '{}';
-			SELECT count(*) INTO n FROM pg_stat_activity WHERE backend_type ILIKE 'toms audit%';
-			IF n = 0 THEN
-				s := 'fail'; e := e || 'no toms audit worker is running'::text;
+			-- The launcher is permanent; database workers come and go with
+			-- the queue.
+			SELECT count(*) FILTER (WHERE backend_type ILIKE 'toms audit launcher%'),
+				   count(*) FILTER (WHERE backend_type ILIKE 'toms audit worker%')
+			  INTO n, n2 FROM pg_stat_activity;
+			IF n + n2 = 0 THEN
+				s := 'fail'; e := e || 'no toms audit launcher or worker is running'::text;
 			ELSE
-				e := e || format('%s audit worker(s) running', n);
+				e := e || format('audit launcher %s, %s database worker(s) active',
+								 CASE WHEN n > 0 THEN 'running' ELSE 'not running' END, n2);
 			END IF;
 			EXECUTE 'SELECT count(*), count(*) FILTER (WHERE session_role IS NULL OR session_role::text = '''')'
 					' FROM @extschema@.audit_log WHERE ts > now() - $1'
