@@ -27,6 +27,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_inherits.h"
@@ -248,6 +249,20 @@ context_assign_hook(const char *newval, void *extra)
 }
 
 /*
+ * The snapshot for reading toms' own tables: the latest committed state, so
+ * a revoked membership or distrusted key stops working at once.  A parallel
+ * worker cannot take a new snapshot; it uses the leader's.  The caller
+ * unregisters it.
+ */
+Snapshot
+toms_lookup_snapshot(void)
+{
+	if (IsInParallelMode())
+		return RegisterSnapshot(ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot());
+	return RegisterSnapshot(GetLatestSnapshot());
+}
+
+/*
  * Scan one of toms' tables with an equality key on a text column, through
  * the named index.  No SPI: this runs inside policy evaluation, and must
  * neither recurse into the executor hooks nor depend on the caller's
@@ -275,7 +290,7 @@ scan_by_text(const char *relname, const char *indexname, AttrNumber attnum,
 	rel = table_open(relid, AccessShareLock);
 	ScanKeyInit(&key, attnum, BTEqualStrategyNumber, F_TEXTEQ,
 				CStringGetTextDatum(value));
-	snap = RegisterSnapshot(GetLatestSnapshot());
+	snap = toms_lookup_snapshot();
 	scan = systable_beginscan(rel, indexid, true, snap, 1, &key);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 		if (!cb(tup, RelationGetDescr(rel), arg))
@@ -699,7 +714,7 @@ toms_protected(Oid relid)
 			return NULL;
 		rel = table_open(tbl, AccessShareLock);
 		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
-		snap = RegisterSnapshot(GetLatestSnapshot());
+		snap = toms_lookup_snapshot();
 		scan = systable_beginscan(rel, idx, true, snap, 1, &key);
 		if (HeapTupleIsValid(tup = systable_getnext(scan)))
 			protected_row_cb(tup, RelationGetDescr(rel), &tmp);

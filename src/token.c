@@ -120,11 +120,7 @@ load_trusted_keys(const char *key_id)
 		TupleDescAttr(RelationGetDescr(rel), att_key - 1)->atttypid != BYTEAOID)
 		elog(ERROR, "toms.trusted_keys has an unexpected definition");
 
-	/* A parallel worker cannot take a new snapshot; it uses the leader's. */
-	if (IsInParallelMode())
-		snap = RegisterSnapshot(ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot());
-	else
-		snap = RegisterSnapshot(GetLatestSnapshot());
+	snap = toms_lookup_snapshot();
 
 	scan = table_beginscan(rel, snap, 0, NULL);
 	slot = table_slot_create(rel, NULL);

@@ -15,6 +15,7 @@
 #include "access/attnum.h"
 #include "datatype/timestamp.h"
 #include "storage/lwlock.h"
+#include "utils/snapshot.h"
 
 /* Name of the extension's schema; it is not relocatable. */
 #define TOMS_SCHEMA "toms"
@@ -74,6 +75,7 @@ typedef struct TomsProtected
  * relcache invalidation. */
 extern const TomsProtected *toms_protected(Oid relid);
 extern bool toms_extension_exists(void);
+extern Snapshot toms_lookup_snapshot(void);
 extern Oid	toms_schema_oid(void);
 extern void toms_validate_tenant_id(const char *tenant);
 
@@ -189,6 +191,9 @@ extern void lifecycle_worker_init(void);
 
 /* account.c */
 extern void account_init(void);
+
+/* password.c (part of account security; set up by account_init) */
+extern void password_init(void);
 
 /* assess.c */
 

@@ -2,7 +2,7 @@
 -- B's rows through every path of plain SQL.  Runs in one transaction that
 -- is rolled back.
 BEGIN;
-SELECT plan(41);
+SELECT plan(43);
 
 SET client_min_messages = warning;
 CREATE ROLE regress_iso_a LOGIN;
@@ -123,6 +123,17 @@ SELECT toms.add_member('regress_iso_a', 'iso_7');
 SET SESSION AUTHORIZATION regress_iso_a;
 SELECT toms.set_tenant('iso_7');
 SELECT results_eq('SELECT count(*)::int FROM regress_iso.events', ARRAY[400], 'bulk tenant sees its 400 rows');
+-- parallel workers verify the context themselves
+SET LOCAL parallel_setup_cost = 0;
+SET LOCAL parallel_tuple_cost = 0;
+SET LOCAL min_parallel_table_scan_size = 0;
+SET LOCAL max_parallel_workers_per_gather = 2;
+SET LOCAL enable_indexscan = off;
+SET LOCAL enable_bitmapscan = off;
+SELECT ok(EXISTS (SELECT 1 FROM regress_iso.plan_lines('SELECT count(*) FROM regress_iso.events') AS p(l) WHERE l LIKE '%Parallel Seq Scan%'), 'parallel plan chosen');
+SELECT results_eq('SELECT count(*)::int FROM regress_iso.events', ARRAY[400], 'parallel scan sees the same 400 rows');
+RESET parallel_setup_cost; RESET parallel_tuple_cost; RESET min_parallel_table_scan_size;
+RESET max_parallel_workers_per_gather; RESET enable_indexscan; RESET enable_bitmapscan;
 SELECT ok(EXISTS (SELECT 1 FROM regress_iso.plan_lines('SELECT payload FROM regress_iso.events WHERE id = 77') AS p(l)
 	WHERE l LIKE '%Index Cond: ((tenant_id = toms.current_tenant()) AND (id = 77))%'), 'point query: tenant filter is an index condition');
 CREATE TEMP TABLE toms_plan AS SELECT array_agg(l) AS lines FROM regress_iso.plan_lines('SELECT payload FROM regress_iso.events WHERE id = 77') AS p(l);
