@@ -211,7 +211,9 @@ BEGIN
 			SELECT count(*) FILTER (WHERE backend_type ILIKE 'toms audit launcher%'),
 				   count(*) FILTER (WHERE backend_type ILIKE 'toms audit worker%')
 			  INTO n, n2 FROM pg_stat_activity;
-			IF n + n2 = 0 THEN
+			IF in_recovery THEN
+				s := 'n/a'; e := e || 'this server is a standby: the audit workers run on the primary'::text;
+			ELSIF n + n2 = 0 THEN
 				s := 'fail'; e := e || 'no toms audit launcher or worker is running'::text;
 			ELSE
 				e := e || format('audit launcher %s, %s database worker(s) active',
@@ -222,6 +224,8 @@ BEGIN
 			   INTO n, n2 USING period;
 			IF n2 > 0 THEN
 				s := 'fail';
+			ELSIF s = 'n/a' AND n > 0 THEN
+				s := 'pass';
 			END IF;
 			e := e || format('%s audit record(s) in the last %s, %s without a session role', n, period_txt, n2);
 			status := s; evidence := array_to_string(e, '; ');
@@ -299,11 +303,11 @@ BEGIN
 			   INTO items, n USING period * 13;
 			IF cardinality(items) > 0 THEN
 				status := 'warn';
-				evidence := format('login roles with no login for %s: %s (toms.deactivate_role() those who left)',
-								   period * 13, @extschema@._assess_list(items));
+				evidence := format('login roles with no login for %s days: %s (toms.deactivate_role() those who left)',
+								   floor(extract(epoch FROM period * 13) / 86400), @extschema@._assess_list(items));
 			ELSE
 				status := 'pass';
-				evidence := format('no login role idle for longer than %s', period * 13);
+				evidence := format('no login role idle for longer than %s days', floor(extract(epoch FROM period * 13) / 86400));
 			END IF;
 			evidence := evidence || format('; %s login role(s) with no login recorded', n);
 		END IF;
