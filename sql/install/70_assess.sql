@@ -458,21 +458,28 @@ BEGIN
 				e := e || format('ssl_min_protocol_version = %s', v);
 			END IF;
 		END IF;
-		IF current_setting('toms.require_tls', true) IS NULL THEN
-			e := e || 'toms.require_tls: n/a (the account part is not installed)'::text;
-		ELSIF current_setting('toms.require_tls') = 'on' THEN
-			e := e || format('toms.require_tls = on (minimum %s)', current_setting('toms.min_tls_version', true));
-		ELSIF s <> 'n/a' THEN
-			s := @extschema@._assess_worst(s, 'warn');
-			e := e || 'toms.require_tls = off'::text;
-		END IF;
-		IF s <> 'n/a' AND has_function_privilege('pg_catalog.pg_hba_file_rules()', 'EXECUTE') THEN
-			SELECT array_agg(format('line %s', h.line_number) ORDER BY h.line_number) INTO items
-			  FROM pg_hba_file_rules h WHERE h.type = 'host' AND h.auth_method <> 'reject';
-			IF cardinality(items) > 0 AND coalesce(current_setting('toms.require_tls', true), 'off') <> 'on' THEN
+		IF s <> 'n/a' THEN
+			-- TCP without TLS is refused by pg_hba.conf (hostssl only) or
+			-- by toms.require_tls; either is enough.
+			items := NULL;
+			IF has_function_privilege('pg_catalog.pg_hba_file_rules()', 'EXECUTE') THEN
+				SELECT coalesce(array_agg(format('line %s', h.line_number) ORDER BY h.line_number), '{}')
+				  INTO items
+				  FROM pg_hba_file_rules h WHERE h.type = 'host' AND h.auth_method <> 'reject';
+			END IF;
+			v := current_setting('toms.require_tls', true);
+			IF v = 'on' THEN
+				e := e || format('toms.require_tls = on (minimum %s)', current_setting('toms.min_tls_version', true));
+			ELSIF items IS NULL THEN
 				s := @extschema@._assess_worst(s, 'warn');
-				e := e || format('pg_hba.conf admits TCP connections without TLS (%s; use hostssl)',
+				e := e || format('toms.require_tls is %s and pg_hba.conf could not be read',
+								 coalesce(v, 'not installed'));
+			ELSIF cardinality(items) > 0 THEN
+				s := @extschema@._assess_worst(s, 'warn');
+				e := e || format('pg_hba.conf admits TCP connections without TLS (%s): use hostssl, or toms.require_tls = on',
 								 @extschema@._assess_list(items));
+			ELSE
+				e := e || 'pg_hba.conf admits TCP connections only with TLS (hostssl)'::text;
 			END IF;
 		END IF;
 		status := s; evidence := array_to_string(e, '; ');
