@@ -77,6 +77,17 @@ RESET ROLE;
 SELECT i.valid, i.reason
   FROM k, toms.inspect_token(toms_test.mint_claims(secret_key, 'acme', 'alice', '1 hour', 'regress-k1')) i
  WHERE name = 'k1';
+-- the same under the stricter isolation levels
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT i.valid, i.reason
+  FROM k, toms.inspect_token(toms_test.mint_claims(secret_key, 'acme', 'alice', '1 hour', 'regress-k1')) i
+ WHERE name = 'k1';
+COMMIT;
+BEGIN ISOLATION LEVEL SERIALIZABLE;
+SELECT i.valid, i.reason
+  FROM k, toms.inspect_token(toms_test.mint_claims(secret_key, 'acme', 'alice', '1 hour', 'regress-k1')) i
+ WHERE name = 'k1';
+COMMIT;
 SELECT toms.distrust_key('regress-k1');
 SELECT i.valid, i.reason
   FROM k, toms.inspect_token(toms_test.mint_claims(secret_key, 'acme', 'alice', '1 hour', 'regress-k1')) i

@@ -144,6 +144,16 @@ UNION ALL SELECT 'payload with \u0000', toms_test.mint(pg_temp.sk('k1'), pg_temp
 UPDATE cases SET tok = toms_test.mint(pg_temp.sk('k1'),
 	rtrim(pg_temp.claims(), '}') || ', "x": "a\u0000b"}') WHERE label = 'payload with \u0000';
 
+-- the length limit, exactly: payload || signature of 6136 bytes encodes to
+-- 8182 characters, so the token has 8192 bytes; one byte more is too long
+INSERT INTO cases (label, tok)
+SELECT 'exactly 8192 bytes', toms_test.mint(pg_temp.sk('k1'),
+	pg_temp.claims(jsonb_build_object('pad', repeat('x', 6072 - length(pg_temp.claims('{"pad":""}'))))))
+UNION ALL
+SELECT '8193 bytes', toms_test.mint(pg_temp.sk('k1'),
+	pg_temp.claims(jsonb_build_object('pad', repeat('x', 6073 - length(pg_temp.claims('{"pad":""}'))))));
+SELECT label, length(tok) FROM cases WHERE label IN ('exactly 8192 bytes', '8193 bytes') ORDER BY n;
+
 -- the shape of the tokens, as the cases assume
 SELECT label, length(split_part(tok, '.', 3)) % 4 AS body_len_mod_4
   FROM cases WHERE label LIKE 'canonical control%' ORDER BY n;

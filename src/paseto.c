@@ -185,6 +185,11 @@ toms_paseto_verify(const TomsPaseto *tok, const unsigned char *public_key,
 	p = put_piece(p, tok->payload, tok->payload_len);
 	p = put_piece(p, tok->footer, tok->footer_len);
 	p = put_piece(p, implicit, implicit_len);
+	if ((size_t) (p - pae) != paelen)
+	{
+		free(pae);
+		return R_SIGNATURE;		/* cannot happen; fail closed */
+	}
 
 	rc = crypto_sign_verify_detached(tok->sig, pae, paelen, public_key);
 	free(pae);

@@ -411,14 +411,17 @@ static void
 deny(const Denial *d)
 {
 	toms_audit_denied(d->why, d->tenant, InvalidOid, NULL);
-	if (d->hint)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("%s", d->why),
-				 errhint("%s", d->hint)));
+
+	/*
+	 * The statement may carry a token (SET toms.context = '...',
+	 * enter_tenant('...')): keep it out of the server log.
+	 */
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("%s", d->why)));
+			 errmsg("%s", d->why),
+			 d->hint ? errhint("%s", d->hint) : 0,
+			 errhidestmt(true),
+			 errhidecontext(true)));
 }
 
 static bool

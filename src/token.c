@@ -688,8 +688,13 @@ toms_verify_token(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("public key must be %d bytes, not %d",
-						TOMS_PASETO_KEY_LEN, (int) VARSIZE_ANY_EXHDR(pk))));
+						TOMS_PASETO_KEY_LEN, (int) VARSIZE_ANY_EXHDR(pk)),
+				 errhidestmt(true), errhidecontext(true)));
 
+	/*
+	 * The statement text may hold the token (a bearer credential): keep it
+	 * and the context out of the server log for these errors.
+	 */
 	buf = palloc(len + 1);
 	r = toms_paseto_parse(VARDATA_ANY(token), len, buf, len + 1, &tok);
 	if (r != NULL)
@@ -697,19 +702,22 @@ toms_verify_token(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s", r),
 				 errdetail("A v4.public token is \"v4.public.\", unpadded base64url of payload and 64-byte signature, and optionally \".\" and a base64url footer, at most %d bytes.",
-						   TOMS_TOKEN_MAX_LEN)));
+						   TOMS_TOKEN_MAX_LEN),
+				 errhidestmt(true), errhidecontext(true)));
 	r = toms_paseto_verify(&tok, (const unsigned char *) VARDATA_ANY(pk),
 						   (const unsigned char *) VARDATA_ANY(implicit),
 						   VARSIZE_ANY_EXHDR(implicit));
 	if (r != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("%s", r)));
+				 errmsg("%s", r),
+				 errhidestmt(true), errhidecontext(true)));
 	if (!pg_verify_mbstr(GetDatabaseEncoding(), (const char *) tok.payload,
 						 (int) tok.payload_len, true))
 		ereport(ERROR,
 				(errcode(ERRCODE_CHARACTER_NOT_IN_REPERTOIRE),
-				 errmsg("token payload is not valid text in the database encoding")));
+				 errmsg("token payload is not valid text in the database encoding"),
+				 errhidestmt(true), errhidecontext(true)));
 	PG_RETURN_TEXT_P(cstring_to_text_with_len((const char *) tok.payload, (int) tok.payload_len));
 }
 

@@ -174,10 +174,36 @@ extern void audit_init(void);
 /* audit_worker.c */
 extern void audit_worker_init(void);
 
+/* crypto.c (master key; part of the sealed capability) */
+
+#define TOMS_KEY_LEN		32	/* master, data and index keys */
+#define TOMS_MASTER_ID_LEN	8	/* BLAKE2b check value of a master key */
+#define TOMS_WRAPPED_LEN	(24 + TOMS_KEY_LEN + 16)	/* nonce, key, tag */
+
+extern void crypto_init(void);
+extern bool toms_master_key_loaded(void);
+/* Raise 55000 "toms master key is not loaded" (with the reason) if so. */
+extern void toms_require_master_key(void);
+extern const unsigned char *toms_master_key_id(void);
+extern bool toms_master_id_is_current(const unsigned char *master_id);
+/* Wrap a tenant key under the current master key (AD: tenant, purpose, version). */
+extern void toms_key_wrap(const unsigned char *key, const char *tenant, char purpose,
+						  int32 version, unsigned char *wrapped, unsigned char *master_id);
+/* False if the wrapped key does not open; raises if its master key is absent. */
+extern bool toms_key_unwrap(const unsigned char *wrapped, size_t wrapped_len,
+							const unsigned char *master_id, const char *tenant,
+							char purpose, int32 version, unsigned char *key);
+
 /* sealed.c */
 
 /* protect(..., sensitive => ...): enforce those columns (called in SPI). */
 extern void sealed_on_protect(Oid relid, int ncols, char **colnames);
+/*
+ * Crypto-shredding for the deletion capability: wipe every wrapped key of
+ * the tenant (audited).  Returns the number of keys destroyed.  Runs with
+ * toms' own privileges; the caller checks its caller's.
+ */
+extern int64 toms_destroy_tenant_keys(const char *tenant);
 extern void sealed_init(void);
 
 /* lifecycle.c */
