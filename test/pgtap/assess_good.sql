@@ -3,7 +3,7 @@
 -- reference, every tenant table protected).  Nothing fails; each row is a
 -- known measure with a valid status; the report adds up.
 BEGIN;
-SELECT plan(25);
+SELECT plan(28);
 
 -- Who may assess (SPEC "Roles": toms_auditor, toms_admin)
 SELECT ok(has_function_privilege('toms_auditor', 'toms.assess()', 'EXECUTE'), 'toms_auditor may run assess()');
@@ -75,6 +75,19 @@ SELECT matches((SELECT status || ': ' || evidence FROM toms.assess() WHERE contr
 	'^fail: .*sensitive columns not of type toms.sealed: public.contacts.employee_id', '7 fails naming a sensitive column that is not sealed');
 UPDATE toms.protected_tables SET sensitive = '{phone}' WHERE relid = 'public.contacts'::regclass;
 SELECT is((SELECT status FROM toms.assess() WHERE control = '7'), 'pass', '7 passes again');
+
+-- Two-stage deletion on time (measure 6b).  The lifecycle worker cannot see
+-- this transaction's request, so it stays as placed here.
+SET LOCAL toms.deletion_approval = off;
+SELECT toms.create_tenant('regress_gone', 'Gone Ltd');
+SELECT toms.request_deletion('regress_gone', NULL, 'contract ended', '0 seconds') IS NOT NULL AS requested;
+SELECT is((SELECT status FROM toms.assess() WHERE control = '6b'), 'pass', '6b passes: the request is not overdue yet');
+UPDATE toms.deletion_requests SET not_before = now() - interval '2 hours' WHERE tenant = 'regress_gone';
+SELECT matches((SELECT status || ': ' || evidence FROM toms.assess() WHERE control = '6b'),
+	'^fail: 1 overdue', '6b fails on a deletion request overdue past its grace period');
+SELECT toms.hold('regress_gone', 'litigation hold, case 12');
+SELECT matches((SELECT status || ': ' || evidence FROM toms.assess() WHERE control = '6b'),
+	'^pass: 0 overdue .*, 1 legal hold', '6b: a held request is not overdue, and the hold is reported');
 
 -- Shape of the answer
 SELECT bag_eq($$SELECT control FROM toms.assess()$$,
