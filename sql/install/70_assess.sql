@@ -206,17 +206,26 @@ BEGIN
 			evidence := 'toms.audit_log does not exist (the audit part is not installed)';
 		ELSE
 			s := 'pass'; e := '{}';
-			SELECT count(*) INTO n FROM pg_stat_activity WHERE backend_type ILIKE 'toms audit%';
-			IF n = 0 THEN
-				s := 'fail'; e := e || 'no toms audit worker is running'::text;
+			-- The launcher is permanent; database workers come and go with
+			-- the queue.
+			SELECT count(*) FILTER (WHERE backend_type ILIKE 'toms audit launcher%'),
+				   count(*) FILTER (WHERE backend_type ILIKE 'toms audit worker%')
+			  INTO n, n2 FROM pg_stat_activity;
+			IF in_recovery THEN
+				s := 'n/a'; e := e || 'this server is a standby: the audit workers run on the primary'::text;
+			ELSIF n + n2 = 0 THEN
+				s := 'fail'; e := e || 'no toms audit launcher or worker is running'::text;
 			ELSE
-				e := e || format('%s audit worker(s) running', n);
+				e := e || format('audit launcher %s, %s database worker(s) active',
+								 CASE WHEN n > 0 THEN 'running' ELSE 'not running' END, n2);
 			END IF;
 			EXECUTE 'SELECT count(*), count(*) FILTER (WHERE session_role IS NULL OR session_role::text = '''')'
 					' FROM @extschema@.audit_log WHERE ts > now() - $1'
 			   INTO n, n2 USING period;
 			IF n2 > 0 THEN
 				s := 'fail';
+			ELSIF s = 'n/a' AND n > 0 THEN
+				s := 'pass';
 			END IF;
 			e := e || format('%s audit record(s) in the last %s, %s without a session role', n, period_txt, n2);
 			status := s; evidence := array_to_string(e, '; ');
@@ -285,17 +294,22 @@ BEGIN
 			status := 'n/a';
 			evidence := 'toms.stale_roles() does not exist (the account part is not installed)';
 		ELSE
-			EXECUTE 'SELECT array_agg(s.role::text ORDER BY s.role) FROM @extschema@.stale_roles($1) s'
+			-- A role with no recorded login is new, or older than the record:
+			-- counted, not called stale.
+			EXECUTE 'SELECT array_agg(s.role::text ORDER BY s.role) FILTER (WHERE s.last_login IS NOT NULL),'
+					' count(*) FILTER (WHERE s.last_login IS NULL)'
+					' FROM @extschema@.stale_roles($1) s'
 					' WHERE s.role::text <> (SELECT rolname FROM pg_roles WHERE oid = 10)'
-			   INTO items USING period * 13;
+			   INTO items, n USING period * 13;
 			IF cardinality(items) > 0 THEN
 				status := 'warn';
-				evidence := format('login roles with no login for %s x 13: %s (toms.deactivate_role() those who left)',
-								   period_txt, @extschema@._assess_list(items));
+				evidence := format('login roles with no login for %s days: %s (toms.deactivate_role() those who left)',
+								   floor(extract(epoch FROM period * 13) / 86400), @extschema@._assess_list(items));
 			ELSE
 				status := 'pass';
-				evidence := format('no login role idle for longer than %s x 13', period_txt);
+				evidence := format('no login role idle for longer than %s days', floor(extract(epoch FROM period * 13) / 86400));
 			END IF;
+			evidence := evidence || format('; %s login role(s) with no login recorded', n);
 		END IF;
 	EXCEPTION WHEN OTHERS THEN
 		status := 'n/a'; evidence := 'check could not run: ' || SQLERRM;
@@ -444,21 +458,28 @@ BEGIN
 				e := e || format('ssl_min_protocol_version = %s', v);
 			END IF;
 		END IF;
-		IF current_setting('toms.require_tls', true) IS NULL THEN
-			e := e || 'toms.require_tls: n/a (the account part is not installed)'::text;
-		ELSIF current_setting('toms.require_tls') = 'on' THEN
-			e := e || format('toms.require_tls = on (minimum %s)', current_setting('toms.min_tls_version', true));
-		ELSIF s <> 'n/a' THEN
-			s := @extschema@._assess_worst(s, 'warn');
-			e := e || 'toms.require_tls = off'::text;
-		END IF;
-		IF s <> 'n/a' AND has_function_privilege('pg_catalog.pg_hba_file_rules()', 'EXECUTE') THEN
-			SELECT array_agg(format('line %s', h.line_number) ORDER BY h.line_number) INTO items
-			  FROM pg_hba_file_rules h WHERE h.type = 'host' AND h.auth_method <> 'reject';
-			IF cardinality(items) > 0 AND coalesce(current_setting('toms.require_tls', true), 'off') <> 'on' THEN
+		IF s <> 'n/a' THEN
+			-- TCP without TLS is refused by pg_hba.conf (hostssl only) or
+			-- by toms.require_tls; either is enough.
+			items := NULL;
+			IF has_function_privilege('pg_catalog.pg_hba_file_rules()', 'EXECUTE') THEN
+				SELECT coalesce(array_agg(format('line %s', h.line_number) ORDER BY h.line_number), '{}')
+				  INTO items
+				  FROM pg_hba_file_rules h WHERE h.type = 'host' AND h.auth_method <> 'reject';
+			END IF;
+			v := current_setting('toms.require_tls', true);
+			IF v = 'on' THEN
+				e := e || format('toms.require_tls = on (minimum %s)', current_setting('toms.min_tls_version', true));
+			ELSIF items IS NULL THEN
 				s := @extschema@._assess_worst(s, 'warn');
-				e := e || format('pg_hba.conf admits TCP connections without TLS (%s; use hostssl)',
+				e := e || format('toms.require_tls is %s and pg_hba.conf could not be read',
+								 coalesce(v, 'not installed'));
+			ELSIF cardinality(items) > 0 THEN
+				s := @extschema@._assess_worst(s, 'warn');
+				e := e || format('pg_hba.conf admits TCP connections without TLS (%s): use hostssl, or toms.require_tls = on',
 								 @extschema@._assess_list(items));
+			ELSE
+				e := e || 'pg_hba.conf admits TCP connections only with TLS (hostssl)'::text;
 			END IF;
 		END IF;
 		status := s; evidence := array_to_string(e, '; ');

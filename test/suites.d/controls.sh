@@ -12,30 +12,43 @@ SRC=${TOMS_SRC:-$(cd "$(dirname "$0")/../.." && pwd)}
 MEASURES="1a 1b 1c 1d 1e 2 3a 3b 3c 3d 3e 3f 4a 4b 4c 4d 4e 5a 5b 5c 5d 6a 6b
 7 7a 7b 7c 7d 7e 7f 8a 8b 8c 8d 8e 8f 8g 8h 8i 9a 9b 10a 10b 11a 11b"
 
-# check FILE: print every problem, return 1 if there is one.
+# check FILE: print every problem, return 1 if there is one.  Bash
+# built-ins only, but for one grep per named test: it must stay quick on a
+# loaded machine.
 check() {
-	local file=$1 bad=0 m row tests t path name
+	local file=$1 bad=0 line id m tests t path name
+	local -A rows=()
 	[ -f "$file" ] || { echo "controls: $file does not exist"; return 1; }
+	while IFS= read -r line; do
+		[[ $line =~ ^\|[[:space:]]*([0-9]+[a-z]?)[[:space:]]*\| ]] || continue
+		id=${BASH_REMATCH[1]}
+		if [[ -n ${rows[$id]+set} ]]; then
+			echo "controls: measure $id has more than one row"
+			bad=1
+		fi
+		rows[$id]=$line
+	done <"$file"
 	for m in $MEASURES; do
-		row=$(grep -E "^\| *$m *\|" "$file")
-		if [ -z "$row" ]; then
+		line=${rows[$m]-}
+		if [ -z "$line" ]; then
 			echo "controls: measure $m has no row"
 			bad=1
 			continue
 		fi
-		if [ "$(printf '%s\n' "$row" | wc -l)" -ne 1 ]; then
-			echo "controls: measure $m has more than one row"
-			bad=1
-		fi
-		# last column: tests, or "—" for none
-		tests=$(printf '%s\n' "$row" | head -n 1 | awk -F'|' '{ print $(NF-1) }')
+		# the last column: tests separated by ";", or "—" for none
+		tests=${line%|*}
+		tests=${tests##*|}
 		IFS=';' read -ra parts <<<"$tests"
 		for t in "${parts[@]}"; do
-			t=$(printf '%s' "$t" | sed -E 's/^[[:space:]]+//; s/[[:space:]]+$//')
-			[ -z "$t" ] || [ "$t" = "—" ] || [ "$t" = "-" ] && continue
+			t=${t#"${t%%[![:space:]]*}"}
+			t=${t%"${t##*[![:space:]]}"}
+			[[ -z $t || $t == "—" || $t == "-" ]] && continue
 			path=${t%%:*}
 			name=
-			[ "$path" != "$t" ] && name=$(printf '%s' "${t#*:}" | sed -E 's/^[[:space:]]+//')
+			if [[ $path != "$t" ]]; then
+				name=${t#*:}
+				name=${name#"${name%%[![:space:]]*}"}
+			fi
 			if [ ! -f "$SRC/$path" ]; then
 				echo "controls: measure $m names $path, which does not exist"
 				bad=1
