@@ -27,6 +27,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_inherits.h"
@@ -45,6 +46,7 @@
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
+#include "common/hashfn.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -71,8 +73,8 @@ PG_FUNCTION_INFO_V1(toms_audit_admin_sql);
 /* Longest toms.context value looked at (a token is a few hundred bytes). */
 #define TOMS_MAX_CONTEXT_LEN 8192
 
-/* Number of verified contexts remembered per backend. */
-#define CTX_CACHE_SIZE 16
+/* Verified contexts remembered per backend before the cache starts over. */
+#define CTX_CACHE_MAX 1024
 
 /* toms.context: a tenant id or a token; verified where used */
 static char *context_value = NULL;
@@ -83,20 +85,27 @@ static uint64 context_version = 1;
 /* Bumped by invalidation of toms' tenant tables or of role membership. */
 static uint64 cache_generation = 1;
 
+/*
+ * Verified contexts, keyed by a hash of the setting's value (the value
+ * itself is compared too: a collision is a miss, never a false hit).
+ * Everything lives in ctx_cxt; invalidation callbacks only bump
+ * cache_generation, and the next toms_context() call starts the cache over,
+ * so a pointer handed out stays valid until the next call.
+ */
 typedef struct CtxCacheEntry
 {
-	bool		used;
-	char	   *value;			/* copy of the setting, in CacheMemoryContext */
+	uint64		key;			/* hash of value */
+	char	   *value;
 	Oid			session_user;
-	uint64		generation;
 	uint64		version;		/* context_version when last confirmed */
-	uint64		lru;
 	TomsContext ctx;
 } CtxCacheEntry;
 
-static CtxCacheEntry ctx_cache[CTX_CACHE_SIZE];
+static MemoryContext ctx_cxt = NULL;
+static HTAB *ctx_cache = NULL;
+static uint64 ctx_cache_generation = 0;
+static long ctx_cache_fills = 0;
 static CtxCacheEntry *ctx_last = NULL;
-static uint64 ctx_lru_clock = 0;
 
 /* Relations whose changes invalidate the caches (resolved lazily). */
 static Oid	watched_tenants = InvalidOid;
@@ -171,7 +180,6 @@ static void
 invalidate_caches(void)
 {
 	cache_generation++;
-	ctx_last = NULL;
 	if (prot_cache)
 	{
 		hash_destroy(prot_cache);
@@ -204,7 +212,6 @@ tenant_syscache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	/* role membership or attributes changed */
 	cache_generation++;
-	ctx_last = NULL;
 }
 
 static void
@@ -220,7 +227,20 @@ static void
 context_assign_hook(const char *newval, void *extra)
 {
 	context_version++;
-	ctx_last = NULL;
+}
+
+/*
+ * The snapshot for reading toms' own tables: the latest committed state, so
+ * a revoked membership or distrusted key stops working at once.  A parallel
+ * worker cannot take a new snapshot; it uses the leader's.  The caller
+ * unregisters it.
+ */
+Snapshot
+toms_lookup_snapshot(void)
+{
+	if (IsInParallelMode())
+		return RegisterSnapshot(ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot());
+	return RegisterSnapshot(GetLatestSnapshot());
 }
 
 /*
@@ -251,7 +271,7 @@ scan_by_text(const char *relname, const char *indexname, AttrNumber attnum,
 	rel = table_open(relid, AccessShareLock);
 	ScanKeyInit(&key, attnum, BTEqualStrategyNumber, F_TEXTEQ,
 				CStringGetTextDatum(value));
-	snap = RegisterSnapshot(GetLatestSnapshot());
+	snap = toms_lookup_snapshot();
 	scan = systable_beginscan(rel, indexid, true, snap, 1, &key);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 		if (!cb(tup, RelationGetDescr(rel), arg))
@@ -372,14 +392,17 @@ static void
 deny(const Denial *d)
 {
 	toms_audit_denied(d->why, d->tenant, InvalidOid, NULL);
-	if (d->hint)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("%s", d->why),
-				 errhint("%s", d->hint)));
+
+	/*
+	 * The statement may carry a token (SET toms.context = '...',
+	 * enter_tenant('...')): keep it out of the server log.
+	 */
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("%s", d->why)));
+			 errmsg("%s", d->why),
+			 d->hint ? errhint("%s", d->hint) : 0,
+			 errhidestmt(true),
+			 errhidecontext(true)));
 }
 
 static bool
@@ -491,33 +514,41 @@ verify_context(const char *value, Oid session_user, TomsContext *ctx, Denial *d)
 }
 
 static char *
-cache_strdup(const char *s)
+cache_strdup(const char *str)
 {
-	return s ? MemoryContextStrdup(CacheMemoryContext, s) : NULL;
-}
-
-static void
-entry_free(CtxCacheEntry *e)
-{
-	if (!e->used)
-		return;
-	pfree(e->value);
-	if (e->ctx.tenant)
-		pfree((void *) e->ctx.tenant);
-	if (e->ctx.actor)
-		pfree((void *) e->ctx.actor);
-	if (e->ctx.justification)
-		pfree((void *) e->ctx.justification);
-	if (e->ctx.key_id)
-		pfree((void *) e->ctx.key_id);
-	memset(e, 0, sizeof(*e));
+	return str ? MemoryContextStrdup(ctx_cxt, str) : NULL;
 }
 
 static bool
 entry_live(CtxCacheEntry *e, Oid session_user, TimestampTz now)
 {
-	return e->used && e->generation == cache_generation &&
-		e->session_user == session_user && now < e->ctx.valid_until;
+	return e->session_user == session_user && now < e->ctx.valid_until;
+}
+
+/* Start the cache over if anything was invalidated or it grew too large. */
+static void
+ctx_cache_prepare(void)
+{
+	if (ctx_cache && ctx_cache_generation == cache_generation &&
+		ctx_cache_fills < CTX_CACHE_MAX)
+		return;
+	if (ctx_cxt == NULL)
+		ctx_cxt = AllocSetContextCreate(CacheMemoryContext, "toms context cache",
+										ALLOCSET_SMALL_SIZES);
+	else
+		MemoryContextReset(ctx_cxt);
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(CtxCacheEntry);
+		ctl.hcxt = ctx_cxt;
+		ctx_cache = hash_create("toms verified contexts", 64, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	ctx_cache_generation = cache_generation;
+	ctx_cache_fills = 0;
+	ctx_last = NULL;
 }
 
 const TomsContext *
@@ -526,15 +557,16 @@ toms_context(bool missing_ok)
 	Oid			session_user = GetSessionUserId();
 	TimestampTz now = GetCurrentStatementStartTimestamp();
 	CtxCacheEntry *e;
-	CtxCacheEntry *victim = NULL;
 	TomsContext ctx;
 	Denial		denial;
-	MemoryContext oldcxt;
-	int			i;
+	uint64		key;
+	bool		found;
 
 	/* Fast path: the same setting as last time, nothing invalidated. */
 	e = ctx_last;
-	if (e && e->version == context_version && entry_live(e, session_user, now))
+	if (e && e->version == context_version &&
+		ctx_cache_generation == cache_generation &&
+		entry_live(e, session_user, now))
 		return &e->ctx;
 
 	if (context_value == NULL || context_value[0] == '\0')
@@ -547,24 +579,15 @@ toms_context(bool missing_ok)
 		deny(&none);
 	}
 
-	for (i = 0; i < CTX_CACHE_SIZE; i++)
+	ctx_cache_prepare();
+	key = hash_bytes_extended((const unsigned char *) context_value,
+							  strlen(context_value), 0);
+	e = hash_search(ctx_cache, &key, HASH_FIND, NULL);
+	if (e && strcmp(e->value, context_value) == 0 && entry_live(e, session_user, now))
 	{
-		e = &ctx_cache[i];
-		if (e->used && strcmp(e->value, context_value) == 0)
-		{
-			if (entry_live(e, session_user, now))
-			{
-				e->version = context_version;
-				e->lru = ++ctx_lru_clock;
-				ctx_last = e;
-				return &e->ctx;
-			}
-			entry_free(e);
-		}
-		if (!e->used)
-			victim = e;
-		else if (victim == NULL || (victim->used && e->lru < victim->lru))
-			victim = e;
+		e->version = context_version;
+		ctx_last = e;
+		return &e->ctx;
 	}
 
 	if (!verify_context(context_value, session_user, &ctx, &denial))
@@ -574,22 +597,20 @@ toms_context(bool missing_ok)
 		deny(&denial);
 	}
 
-	entry_free(victim);
-	oldcxt = MemoryContextSwitchTo(CacheMemoryContext);
-	victim->used = true;
-	victim->value = pstrdup(context_value);
-	victim->session_user = session_user;
-	victim->generation = cache_generation;
-	victim->version = context_version;
-	victim->lru = ++ctx_lru_clock;
-	victim->ctx = ctx;
-	victim->ctx.tenant = cache_strdup(ctx.tenant);
-	victim->ctx.actor = cache_strdup(ctx.actor);
-	victim->ctx.justification = cache_strdup(ctx.justification);
-	victim->ctx.key_id = cache_strdup(ctx.key_id);
-	MemoryContextSwitchTo(oldcxt);
-	ctx_last = victim;
-	return &victim->ctx;
+	/* verification reads tables, which may have processed invalidations */
+	ctx_cache_prepare();
+	e = hash_search(ctx_cache, &key, HASH_ENTER, &found);
+	e->value = cache_strdup(context_value);
+	e->session_user = session_user;
+	e->version = context_version;
+	e->ctx = ctx;
+	e->ctx.tenant = cache_strdup(ctx.tenant);
+	e->ctx.actor = cache_strdup(ctx.actor);
+	e->ctx.justification = cache_strdup(ctx.justification);
+	e->ctx.key_id = cache_strdup(ctx.key_id);
+	ctx_cache_fills++;
+	ctx_last = e;
+	return &e->ctx;
 }
 
 /* ----------------------------------------------------------------
@@ -677,7 +698,7 @@ toms_protected(Oid relid)
 			return NULL;
 		rel = table_open(tbl, AccessShareLock);
 		ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(relid));
-		snap = RegisterSnapshot(GetLatestSnapshot());
+		snap = toms_lookup_snapshot();
 		scan = systable_beginscan(rel, idx, true, snap, 1, &key);
 		if (HeapTupleIsValid(tup = systable_getnext(scan)))
 			protected_row_cb(tup, RelationGetDescr(rel), &tmp);
@@ -705,6 +726,7 @@ static void
 tenant_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
 	ListCell   *lc;
+	bool		need_context = false;
 
 	if (queryDesc->plannedstmt && toms_extension_exists())
 	{
@@ -716,11 +738,29 @@ tenant_ExecutorStart(QueryDesc *queryDesc, int eflags)
 				continue;
 			if (toms_protected(rte->relid) == NULL)
 				continue;
-			if (check_enable_rls(rte->relid, rte->checkAsUser, true) != RLS_ENABLED)
+			if (check_enable_rls(rte->relid, InvalidOid, true) != RLS_ENABLED)
 				continue;
-			(void) toms_context(false);
-			break;
+
+			/*
+			 * The current user is subject to the filter, but the table is
+			 * reached through a view whose owner is not (a superuser or
+			 * BYPASSRLS role): the view would hand out every tenant's rows.
+			 */
+			if (OidIsValid(rte->checkAsUser) &&
+				check_enable_rls(rte->relid, rte->checkAsUser, true) != RLS_ENABLED)
+			{
+				toms_audit_denied("protected table reached through a privileged view",
+								  NULL, rte->relid, NULL);
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("protected table \"%s\" is reached through a view owned by a role that bypasses row security",
+								get_rel_name(rte->relid)),
+						 errhint("Give the view an owner subject to row security, or make it security_invoker.")));
+			}
+			need_context = true;
 		}
+		if (need_context)
+			(void) toms_context(false);
 	}
 
 	if (prev_ExecutorStart)

@@ -15,6 +15,7 @@
 #include "access/attnum.h"
 #include "datatype/timestamp.h"
 #include "storage/lwlock.h"
+#include "utils/snapshot.h"
 
 /* Name of the extension's schema; it is not relocatable. */
 #define TOMS_SCHEMA "toms"
@@ -74,6 +75,7 @@ typedef struct TomsProtected
  * relcache invalidation. */
 extern const TomsProtected *toms_protected(Oid relid);
 extern bool toms_extension_exists(void);
+extern Snapshot toms_lookup_snapshot(void);
 extern Oid	toms_schema_oid(void);
 extern void toms_validate_tenant_id(const char *tenant);
 
@@ -110,6 +112,49 @@ typedef struct TomsToken
 extern bool toms_token_verify(const char *token, TomsToken *out, const char **why);
 extern void token_init(void);
 
+/* Longest token toms_token_verify() looks at (bytes). */
+#define TOMS_TOKEN_MAX_LEN 8192
+
+/* paseto.c: pure C (libc + libsodium, no backend calls), fuzzable alone. */
+
+/* A parsed v4.public token; every pointer points into the caller's buffer. */
+typedef struct TomsPaseto
+{
+	const unsigned char *payload;	/* m: the claims, not yet trusted */
+	size_t		payload_len;
+	const unsigned char *sig;	/* 64-byte Ed25519 signature */
+	const unsigned char *footer;	/* decoded footer (may be empty) */
+	size_t		footer_len;
+} TomsPaseto;
+
+#define TOMS_PASETO_KEY_LEN 32
+#define TOMS_PASETO_MAX_KID 128
+
+/*
+ * Each returns NULL on success, else one of the static reasons listed for
+ * toms_token_verify() above.
+ *
+ * toms_paseto_parse: strict syntax of "v4.public.<b64url(m || sig)>" with
+ * an optional ".<b64url(footer)>" (unpadded base64url, canonical trailing
+ * bits, len <= TOMS_TOKEN_MAX_LEN); buf must hold bufsize >= len bytes.
+ * toms_paseto_verify: Ed25519 over PAE("v4.public.", m, footer, implicit).
+ * toms_paseto_footer_kid: "kid" of a JSON-object footer, copied NUL-
+ * terminated into kid[TOMS_PASETO_MAX_KID + 1]; *has_kid false when the
+ * footer is empty, not JSON, or has no "kid".
+ * toms_json_check: is json[0..len) one well-formed JSON value nested no
+ * deeper than max_depth (so that a recursive parser is safe on it)?
+ */
+extern const char *toms_paseto_parse(const char *token, size_t len,
+									 unsigned char *buf, size_t bufsize,
+									 TomsPaseto *out);
+extern const char *toms_paseto_verify(const TomsPaseto *tok,
+									  const unsigned char *public_key,
+									  const unsigned char *implicit,
+									  size_t implicit_len);
+extern const char *toms_paseto_footer_kid(const unsigned char *footer, size_t len,
+										  char *kid, bool *has_kid);
+extern bool toms_json_check(const unsigned char *json, size_t len, int max_depth);
+
 /* guard.c */
 extern void guard_init(void);
 
@@ -132,10 +177,36 @@ extern void audit_init(void);
 /* audit_worker.c */
 extern void audit_worker_init(void);
 
+/* crypto.c (master key; part of the sealed capability) */
+
+#define TOMS_KEY_LEN		32	/* master, data and index keys */
+#define TOMS_MASTER_ID_LEN	8	/* BLAKE2b check value of a master key */
+#define TOMS_WRAPPED_LEN	(24 + TOMS_KEY_LEN + 16)	/* nonce, key, tag */
+
+extern void crypto_init(void);
+extern bool toms_master_key_loaded(void);
+/* Raise 55000 "toms master key is not loaded" (with the reason) if so. */
+extern void toms_require_master_key(void);
+extern const unsigned char *toms_master_key_id(void);
+extern bool toms_master_id_is_current(const unsigned char *master_id);
+/* Wrap a tenant key under the current master key (AD: tenant, purpose, version). */
+extern void toms_key_wrap(const unsigned char *key, const char *tenant, char purpose,
+						  int32 version, unsigned char *wrapped, unsigned char *master_id);
+/* False if the wrapped key does not open; raises if its master key is absent. */
+extern bool toms_key_unwrap(const unsigned char *wrapped, size_t wrapped_len,
+							const unsigned char *master_id, const char *tenant,
+							char purpose, int32 version, unsigned char *key);
+
 /* sealed.c */
 
 /* protect(..., sensitive => ...): enforce those columns (called in SPI). */
 extern void sealed_on_protect(Oid relid, int ncols, char **colnames);
+/*
+ * Crypto-shredding for the deletion capability: wipe every wrapped key of
+ * the tenant (audited).  Returns the number of keys destroyed.  Runs with
+ * toms' own privileges; the caller checks its caller's.
+ */
+extern int64 toms_destroy_tenant_keys(const char *tenant);
 extern void sealed_init(void);
 
 /* lifecycle.c */
@@ -150,7 +221,16 @@ extern void lifecycle_worker_init(void);
 /* account.c */
 extern void account_init(void);
 
+/* password.c (part of account security; set up by account_init) */
+extern void password_init(void);
+
 /* assess.c */
+
+/*
+ * Settings toms.tenant_column_names (text[] literal, PGC_SUSET) and
+ * toms.assess_period (seconds, PGC_SUSET); the checks are SQL, in
+ * sql/install/70_assess.sql.
+ */
 extern void assess_init(void);
 
 #endif							/* TOMS_H */

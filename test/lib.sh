@@ -42,6 +42,23 @@ make_work() {
 	export WORK
 }
 
+# stage_source: work on a copy of the source tree in $WORK/src (and of the
+# shared/ folder beside the checkout, if any), readable by the postgres
+# user whatever the checkout's permissions; builds happen in the copy, so
+# the checkout stays clean.  Sets SRC to the copy.
+stage_source() {
+	mkdir -p "$WORK/src"
+	tar -C "$SRC" --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
+		--exclude='./sql/toms--0.1.0.sql' -cf - . | tar -C "$WORK/src" -xf -
+	if [ -d "$SRC/../shared" ]; then
+		mkdir -p "$WORK/shared"
+		cp -a "$SRC/../shared/." "$WORK/shared/"
+	fi
+	chmod -R a+rX "$WORK/src" "$WORK/shared" 2>/dev/null
+	SRC="$WORK/src"
+	export SRC
+}
+
 # build_stage: build toms and install it into $WORK/inst.
 build_stage() {
 	local libdir sharedir
