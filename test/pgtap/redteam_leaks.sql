@@ -10,7 +10,7 @@
 \pset tuples_only true
 \pset pager off
 BEGIN;
-SELECT plan(27);
+SELECT plan(31);
 SET LOCAL client_min_messages = warning;
 
 CREATE ROLE regress_rt_owner NOLOGIN;
@@ -27,7 +27,7 @@ CREATE TABLE rt.orders (id int PRIMARY KEY, tenant_id text NOT NULL,
 	person_id int REFERENCES rt.people (id));								-- FK on id alone
 CREATE TABLE rt.people2 (id int, tenant_id text NOT NULL, email text NOT NULL,
 	PRIMARY KEY (tenant_id, id), UNIQUE (tenant_id, email));				-- the safe way
-CREATE TABLE rt.orders2 (id int PRIMARY KEY, tenant_id text NOT NULL, person_id int,
+CREATE TABLE rt.orders2 (id int, tenant_id text NOT NULL, person_id int, PRIMARY KEY (tenant_id, id),
 	FOREIGN KEY (tenant_id, person_id) REFERENCES rt.people2 (tenant_id, id));
 RESET ROLE;
 GRANT SELECT, INSERT, UPDATE, DELETE ON rt.people, rt.orders, rt.people2, rt.orders2
@@ -122,6 +122,17 @@ SELECT is((SELECT count(*) FROM rt.orders o JOIN rt.people p ON p.id = o.person_
 	'... but the referenced row stays invisible');
 SELECT throws_ok($$INSERT INTO rt.orders2 (id, person_id) VALUES (1, 5)$$, '23503', NULL,
 	'a foreign key that includes the tenant column refuses another tenant''s id');
+
+-- The self-assessment names both probing channels (control 9b).
+RESET SESSION AUTHORIZATION;
+CREATE TEMP TABLE rt_assess AS SELECT * FROM toms.assess() WHERE control = '9b';
+SELECT is((SELECT status FROM rt_assess), 'warn', 'toms.assess() 9b warns about these tables');
+SELECT matches((SELECT evidence FROM rt_assess), 'people_email_global on rt\.people',
+	'... naming the unique index not led by the tenant column');
+SELECT matches((SELECT evidence FROM rt_assess), 'orders_person_id_fkey on rt\.orders',
+	'... and the foreign key without the tenant column');
+SELECT doesnt_match((SELECT evidence FROM rt_assess), 'people2|orders2',
+	'... but not the tables keyed by (tenant, id)');
 
 -- 6. Large objects: outside row security.
 RESET SESSION AUTHORIZATION;

@@ -29,6 +29,8 @@ chmod 755 "$T"
 mkdir -p "$T/src"
 (cd "$SRC0" && tar --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
 	--exclude=fuzz/build -cf - .) | tar -xf - -C "$T/src"
+# the shared test data beside the checkout (PASETO vectors), if any
+[ -d "$SRC0/../shared" ] && cp -a "$SRC0/../shared" "$T/shared"
 . "$T/src/test/lib.sh"
 WORK=$T
 export WORK
