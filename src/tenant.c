@@ -163,29 +163,10 @@ toms_relid(const char *relname)
 	return get_relname_relid(relname, nsp);
 }
 
-/* What is wrong with a tenant id, or NULL. */
-static const char *
-tenant_id_problem(const char *tenant)
-{
-	const unsigned char *p;
-	size_t		len = strlen(tenant);
-
-	if (len == 0)
-		return "tenant id must not be empty";
-	if (len > TOMS_MAX_TENANT_LEN)
-		return "tenant id is too long";
-	for (p = (const unsigned char *) tenant; *p; p++)
-		if (*p < 0x20 || *p == 0x7f)
-			return "tenant id must not contain control characters";
-	if (strncmp(tenant, "v4.", 3) == 0)
-		return "tenant id must not start with \"v4.\"";
-	return NULL;
-}
-
 void
 toms_validate_tenant_id(const char *tenant)
 {
-	const char *why = tenant_id_problem(tenant);
+	const char *why = toms_tenant_id_problem(tenant);
 
 	if (why)
 		ereport(ERROR,
@@ -485,7 +466,7 @@ verify_context(const char *value, Oid session_user, TomsContext *ctx, Denial *d)
 			d->why = why ? why : "token malformed";
 			return false;
 		}
-		if (tenant_id_problem(tok.tenant))
+		if (toms_tenant_id_problem(tok.tenant))
 		{
 			d->why = "token claims invalid";
 			return false;
@@ -503,7 +484,7 @@ verify_context(const char *value, Oid session_user, TomsContext *ctx, Denial *d)
 	{
 		AccessCheck ac;
 
-		if ((d->why = tenant_id_problem(value)) != NULL)
+		if ((d->why = toms_tenant_id_problem(value)) != NULL)
 			return false;
 		if (!tenant_active(value, d))
 			return false;

@@ -79,6 +79,9 @@ extern Snapshot toms_lookup_snapshot(void);
 extern Oid	toms_schema_oid(void);
 extern void toms_validate_tenant_id(const char *tenant);
 
+/* tenant_id.c: pure C, fuzzed.  What is wrong with a tenant id, or NULL. */
+extern const char *toms_tenant_id_problem(const char *tenant);
+
 /*
  * Run one DDL statement through SPI on toms' own behalf: the guard lets it
  * pass (protect, unprotect, and what they delegate to other parts).

@@ -1,0 +1,176 @@
+-- Red team: getting around the policy with objects and utility commands.
+-- The table owner (regress_rt_owner, e.g. a migration role) and an
+-- application role in tenant rt_b (regress_rt_eve) try SECURITY DEFINER
+-- functions, views, rules, triggers, COPY, TRUNCATE, trigger switches,
+-- publications and DDL that evaluates user code over every row.  Gaps that
+-- toms could close but does not yet are pgTAP "todo" tests: they document
+-- the gap without failing CI.  Self-contained: one transaction, rolled back.
+\set QUIET 1
+\pset format unaligned
+\pset tuples_only true
+\pset pager off
+BEGIN;
+SELECT plan(37);
+SET LOCAL client_min_messages = warning;
+
+CREATE ROLE regress_rt_owner LOGIN;
+CREATE ROLE regress_rt_alice LOGIN;
+CREATE ROLE regress_rt_eve LOGIN;
+CREATE ROLE regress_rt_bypass NOLOGIN BYPASSRLS;
+SELECT toms.create_tenant('rt_a', 'Victim'), toms.create_tenant('rt_b', 'Attacker');
+SELECT toms.add_member('regress_rt_alice', 'rt_a'), toms.add_member('regress_rt_eve', 'rt_b'),
+	   toms.add_member('regress_rt_owner', 'rt_b');
+GRANT CREATE ON DATABASE toms_tap TO regress_rt_owner;
+CREATE SCHEMA rt AUTHORIZATION regress_rt_owner;
+GRANT USAGE ON SCHEMA rt TO PUBLIC;
+GRANT CREATE ON SCHEMA rt TO regress_rt_eve;
+SET ROLE regress_rt_owner;
+CREATE TABLE rt.notes (id int PRIMARY KEY, tenant_id text NOT NULL, body text NOT NULL);
+CREATE TABLE rt.audit_copy (tenant_id text, body text);
+RESET ROLE;
+GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, TRIGGER ON rt.notes TO regress_rt_alice, regress_rt_eve;
+SELECT toms.protect('rt.notes');
+SET SESSION AUTHORIZATION regress_rt_alice;
+SELECT toms.set_tenant('rt_a', true);
+INSERT INTO rt.notes (id, body) SELECT g, 'A-note-' || g FROM generate_series(1, 10) g;
+RESET SESSION AUTHORIZATION;
+SET SESSION AUTHORIZATION regress_rt_eve;
+SELECT toms.set_tenant('rt_b', true);
+INSERT INTO rt.notes (id, body) VALUES (101, 'B-note');
+RESET SESSION AUTHORIZATION;
+SELECT toms.clear_tenant();
+
+-- 1. Writes across the boundary.
+SET SESSION AUTHORIZATION regress_rt_eve;
+SELECT toms.set_tenant('rt_b');
+SELECT throws_ok($$INSERT INTO rt.notes VALUES (200, 'rt_a', 'planted')$$, '42501', NULL,
+	'INSERT naming another tenant: refused by the policy''s WITH CHECK');
+SELECT throws_ok($$UPDATE rt.notes SET tenant_id = 'rt_a' WHERE id = 101$$, '42501', NULL,
+	'UPDATE moving a row to another tenant: refused');
+SELECT is((SELECT count(*) FROM (SELECT 1 FROM rt.notes WHERE id <= 10) x), 0::bigint, 'rt_a rows invisible');
+UPDATE rt.notes SET body = 'defaced' WHERE id <= 10;
+DELETE FROM rt.notes WHERE id <= 10;
+RESET SESSION AUTHORIZATION;
+SELECT is((SELECT count(*) FROM rt.notes WHERE tenant_id = 'rt_a' AND body LIKE 'A-note-%'), 10::bigint,
+	'UPDATE/DELETE of rt_a rows from rt_b touched nothing');
+SET SESSION AUTHORIZATION regress_rt_eve;
+SELECT toms.set_tenant('rt_b');
+
+-- 2. Utility commands.
+SELECT throws_ok('TRUNCATE rt.notes', '42501', NULL, 'TRUNCATE of a protected table: refused (it bypasses row security)');
+SELECT throws_ok($$COPY rt.notes FROM PROGRAM 'true'$$, '42501', NULL, 'COPY FROM PROGRAM: superusers only');
+RESET SESSION AUTHORIZATION;
+SELECT toms.clear_tenant();
+SET SESSION AUTHORIZATION regress_rt_owner;
+SELECT toms.set_tenant('rt_b');
+SELECT throws_ok('ALTER TABLE rt.notes DISABLE ROW LEVEL SECURITY', '42501', NULL, 'owner: DISABLE ROW LEVEL SECURITY refused');
+SELECT throws_ok('ALTER TABLE rt.notes NO FORCE ROW LEVEL SECURITY', '42501', NULL, 'owner: NO FORCE ROW LEVEL SECURITY refused');
+SELECT throws_ok('DROP POLICY toms_tenant ON rt.notes', '42501', NULL, 'owner: DROP POLICY refused');
+SELECT throws_ok('ALTER POLICY toms_tenant ON rt.notes USING (true)', '42501', NULL, 'owner: ALTER POLICY refused');
+SELECT throws_ok('CREATE POLICY rt_open ON rt.notes USING (true)', '42501', NULL, 'owner: a widening (permissive) policy refused');
+SELECT throws_ok('ALTER TABLE rt.notes DISABLE TRIGGER ALL', '42501', NULL, 'owner: DISABLE TRIGGER ALL refused');
+SELECT throws_ok('ALTER TABLE rt.notes DISABLE TRIGGER USER', '42501', NULL, 'owner: DISABLE TRIGGER USER refused');
+SELECT throws_ok('ALTER TABLE rt.notes ALTER COLUMN tenant_id TYPE varchar', '42501', NULL, 'owner: retyping the tenant column refused');
+SELECT throws_ok('ALTER TABLE rt.notes RENAME COLUMN tenant_id TO t', '42501', NULL, 'owner: renaming the tenant column refused');
+SELECT throws_ok('ALTER TABLE rt.notes DROP COLUMN tenant_id', '42501', NULL, 'owner: dropping the tenant column refused');
+SELECT throws_ok('DROP TABLE rt.notes', '42501', NULL, 'owner: DROP TABLE refused (toms.request_deletion is the way)');
+SELECT throws_ok('CREATE TABLE rt.notes_child () INHERITS (rt.audit_copy); ALTER TABLE rt.notes INHERIT rt.audit_copy',
+	'42501', NULL, 'owner: making the table a child of another (rows visible through the parent) refused');
+SELECT throws_ok($$CREATE RULE rt_copy AS ON INSERT TO rt.notes DO ALSO INSERT INTO rt.audit_copy VALUES (NEW.tenant_id, NEW.body)$$,
+	'42501', NULL, 'owner: CREATE RULE on a protected table refused');
+CREATE FUNCTION rt.copy_row() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN INSERT INTO rt.audit_copy VALUES (NEW.tenant_id, NEW.body); RETURN NEW; END $$;
+SELECT throws_ok('CREATE TRIGGER rt_copy AFTER INSERT OR UPDATE ON rt.notes FOR EACH ROW EXECUTE FUNCTION rt.copy_row()',
+	'42501', NULL, 'owner: CREATE TRIGGER refused (a trigger sees every tenant''s rows): toms_admin only');
+
+-- 3. Publications: logical replication ships every row, past row security.
+SELECT todo('guard: CREATE PUBLICATION of a protected table is not refused yet', 1);
+SET LOCAL client_min_messages = error;	-- wal_level is not logical here
+SELECT throws_ok('CREATE PUBLICATION rt_pub FOR TABLE rt.notes', '42501', NULL,
+	'owner: publishing a protected table (subscribers get every tenant''s rows) refused');
+
+-- 4. DDL that runs the owner's code over every row, past row security.
+CREATE TABLE rt.seen (body text);
+CREATE FUNCTION rt.spy_write(t text) RETURNS void LANGUAGE sql AS $$ INSERT INTO rt.seen VALUES (t) $$;
+CREATE FUNCTION rt.spy(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS
+$$ BEGIN RAISE NOTICE 'saw %', t; PERFORM rt.spy_write(t); RETURN t; END $$;
+SELECT todo('guard: DDL that evaluates user functions over all rows is not refused yet', 4);
+SELECT throws_ok('CREATE INDEX rt_spy_idx ON rt.notes (rt.spy(body))', '42501', NULL,
+	'owner: an expression index calling a user function (runs over every tenant''s rows) refused');
+SELECT throws_ok('ALTER TABLE rt.notes ADD CONSTRAINT rt_spy CHECK (rt.spy(body) IS NOT NULL)', '42501', NULL,
+	'owner: a CHECK constraint calling a user function (validated over every row) refused');
+SELECT throws_ok('ALTER TABLE rt.notes ALTER COLUMN body TYPE text USING rt.spy(body)', '42501', NULL,
+	'owner: a column rewrite USING a user function (evaluated over every row) refused');
+SELECT is((SELECT count(*) FROM rt.seen WHERE body LIKE 'A-%'), 0::bigint,
+	'the owner''s function saw no rt_a row');
+RESET SESSION AUTHORIZATION;
+SELECT toms.clear_tenant();
+
+-- 5. SECURITY DEFINER functions and views.
+-- Owned by the (non-superuser) table owner: row security is forced on the
+-- owner too, and the context is verified for session_user.
+CREATE FUNCTION rt.all_notes_owner() RETURNS SETOF text LANGUAGE sql SECURITY DEFINER
+	AS $$ SELECT body FROM rt.notes $$;
+ALTER FUNCTION rt.all_notes_owner() OWNER TO regress_rt_owner;
+CREATE VIEW rt.v_owner AS SELECT * FROM rt.notes;
+ALTER VIEW rt.v_owner OWNER TO regress_rt_owner;
+CREATE VIEW rt.v_invoker WITH (security_invoker = true) AS SELECT * FROM rt.notes;
+ALTER VIEW rt.v_invoker OWNER TO regress_rt_owner;
+-- Owned by a superuser / a BYPASSRLS role: PostgreSQL skips row security.
+CREATE FUNCTION rt.all_notes_super() RETURNS SETOF text LANGUAGE sql SECURITY DEFINER
+	AS $$ SELECT body FROM rt.notes $$;
+CREATE VIEW rt.v_super AS SELECT * FROM rt.notes;
+CREATE VIEW rt.v_bypass AS SELECT * FROM rt.notes;
+GRANT SELECT ON rt.notes TO regress_rt_bypass;
+GRANT USAGE ON SCHEMA rt TO regress_rt_bypass;
+ALTER VIEW rt.v_bypass OWNER TO regress_rt_bypass;
+CREATE FUNCTION rt.all_notes_bypass() RETURNS SETOF text LANGUAGE sql SECURITY DEFINER
+	AS $$ SELECT body FROM rt.notes $$;
+ALTER FUNCTION rt.all_notes_bypass() OWNER TO regress_rt_bypass;
+GRANT SELECT ON rt.v_owner, rt.v_invoker, rt.v_super, rt.v_bypass TO regress_rt_eve;
+GRANT EXECUTE ON FUNCTION rt.all_notes_owner(), rt.all_notes_super(), rt.all_notes_bypass() TO regress_rt_eve;
+
+SET SESSION AUTHORIZATION regress_rt_eve;
+SELECT throws_ok('SELECT count(*) FROM rt.all_notes_owner()', '42501', 'no tenant context',
+	'owner''s SECURITY DEFINER function: fails closed without a context');
+SELECT toms.set_tenant('rt_b');
+SELECT results_eq('SELECT * FROM rt.all_notes_owner()', $$VALUES ('B-note')$$,
+	'owner''s SECURITY DEFINER function: only the caller''s tenant');
+SELECT results_eq('SELECT body FROM rt.v_owner', $$VALUES ('B-note')$$, 'owner''s view: only the caller''s tenant');
+SELECT results_eq('SELECT body FROM rt.v_invoker', $$VALUES ('B-note')$$, 'security_invoker view: only the caller''s tenant');
+SELECT is((SELECT count(*) FROM rt.all_notes_super()), 11::bigint,
+	'documented limit: a superuser-owned SECURITY DEFINER function reads every tenant (superusers bypass row security)');
+SELECT is((SELECT count(*) FROM rt.all_notes_bypass()), 11::bigint,
+	'documented limit: so does one owned by a BYPASSRLS role');
+SELECT throws_ok('SELECT count(*) FROM rt.v_super', '42501',
+	'protected table "notes" is reached through a view owned by a role that bypasses row security',
+	'a superuser-owned view over a protected table: refused for callers subject to the policy');
+SELECT throws_ok('SELECT count(*) FROM rt.v_bypass', '42501', NULL,
+	'a BYPASSRLS-owned view: refused too');
+SELECT toms.clear_tenant();
+RESET SESSION AUTHORIZATION;
+
+-- 6. COPY.
+SET SESSION AUTHORIZATION regress_rt_eve;
+SELECT toms.set_tenant('rt_b');
+SELECT throws_ok($$COPY rt.notes FROM STDIN$$, '0A000', NULL,
+	'COPY FROM into a table under row security: not supported, refused');
+RESET SESSION AUTHORIZATION;
+GRANT pg_write_server_files TO regress_rt_eve;
+SELECT current_setting('data_directory') AS rt_dd \gset
+\set rt_f1 :rt_dd/rt_notes_table.csv
+\set rt_f2 :rt_dd/rt_notes_query.csv
+\set rt_f3 :rt_dd/rt_notes_noctx.csv
+SET SESSION AUTHORIZATION regress_rt_eve;
+SELECT toms.set_tenant('rt_b');
+COPY rt.notes TO :'rt_f1';
+COPY (SELECT * FROM rt.notes) TO :'rt_f2';
+SELECT toms.clear_tenant();
+SELECT throws_ok(format('COPY rt.notes TO %L', :'rt_f3'), '42501', 'no tenant context',
+	'COPY table TO without a context: fails closed');
+RESET SESSION AUTHORIZATION;
+SELECT is(pg_read_file(:'rt_f1'), E'101\trt_b\tB-note\n', 'COPY table TO: only the caller''s tenant');
+SELECT is(pg_read_file(:'rt_f2'), E'101\trt_b\tB-note\n', 'COPY (query) TO: only the caller''s tenant');
+
+SELECT * FROM finish();
+ROLLBACK;
