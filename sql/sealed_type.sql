@@ -29,7 +29,7 @@ SELECT pg_temp.err($$SELECT ''::toms.sealed$$);
 -- Armour errors, each with its own reason.
 SELECT 'sealed:v2:AQ'::toms.sealed;
 SELECT 'sealed:v1:AQ*x'::toms.sealed;
-SELECT 'sealed:v1:AQAAA'::toms.sealed;      -- 5 base64 chars: impossible length
+SELECT 'sealed:v1:AQAAA'::toms.sealed;      -- cut short: says truncated first
 SELECT pg_temp.err($$SELECT 'sealed:v1:AQAAAAAB'::toms.sealed$$);
 SELECT pg_temp.err($$SELECT 'sealed:v1:Ag'::toms.sealed$$);  -- format version 2 inside
 -- Non-canonical base64url (non-zero trailing bits) is refused.
@@ -70,6 +70,8 @@ SELECT toms.clear_tenant();
 SELECT pg_temp.err($$SELECT toms.seal('x')$$);
 
 -- Key administration (no context needed; toms_admin only).
+SELECT pg_temp.err($$SELECT toms.rotate_tenant_key('regress_t1')$$);
+SELECT toms.create_tenant('regress_t1', 'Key administration');
 SELECT toms.rotate_tenant_key('regress_t1');       -- creates version 1
 SELECT toms.rotate_tenant_key('regress_t1', false); -- 2
 SELECT tenant, purpose, version, status, length(wrapped) AS wrapped_len,
@@ -109,3 +111,4 @@ RESET ROLE;
 DROP ROLE regress_sealed_admin;
 DELETE FROM toms.tenant_keys WHERE tenant = 'regress_t1';
 DELETE FROM toms.key_rotations WHERE tenant = 'regress_t1';
+DELETE FROM toms.tenants WHERE tenant = 'regress_t1';

@@ -78,3 +78,21 @@ DROP SCHEMA regress_s CASCADE;
 DROP TABLE other;
 DROP FUNCTION regress_copy();
 DROP ROLE regress_owner, regress_admin;
+
+-- pg_restore puts toms' policy back after the data of toms.protected_tables:
+-- a superuser may re-create a missing toms_tenant policy, in its canonical
+-- form only.
+CREATE TABLE regress_restored (tenant_id text NOT NULL, v int);
+SELECT toms.protect('regress_restored');
+-- as if not yet restored:
+DELETE FROM pg_depend WHERE classid = 'pg_policy'::regclass
+   AND objid IN (SELECT oid FROM pg_policy WHERE polrelid = 'regress_restored'::regclass);
+DELETE FROM pg_policy WHERE polrelid = 'regress_restored'::regclass;
+CREATE POLICY toms_tenant ON regress_restored USING (true);
+CREATE POLICY toms_tenant ON regress_restored USING ((tenant_id = toms.current_tenant()));
+CREATE POLICY toms_tenant ON regress_restored USING ((tenant_id = toms.current_tenant())) WITH CHECK ((tenant_id = toms.current_tenant()));
+CREATE POLICY toms_tenant ON regress_restored USING ((tenant_id = toms.current_tenant())) WITH CHECK ((tenant_id = toms.current_tenant()));
+CREATE POLICY toms_other ON regress_restored USING (true);
+SELECT polname, pg_get_expr(polqual, polrelid) FROM pg_policy WHERE polrelid = 'regress_restored'::regclass;
+SELECT toms.unprotect('regress_restored');
+DROP TABLE regress_restored;

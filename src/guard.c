@@ -24,11 +24,15 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/xact.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_policy.h"
 #include "catalog/pg_trigger.h"
+#include "catalog/pg_type.h"
+#include "commands/policy.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -46,6 +50,9 @@ static object_access_hook_type prev_object_access = NULL;
 
 /* Set while toms itself runs DDL through toms_run_ddl(). */
 static bool guard_bypass = false;
+
+/* A toms_tenant policy being restored, to check once it exists. */
+static Oid	restored_policy_relid = InvalidOid;
 
 bool
 toms_guard_bypassed(void)
@@ -262,12 +269,29 @@ check_utility(Node *parsetree)
 			{
 				CreatePolicyStmt *stmt = (CreatePolicyStmt *) parsetree;
 
-				if (!protected_rangevar(stmt->table, NULL))
+				Oid			relid;
+
+				if (!protected_rangevar(stmt->table, &relid))
 					break;
 				if (is_toms_name(stmt->policy_name))
+				{
+					/*
+					 * pg_restore re-creates toms' policies after the data of
+					 * toms.protected_tables: let a superuser put back a
+					 * missing one, checked against its canonical form.
+					 */
+					if (superuser() &&
+						!OidIsValid(get_relation_policy_oid(relid, stmt->policy_name, true)) &&
+						(strcmp(stmt->policy_name, "toms_tenant") == 0 || !stmt->permissive))
+					{
+						if (stmt->permissive)
+							restored_policy_relid = relid;
+						break;
+					}
 					refuse(stmt->table->relname,
 						   psprintf("create policy \"%s\"", stmt->policy_name),
 						   "Policy names starting with toms_ are reserved for toms.");
+				}
 				if (stmt->permissive)
 					refuse(stmt->table->relname, "create a permissive policy",
 						   "A permissive policy widens the tenant filter; restrictive policies are allowed.");
@@ -310,8 +334,15 @@ check_utility(Node *parsetree)
 			{
 				CreateTrigStmt *stmt = (CreateTrigStmt *) parsetree;
 				Oid			admin = get_role_oid("toms_admin", true);
+				Oid			relid;
 
-				if (!protected_rangevar(stmt->relation, NULL))
+				if (!protected_rangevar(stmt->relation, &relid))
+					break;
+				/* pg_restore putting back toms' own trigger (see above) */
+				if (is_toms_name(stmt->trigname) && superuser() &&
+					!OidIsValid(get_trigger_oid(relid, stmt->trigname, true)) &&
+					list_length(stmt->funcname) == 2 &&
+					strcmp(strVal(linitial(stmt->funcname)), TOMS_SCHEMA) == 0)
 					break;
 				if (is_toms_name(stmt->trigname))
 					refuse(stmt->relation->relname,
@@ -365,12 +396,75 @@ check_utility(Node *parsetree)
 	}
 }
 
+/*
+ * A restored toms_tenant policy must be exactly what protect() creates:
+ * permissive, all commands, to PUBLIC, both expressions the tenant filter.
+ */
+static void
+check_restored_policy(Oid relid)
+{
+	const TomsProtected *prot = toms_protected(relid);
+	char	   *col;
+	char	   *expected;
+	char	   *sql;
+	bool		ok = false;
+
+	if (prot == NULL)
+		return;
+	CommandCounterIncrement();
+	col = (char *) quote_identifier(get_attname(relid, prot->tenant_attnum, false));
+	switch (prot->tenant_type)
+	{
+		case VARCHAROID:
+			expected = psprintf("((%s)::text = current_tenant())", col);
+			break;
+		case UUIDOID:
+			expected = psprintf("(%s = (current_tenant())::uuid)", col);
+			break;
+		case INT4OID:
+			expected = psprintf("(%s = (current_tenant())::integer)", col);
+			break;
+		case INT8OID:
+			expected = psprintf("(%s = (current_tenant())::bigint)", col);
+			break;
+		default:
+			expected = psprintf("(%s = current_tenant())", col);
+			break;
+	}
+	sql = psprintf("SELECT p.polcmd = '*' AND p.polroles = '{0}'"
+				   " AND replace(pg_catalog.pg_get_expr(p.polqual, p.polrelid), '" TOMS_SCHEMA ".', '') = %s"
+				   " AND replace(pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid), '" TOMS_SCHEMA ".', '') = %s"
+				   " AND f.oid IS NOT NULL"
+				   " FROM pg_catalog.pg_policy p"
+				   " LEFT JOIN pg_catalog.pg_proc f ON f.proname = 'current_tenant'"
+				   "  AND f.pronamespace = %u AND f.pronargs = 0"
+				   " WHERE p.polrelid = %u AND p.polname = 'toms_tenant'",
+				   quote_literal_cstr(expected), quote_literal_cstr(expected),
+				   toms_schema_oid(), relid);
+	SPI_connect();
+	if (SPI_execute(sql, false, 1) == SPI_OK_SELECT && SPI_processed == 1)
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		ok = !isnull && DatumGetBool(d);
+	}
+	SPI_finish();
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("policy \"toms_tenant\" on protected table \"%s\" is not toms' tenant filter",
+						get_rel_name(relid)),
+				 errhint("Only the policy created by toms.protect() may be restored under this name.")));
+}
+
 static void
 guard_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 					 bool readOnlyTree, ProcessUtilityContext context,
 					 ParamListInfo params, QueryEnvironment *queryEnv,
 					 DestReceiver *dest, QueryCompletion *qc)
 {
+	restored_policy_relid = InvalidOid;
 	if (!guard_bypass && toms_extension_exists())
 		check_utility(pstmt->utilityStmt);
 
@@ -380,6 +474,14 @@ guard_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 	else
 		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
 								params, queryEnv, dest, qc);
+
+	if (OidIsValid(restored_policy_relid))
+	{
+		Oid			relid = restored_policy_relid;
+
+		restored_policy_relid = InvalidOid;
+		check_restored_policy(relid);
+	}
 }
 
 /* Look up a policy's table and name by its OID. */

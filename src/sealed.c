@@ -960,6 +960,13 @@ toms_rotate_tenant_key(PG_FUNCTION_ARGS)
 	keys_access_begin(&ka);
 	lock_keys();
 	values[0] = CStringGetTextDatum(tenant);
+	if (SPI_execute_with_args("SELECT 1 FROM toms.tenants WHERE tenant = $1",
+							  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read toms.tenants");
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("tenant \"%s\" does not exist", tenant)));
 	if (SPI_execute_with_args("SELECT 1 FROM toms.tenant_keys WHERE tenant = $1 AND status = 'destroyed'",
 							  1, argtypes, values, NULL, false, 1) != SPI_OK_SELECT)
 		elog(ERROR, "could not read tenant keys");
@@ -1200,10 +1207,10 @@ reseal_step_internal(int batch)
 		SPITupleTable *done;
 		uint64		ndone;
 
+		if (get_rel_name(relid) == NULL)
+			continue;			/* dropped concurrently */
 		relname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 											 get_rel_name(relid));
-		if (relname == NULL || get_rel_name(relid) == NULL)
-			continue;
 		tenant_expr = psprintf("t.%s::text", quote_identifier(tcol));
 		deconstruct_array(arr, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR, &cols, NULL, &ncols);
 		initStringInfo(&sets);

@@ -135,6 +135,7 @@ sealed_unarmour(const char *text, size_t textlen, uint8_t *out, size_t *outlen)
 	size_t		o = 0;
 	uint32_t	acc = 0;
 	int			bits = 0;
+	SealedFormatError err;
 
 	*outlen = 0;
 	if (textlen < 8 || memcmp(text, "sealed:v", 8) != 0)
@@ -145,8 +146,6 @@ sealed_unarmour(const char *text, size_t textlen, uint8_t *out, size_t *outlen)
 
 	s = (const unsigned char *) text + SEALED_ARMOUR_PREFIX_LEN;
 	n = textlen - SEALED_ARMOUR_PREFIX_LEN;
-	if (n % 4 == 1)
-		return SEALED_ERR_ENCODING;
 	for (i = 0; i < n; i++)
 	{
 		int			v = b64url_value(s[i]);
@@ -162,9 +161,16 @@ sealed_unarmour(const char *text, size_t textlen, uint8_t *out, size_t *outlen)
 			acc &= (1u << bits) - 1;
 		}
 	}
-	/* Leftover bits must be zero: one value, one text form. */
-	if (acc != 0)
-		return SEALED_ERR_ENCODING;
 	*outlen = o;
-	return sealed_check_binary(out, o);
+	err = sealed_check_binary(out, o);
+	/* A value cut short (say, by a copy and paste) says so first. */
+	if (err == SEALED_ERR_TRUNCATED)
+		return err;
+	/* A dangling character or leftover bits: one value, one text form. */
+	if (n % 4 == 1 || acc != 0)
+	{
+		*outlen = 0;
+		return SEALED_ERR_ENCODING;
+	}
+	return err;
 }

@@ -71,16 +71,14 @@ $b->start;
 $b->safe_psql('postgres', $setup_roles);
 $b->safe_psql('postgres', q{CREATE DATABASE app; CREATE DATABASE app_plain});
 
-# A plain pg_restore should just work; today tenancy's DDL guard refuses to
-# re-create toms' own trigger and policy from the dump (reported to the
-# lead), so the checks below restore everything else and let toms.protect()
-# re-create them.
-TODO:
-{
-	local $TODO = 'the DDL guard refuses toms_* triggers and policies replayed by pg_restore';
-	$b->command_ok([ 'pg_restore', '--exit-on-error', '-d', 'app_plain', "$tempdir/app.dump" ],
-		'plain pg_restore');
-}
+# A plain pg_restore just works: the guard lets a superuser put back toms'
+# own trigger and (canonical) policy.
+$b->command_ok([ 'pg_restore', '--exit-on-error', '-d', 'app_plain', "$tempdir/app.dump" ],
+	'plain pg_restore');
+is($b->safe_psql('app_plain', "SET toms.context = 'acme'; $opened_query", extra_params => [ '-U', 'alice' ]),
+	$acme_before, 'plain restore: values open to the same plaintexts');
+is($b->safe_psql('app_plain', q{SELECT string_agg(polname, ',' ORDER BY polname) FROM pg_policy WHERE polrelid = 'learners'::regclass}),
+	'toms_tenant', 'plain restore: the tenant policy is back');
 my $list = `pg_restore -l $tempdir/app.dump`;
 my @kept = grep { !/ (TRIGGER|POLICY) public learners toms_/ } split(/\n/, $list);
 open(my $lf, '>', "$tempdir/app.list") or die;

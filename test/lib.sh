@@ -36,7 +36,7 @@ ensure_packages() {
 
 # make_work: $WORK, a private directory the postgres user owns.
 make_work() {
-	WORK=$(mktemp -d /tmp/toms-${1:-test}.XXXXXX)
+	WORK=$(mktemp -d "${TOMS_TMP:-/tmp}/toms-${1:-test}.XXXXXX")
 	chmod 755 "$WORK"
 	chown postgres: "$WORK"
 	export WORK
