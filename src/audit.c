@@ -39,6 +39,7 @@
 #include "access/parallel.h"
 #include "access/transam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
@@ -416,7 +417,8 @@ audit_enqueue(const AuditRec *rec, Oid dbid, bool in_abort)
 	bool		have_worker = false;
 	Latch	   *latch = NULL;
 
-	if (sh == NULL || MyProc == NULL)
+	/* no worker, or (on a standby) no way to write: the server log has it */
+	if (sh == NULL || MyProc == NULL || RecoveryInProgress())
 	{
 		if (sh)
 			audit_rec_to_log(rec);
@@ -477,6 +479,8 @@ audit_enqueue(const AuditRec *rec, Oid dbid, bool in_abort)
 		}
 		if (sh->launcher_latch)
 			SetLatch(sh->launcher_latch);
+		if (!in_abort)
+			CHECK_FOR_INTERRUPTS();
 		(void) ConditionVariableTimedSleep(&sh->cv_space, 100, PG_WAIT_EXTENSION);
 	}
 	if (counted)
@@ -844,6 +848,9 @@ audit_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_ABORT:
 			for (pr = pending_recs; pr; pr = pr->next)
 				requeue_rolled_back(pr);
+			break;
+		case XACT_EVENT_PREPARE:
+			/* chained by the next reconciliation (see docs/audit.md, Limits) */
 			break;
 		default:
 			return;

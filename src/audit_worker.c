@@ -30,6 +30,7 @@
 #include "access/htup_details.h"
 #include "access/tableam.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
@@ -1053,6 +1054,17 @@ toms_audit_launcher_main(Datum main_arg)
 	sh->launcher_latch = MyLatch;
 	LWLockRelease(audit_lock());
 
+	/* a standby writes nothing: its records go to the server log */
+	while (RecoveryInProgress())
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (got_sigterm)
+			launcher_shutdown();
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+
 	/* after a start or a crash: every database reconciles once */
 	dbs = connectable_databases();
 	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
@@ -1159,7 +1171,8 @@ audit_worker_init(void)
 
 	memset(&bgw, 0, sizeof(bgw));
 	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	/* also on a standby, where it waits for promotion */
+	bgw.bgw_start_time = BgWorkerStart_ConsistentState;
 	bgw.bgw_restart_time = 1;
 	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "toms");
 	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "toms_audit_launcher_main");

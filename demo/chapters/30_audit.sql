@@ -27,6 +27,8 @@ SELECT DISTINCT action, tenant, justification FROM toms.audit_log
 SET client_min_messages = warning;
 CREATE ROLE intruder_ivan LOGIN;
 RESET client_min_messages;
+GRANT USAGE ON SCHEMA training TO intruder_ivan;
+GRANT SELECT ON ALL TABLES IN SCHEMA training TO intruder_ivan;
 LISTEN toms_incident;
 SET SESSION AUTHORIZATION intruder_ivan;
 \set ON_ERROR_STOP 0
@@ -56,10 +58,19 @@ ALTER TABLE toms.audit_log DISABLE TRIGGER ALL;
 \echo 'hide Ivan''s attempts.  The records are hash-chained (BLAKE2b), so'
 \echo 'verify_audit() finds the first record that was touched:'
 SELECT * FROM toms.verify_audit();
+CREATE TEMP TABLE ivans_records AS
+  SELECT seq FROM toms.audit_log WHERE session_role = 'intruder_ivan';
 SET session_replication_role = replica;
 UPDATE toms.audit_log SET session_role = 'trainer_anna', actor = 'trainer_anna'
- WHERE session_role = 'intruder_ivan';
+ WHERE seq IN (SELECT seq FROM ivans_records);
 RESET session_replication_role;
 SELECT ok, first_bad, detail FROM toms.verify_audit();
+\echo 'The break is an incident too (announced with NOTIFY toms_incident):'
 SELECT toms.audit_flush();
 SELECT kind, severity, detail FROM toms.incidents WHERE kind = 'audit_chain_break';
+\echo 'Putting the records back makes the chain whole again:'
+SET session_replication_role = replica;
+UPDATE toms.audit_log SET session_role = 'intruder_ivan', actor = 'intruder_ivan'
+ WHERE seq IN (SELECT seq FROM ivans_records);
+RESET session_replication_role;
+SELECT ok, detail FROM toms.verify_audit();

@@ -57,8 +57,9 @@ CREATE TRIGGER audit_log_append_only BEFORE INSERT OR UPDATE OR DELETE OR TRUNCA
 CREATE TRIGGER incidents_append_only BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON @extschema@.incidents FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.audit_log_guard();
 
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.audit_log', '');
-SELECT pg_catalog.pg_extension_config_dump('@extschema@.incidents', '');
+-- Not marked with pg_extension_config_dump: the trail belongs to the
+-- cluster that wrote it (and to the SIEM copy), and a restore into a fresh
+-- database starts a new chain instead of colliding with it.
 
 REVOKE ALL ON @extschema@.audit_log, @extschema@.incidents FROM PUBLIC;
 GRANT SELECT ON @extschema@.audit_log, @extschema@.incidents TO toms_auditor, toms_admin;
