@@ -1710,7 +1710,7 @@ toms_verify_audit(PG_FUNCTION_ARGS)
 		ok = false;
 		first_bad = maxseq + 1;
 		detail = psprintf("records %lld to %lld are missing (deleted from the end of the trail)",
-						  (long long) (maxseq + 1), (long long) head_seq);
+						  (long long) maxseq + 1, (long long) head_seq);
 	}
 
 	if (ok && whole)
