@@ -31,11 +31,13 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "commands/dbcommands.h"
 #include "commands/extension.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -134,13 +136,13 @@ finish_entries(uint64 *seqs, int n, bool done)
 static Oid	my_dbid = InvalidOid;
 static AuditRec *batch = NULL;
 static uint64 *batch_seqs = NULL;
-static SPIPlanPtr plan_insert = NULL;
 
 /*
  * Records waiting to be inserted, column by column: one INSERT ... SELECT
  * FROM unnest() per batch instead of one executor run per record.
  */
 #define PEND_MAX (AUDIT_BATCH + 16)
+#define INSERT_CHUNK 100		/* rows per heap multi-insert */
 static int	pend_n = 0;
 static Datum *pend_vals[AC_NCOLS];
 static bool *pend_nulls[AC_NCOLS];
@@ -236,7 +238,7 @@ prepare_plans(void)
 	Oid			types[AC_NCOLS];
 	int			i;
 
-	if (plan_insert)
+	if (plan_update)
 		return;
 	for (i = 0; i < AC_NCOLS; i++)
 	{
@@ -263,19 +265,6 @@ prepare_plans(void)
 		}
 	}
 	memcpy(col_types, types, sizeof(col_types));
-	{
-		Oid			atypes[AC_NCOLS];
-
-		for (i = 0; i < AC_NCOLS; i++)
-			atypes[i] = get_array_type(types[i]);
-		plan_insert = prepare("INSERT INTO " TOMS_SCHEMA ".audit_log (seq, ts, kind, action, session_role,"
-							  " effective_role, actor, tenant, grant_id, justification, relname,"
-							  " row_count, query_id, client_addr, application_name, pid, xid, fate,"
-							  " statement, detail, hash) SELECT * FROM unnest($1, $2, $3,"
-							  " $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18,"
-							  " $19, $20, $21)",
-							  AC_NCOLS, atypes);
-	}
 	for (i = 0; i < AC_NCOLS; i++)
 	{
 		pend_vals[i] = MemoryContextAlloc(TopMemoryContext, sizeof(Datum) * PEND_MAX);
@@ -315,28 +304,89 @@ hash_bytea(const uint8 *h)
 	return b;
 }
 
-/* Insert the pending records (their seq and hash are already assigned). */
+/*
+ * Insert the pending records (their seq and hash are already assigned).
+ *
+ * Straight into the heap, as COPY does: one multi-insert (a WAL record per
+ * page, not per row) through a bulk-insert ring, so that the trail does not
+ * push the tables it audits out of shared buffers, then the index entries.
+ * No SQL, no per-row triggers (toms.audit_log has none; its statement
+ * trigger refuses everyone but toms).
+ */
 static void
 flush_pending(void)
 {
-	Datum		arrays[AC_NCOLS];
+	Relation	rel;
+	Oid			relid;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	TupleTableSlot **slots;
+	BulkInsertState bistate;
+	int			nslots;
+	int			start;
 	int			i;
+	int			c;
 
 	if (pend_n == 0)
 		return;
-	for (i = 0; i < AC_NCOLS; i++)
-	{
-		int16		typlen;
-		bool		typbyval;
-		char		typalign;
-		int			dims[1] = {pend_n};
-		int			lbs[1] = {1};
+	relid = get_relname_relid("audit_log", toms_schema_oid());
+	if (!OidIsValid(relid))
+		elog(ERROR, "toms.audit_log does not exist");
+	rel = table_open(relid, RowExclusiveLock);
+	/* the values bypass SQL's coercions: the row type must be ours */
+	if (RelationGetDescr(rel)->natts != AC_NCOLS)
+		elog(ERROR, "toms.audit_log has %d columns, expected %d",
+			 RelationGetDescr(rel)->natts, AC_NCOLS);
+	for (c = 0; c < AC_NCOLS; c++)
+		if (TupleDescAttr(RelationGetDescr(rel), c)->atttypid != col_types[c] ||
+			TupleDescAttr(RelationGetDescr(rel), c)->attisdropped)
+			elog(ERROR, "column %d of toms.audit_log has an unexpected type", c + 1);
+	estate = CreateExecutorState();
+	rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(rri, rel, 1, NULL, 0);
+	ExecOpenIndices(rri, false);
 
-		get_typlenbyvalalign(col_types[i], &typlen, &typbyval, &typalign);
-		arrays[i] = PointerGetDatum(construct_md_array(pend_vals[i], pend_nulls[i], 1, dims, lbs,
-													   col_types[i], typlen, typbyval, typalign));
+	/* in chunks of reused slots, each owning its heap tuple */
+	nslots = Min(pend_n, INSERT_CHUNK);
+	slots = palloc(sizeof(TupleTableSlot *) * nslots);
+	for (i = 0; i < nslots; i++)
+		slots[i] = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
+	bistate = GetBulkInsertState();
+	for (start = 0; start < pend_n; start += nslots)
+	{
+		int			n = Min(nslots, pend_n - start);
+
+		for (i = 0; i < n; i++)
+		{
+			Datum		values[AC_NCOLS];
+			bool		nulls[AC_NCOLS];
+
+			for (c = 0; c < AC_NCOLS; c++)
+			{
+				values[c] = pend_vals[c][start + i];
+				nulls[c] = pend_nulls[c][start + i];
+			}
+			ExecStoreHeapTuple(heap_form_tuple(RelationGetDescr(rel), values, nulls),
+							   slots[i], true);
+		}
+		table_multi_insert(rel, slots, n, GetCurrentCommandId(true), 0, bistate);
+		for (i = 0; i < n; i++)
+		{
+			if (rri->ri_NumIndices > 0)
+				list_free(ExecInsertIndexTuples(rri, slots[i], estate, false, false, NULL, NIL));
+			ResetPerTupleExprContext(estate);
+			ExecClearTuple(slots[i]);
+		}
 	}
-	spi_exec_plan(plan_insert, arrays, NULL, SPI_OK_INSERT);
+	for (i = 0; i < nslots; i++)
+		ExecDropSingleTupleTableSlot(slots[i]);
+	FreeBulkInsertState(bistate);
+	ExecCloseIndices(rri);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);
+	pfree(slots);
+	/* later statements of this transaction (retention, export) see them */
+	CommandCounterIncrement();
 	pend_n = 0;
 }
 
@@ -945,6 +995,48 @@ drop_entries_for(Oid dbid, bool unresolved)
 	}
 }
 
+typedef struct NamedDb
+{
+	Oid			dbid;
+	char		name[NAMEDATALEN];
+} NamedDb;
+
+/*
+ * Every database's oid and name, by a heap scan of pg_database as
+ * connectable_databases() does: the launcher is connected to no database,
+ * and an index scan (get_database_oid) can need pg_class while the shared
+ * relcache init file is being rebuilt.
+ */
+static List *
+database_names(void)
+{
+	List	   *dbs = NIL;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	MemoryContext cxt = CurrentMemoryContext;
+
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
+	{
+		Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
+		MemoryContext old = MemoryContextSwitchTo(cxt);
+		NamedDb    *n = palloc(sizeof(NamedDb));
+
+		n->dbid = d->oid;
+		strlcpy(n->name, NameStr(d->datname), NAMEDATALEN);
+		dbs = lappend(dbs, n);
+		MemoryContextSwitchTo(old);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	return dbs;
+}
+
 /* Logins (and incidents) raised before a database was chosen. */
 static void
 resolve_unassigned(void)
@@ -952,6 +1044,8 @@ resolve_unassigned(void)
 	AuditShared *sh = audit_shared;
 	uint64		i;
 	bool		any = false;
+	List	   *dbs;
+	ListCell   *lc;
 
 	LWLockAcquire(audit_lock(), LW_SHARED);
 	for (i = sh->tail; i < sh->head && !any; i++)
@@ -962,28 +1056,30 @@ resolve_unassigned(void)
 	if (!any)
 		return;
 
-	StartTransactionCommand();
+	/* the databases, read outside the queue lock (no I/O under it) */
+	dbs = database_names();
 	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
 	for (i = sh->tail; i < sh->head; i++)
 	{
 		AuditSlot  *slot = &sh->slots[i % sh->nslots];
 		char	   *name;
-		Oid			dbid = InvalidOid;
 
 		if (slot->state != SLOT_FULL || OidIsValid(slot->dbid))
 			continue;
 		name = audit_rec_get_str(&slot->rec, RS_DATABASE);
-		if (name)
+		if (name == NULL)
+			continue;
+		foreach(lc, dbs)
 		{
-			/* a syscache lookup of a shared catalog: no I/O under the lock in practice */
-			dbid = get_database_oid(name, true);
+			NamedDb    *d = lfirst(lc);
+
+			if (strcmp(d->name, name) == 0)
+				slot->dbid = d->dbid;
 		}
-		if (OidIsValid(dbid))
-			slot->dbid = dbid;
 	}
 	drop_entries_for(InvalidOid, true);
 	LWLockRelease(audit_lock());
-	CommitTransactionCommand();
+	list_free_deep(dbs);
 	ConditionVariableBroadcast(&sh->cv_done);
 	ConditionVariableBroadcast(&sh->cv_space);
 }

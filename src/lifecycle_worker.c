@@ -82,6 +82,7 @@ typedef struct DbWorker
 {
 	Oid			dboid;
 	BackgroundWorkerHandle *handle;
+	TimestampTz started;		/* when its last worker was started */
 } DbWorker;
 
 static DbWorker *dbworkers = NULL;
@@ -182,6 +183,8 @@ toms_lifecycle_launcher_main(Datum arg)
 		ListCell   *lc;
 		DbWorker   *next;
 		int			nnext = 0;
+		TimestampTz now;
+		long		sleep_ms = lifecycle_naptime;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -193,24 +196,43 @@ toms_lifecycle_launcher_main(Datum arg)
 		MemoryContextReset(roundcxt);
 		dbs = list_databases(roundcxt);
 
-		/* Keep the handles of databases that still exist. */
+		/*
+		 * Keep the handles of databases that still exist.  A database gets
+		 * a new worker once per naptime at most: the postmaster sets our
+		 * latch whenever one of our workers starts or exits, and that alone
+		 * must not start the next one.
+		 */
 		next = MemoryContextAllocZero(TopMemoryContext, sizeof(DbWorker) * (list_length(dbs) + 1));
+		now = GetCurrentTimestamp();
 		foreach(lc, dbs)
 		{
 			Oid			dboid = lfirst_oid(lc);
+			DbWorker   *w = &next[nnext];
 			int			i;
 
-			next[nnext].dboid = dboid;
+			w->dboid = dboid;
 			for (i = 0; i < ndbworkers; i++)
 			{
 				if (dbworkers[i].dboid == dboid)
 				{
-					next[nnext].handle = dbworkers[i].handle;
+					w->handle = dbworkers[i].handle;
+					w->started = dbworkers[i].started;
 					dbworkers[i].handle = NULL;
 				}
 			}
-			if (!worker_running(&next[nnext]))
-				start_db_worker(&next[nnext]);
+			if (!worker_running(w))
+			{
+				long		due_ms = lifecycle_naptime -
+					TimestampDifferenceMilliseconds(w->started, now);
+
+				if (w->started == 0 || due_ms <= 0)
+				{
+					start_db_worker(w);
+					w->started = now;
+				}
+				else
+					sleep_ms = Min(sleep_ms, due_ms);
+			}
 			nnext++;
 		}
 		if (dbworkers)
@@ -226,7 +248,7 @@ toms_lifecycle_launcher_main(Datum arg)
 		ndbworkers = nnext;
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 lifecycle_naptime, PG_WAIT_EXTENSION);
+						 Max(sleep_ms, 10), PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

@@ -1,0 +1,61 @@
+# The launchers stay quiet (issue 5, and the audit launcher of issue 3):
+# - the lifecycle launcher starts a database's worker at most once per
+#   toms.lifecycle_naptime, although the postmaster wakes it whenever one
+#   of its workers starts or exits (it used to start the next worker at
+#   once, a fork per few milliseconds per database);
+# - the audit launcher, connected to no database, resolves the database of
+#   login records right after a restart (when the shared relcache init file
+#   is being rebuilt) without an error.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+use Time::HiRes qw(time usleep);
+
+my $node = PostgreSQL::Test::Cluster->new('lifecycle_launcher');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+toms.lifecycle_naptime = 1s
+log_min_messages = debug1
+fsync = off
+});
+$node->start;
+$node->safe_psql('postgres', 'CREATE EXTENSION toms');
+my $db = $node->safe_psql('postgres',
+	q{SELECT oid FROM pg_database WHERE datname = 'postgres'});
+
+# "starting background worker process" is the postmaster's DEBUG1 line.
+sub starts
+{
+	my $log = slurp_file($node->logfile);
+	my @m = $log =~ /starting background worker process "toms lifecycle worker for database $db"/g;
+	return scalar @m;
+}
+
+my $t0 = time;
+my $first = starts();
+my $n;
+for (my $i = 0; $i < 200; $i++)
+{
+	$n = starts() - $first;
+	last if $n >= 3;
+	usleep(100_000);
+}
+my $elapsed = time - $t0;
+cmp_ok($n, '>=', 3, 'the lifecycle worker keeps being started');
+# three starts need at least two naptimes; allow one extra of slack
+cmp_ok($n, '<=', int($elapsed) + 2,
+	"at most one start per naptime ($n starts in " . sprintf('%.1f', $elapsed) . ' s)');
+
+# Right after a restart: a login whose record the launcher must assign.
+$node->restart;
+$node->safe_psql('postgres', 'SELECT 1');
+$node->poll_query_until('postgres',
+	q{SELECT count(*) > 0 FROM toms.audit_log WHERE kind = 'login' AND ts > pg_postmaster_start_time()})
+  or die 'login record not written';
+unlike(slurp_file($node->logfile), qr/cannot read pg_class without having selected a database/,
+	'the audit launcher resolves databases without an index scan');
+
+$node->stop;
+done_testing();
