@@ -62,7 +62,8 @@
 PGDLLEXPORT void toms_audit_launcher_main(Datum main_arg);
 PGDLLEXPORT void toms_audit_worker_main(Datum main_arg);
 
-#define AUDIT_BATCH 1000
+#define AUDIT_BATCH 4096		/* at most this many entries per transaction */
+#define BATCH_ARENA (2 * 1024 * 1024)	/* and at most this many bytes */
 #define WORKER_IDLE_EXIT_MS 2000
 
 /* caller holds the audit lock (exclusive when create) */
@@ -134,7 +135,9 @@ finish_entries(uint64 *seqs, int n, bool done)
  * ----------------------------------------------------------------
  */
 static Oid	my_dbid = InvalidOid;
-static AuditRec *batch = NULL;
+static AuditRec **batch = NULL;	/* entries taken, packed in batch_arena */
+static char *batch_arena = NULL;
+static bool batch_full = false;	/* more may be waiting */
 static uint64 *batch_seqs = NULL;
 
 /*
@@ -651,22 +654,38 @@ worker_batch(bool *first)
 	AuditShared *sh = audit_shared;
 	AuditDb    *db;
 	int			n = 0;
+	int			max_n;
+	Size		used = 0;
 	uint64		i;
 	bool		reconcile;
 	bool		has_ext;
 	bool		retention_due;
 	int64		start_seq;
 
+	/*
+	 * Take at most half the queue, so that producers keep room while this
+	 * batch is written (its slots are freed only after our commit).
+	 */
 	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
-	for (i = sh->tail; i < sh->head && n < AUDIT_BATCH; i++)
+	max_n = Max(1, Min(AUDIT_BATCH, sh->nslots / 2));
+	batch_full = false;
+	for (i = sh->tail; i < sh->head; i++)
 	{
 		AuditSlot  *slot = &sh->slots[i % sh->nslots];
+		Size		sz = offsetof(AuditRec, data) + slot->rec.h.used;
 
 		if (slot->state != SLOT_FULL || slot->dbid != my_dbid)
 			continue;
+		if (n >= max_n || used + MAXALIGN(sz) > BATCH_ARENA)
+		{
+			batch_full = true;
+			break;
+		}
 		slot->state = SLOT_TAKEN;
 		slot->taker = MyProcPid;
-		memcpy(&batch[n], &slot->rec, offsetof(AuditRec, data) + slot->rec.h.used);
+		batch[n] = (AuditRec *) (batch_arena + used);
+		memcpy(batch[n], &slot->rec, sz);
+		used += MAXALIGN(sz);
 		batch_seqs[n] = slot->seq;
 		n++;
 	}
@@ -692,8 +711,8 @@ worker_batch(bool *first)
 	{
 		/* nowhere to put them in this database: the server log has them */
 		for (i = 0; i < n; i++)
-			if (batch[i].h.type == AREC_RECORD)
-				audit_rec_to_log(&batch[i]);
+			if (batch[i]->h.type == AREC_RECORD)
+				audit_rec_to_log(batch[i]);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
@@ -712,7 +731,7 @@ worker_batch(bool *first)
 	prepare_plans();
 
 	/* one chain writer per database, whatever happens */
-	SPI_execute("SELECT pg_catalog.pg_advisory_xact_lock(7415, 1)", false, 0);
+	(void) DirectFunctionCall2(pg_advisory_xact_lock_int4, Int32GetDatum(7415), Int32GetDatum(1));
 
 	{
 		bool		isnull;
@@ -748,7 +767,7 @@ worker_batch(bool *first)
 
 	for (i = 0; i < n; i++)
 	{
-		AuditRec   *rec = &batch[i];
+		AuditRec   *rec = batch[i];
 
 		switch (rec->h.type)
 		{
@@ -842,7 +861,8 @@ toms_audit_worker_main(Datum main_arg)
 	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
 
-	batch = MemoryContextAlloc(TopMemoryContext, sizeof(AuditRec) * AUDIT_BATCH);
+	batch = MemoryContextAlloc(TopMemoryContext, sizeof(AuditRec *) * AUDIT_BATCH);
+	batch_arena = MemoryContextAlloc(TopMemoryContext, BATCH_ARENA);
 	batch_seqs = MemoryContextAlloc(TopMemoryContext, sizeof(uint64) * AUDIT_BATCH);
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "toms audit worker", ALLOCSET_DEFAULT_SIZES);
 
@@ -862,7 +882,7 @@ toms_audit_worker_main(Datum main_arg)
 		MemoryContextReset(loop_cxt);
 		if (n < 0)
 			break;				/* no extension here */
-		if (n >= AUDIT_BATCH)
+		if (batch_full)
 			continue;			/* more is waiting */
 		if (got_sigterm)
 		{
