@@ -76,6 +76,42 @@ SELECT kind, action, tenant, regexp_replace(detail, 'grant=[0-9]+', 'grant=N') A
  ORDER BY seq;
 SELECT ok FROM toms.verify_audit();
 
+-- Reads nested in a statement (foreign-key checks, a function's loop) are
+-- merged into the records of the statement the client sent, rows added up:
+-- one record per table, not one per row checked.
+CREATE TABLE aud_parents (tenant_id text NOT NULL, id int, PRIMARY KEY (tenant_id, id));
+CREATE TABLE aud_children (tenant_id text NOT NULL, parent_id int,
+                           FOREIGN KEY (tenant_id, parent_id) REFERENCES aud_parents);
+GRANT SELECT, INSERT ON aud_parents, aud_children TO regress_aud_app;
+SELECT toms.protect('aud_parents'), toms.protect('aud_children');
+CREATE FUNCTION aud_count_loop() RETURNS int LANGUAGE plpgsql AS $$
+BEGIN
+	FOR i IN 1 .. 5 LOOP
+		PERFORM count(*) FROM aud_learners;
+	END LOOP;
+	RETURN 5;
+END $$;
+SELECT toms.audit_flush();
+SELECT max(seq) AS nested_seq FROM toms.audit_log \gset
+SELECT count(*) AS incidents_before FROM toms.incidents WHERE kind = 'privileged_access' \gset
+SET SESSION AUTHORIZATION regress_aud_app;
+SELECT toms.set_tenant('aud1');
+INSERT INTO aud_parents (id) VALUES (1), (2);
+INSERT INTO aud_children (parent_id) VALUES (1), (1), (2);
+SELECT aud_count_loop();
+RESET SESSION AUTHORIZATION;
+SELECT toms.audit_flush();
+SELECT action, relname, row_count, fate, count(*) AS records
+  FROM toms.audit_log
+ WHERE seq > :nested_seq AND kind = 'access' AND session_role = 'regress_aud_app'
+ GROUP BY 1, 2, 3, 4 ORDER BY 2, 1;
+-- the foreign-key checks ran as the superuser owner: not an incident
+SELECT count(*) - :incidents_before AS new_privileged_incidents
+  FROM toms.incidents WHERE kind = 'privileged_access';
+SELECT toms.unprotect('aud_children'), toms.unprotect('aud_parents');
+DROP TABLE aud_children, aud_parents;
+DROP FUNCTION aud_count_loop();
+
 SELECT toms.unprotect('aud_learners');
 DROP TABLE aud_learners, aud_plain;
 DROP ROLE regress_aud_app, regress_aud_staff;

@@ -35,7 +35,10 @@
 
 #include <sodium.h>
 
+#include "access/heapam.h"
 #include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/parallel.h"
 #include "access/transam.h"
 #include "access/xact.h"
@@ -124,13 +127,28 @@ typedef struct AuditStmt
 	struct AuditStmt *next;
 	QueryDesc  *qd;
 	bool		ended;
+	/* a statement's own records, and the nested reads merged into them */
 	int			nrecs;
+	int			maxrecs;
 	AuditRec  **recs;
 	bool	   *writes;
+	int64	   *nested_rows;	/* rows of merged nested reads; -1: own record */
+	/* a nested read: its records are top's recs[idx[..]] */
+	struct AuditStmt *top;
+	int			nidx;
+	int		   *idx;
 	MemoryContextCallback cb;
 } AuditStmt;
 
 static AuditStmt *active_stmts = NULL;
+
+/*
+ * The client's statement the executor is running (ExecutorRun or
+ * ExecutorFinish, where triggers, foreign-key checks and functions run
+ * their own statements), and how deep it is nested.
+ */
+static QueryDesc *top_qd = NULL;
+static int	exec_depth = 0;
 
 /* Records this transaction inserted itself (re-queued if it aborts). */
 typedef struct PendingRec
@@ -144,11 +162,12 @@ static PendingRec *pending_recs = NULL;
 static bool xact_inserted = false;
 static FullTransactionId xact_fxid;
 
-static SPIPlanPtr insert_plan = NULL;
 static int	copy_depth = 0;
 
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
+static ExecutorRun_hook_type prev_ExecutorRun = NULL;
+static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 /* ----------------------------------------------------------------
@@ -251,6 +270,127 @@ audit_rec_to_datums(const AuditRec *rec, Datum *values, bool *nulls)
  * the UTF-8 bytes for text.  It depends on nothing but the values, so an
  * external verifier can recompute it.
  */
+/* ----------------------------------------------------------------
+ * Storing rows (AuditStore)
+ * ----------------------------------------------------------------
+ */
+#define AUDIT_STORE_CHUNK 100	/* rows per heap multi-insert */
+
+struct AuditStore
+{
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *rri;
+	BulkInsertState bistate;	/* NULL: one row at a time */
+	int			nslots;
+	int			n;
+	TupleTableSlot *slots[AUDIT_STORE_CHUNK];
+};
+
+static Oid
+audit_col_type(int col)
+{
+	switch (col)
+	{
+		case AC_SEQ:
+		case AC_GRANT_ID:
+		case AC_ROW_COUNT:
+		case AC_QUERY_ID:
+		case AC_XID:
+			return INT8OID;
+		case AC_TS:
+			return TIMESTAMPTZOID;
+		case AC_PID:
+			return INT4OID;
+		case AC_HASH:
+			return BYTEAOID;
+		default:
+			return TEXTOID;
+	}
+}
+
+AuditStore *
+audit_store_begin(bool bulk)
+{
+	AuditStore *st = palloc0(sizeof(AuditStore));
+	Oid			relid = get_relname_relid("audit_log", toms_schema_oid());
+	TupleDesc	desc;
+	int			c;
+
+	if (!OidIsValid(relid))
+		elog(ERROR, "toms.audit_log does not exist");
+	st->rel = table_open(relid, RowExclusiveLock);
+	desc = RelationGetDescr(st->rel);
+	/* the values bypass SQL's coercions: the row type must be ours */
+	if (desc->natts != AC_NCOLS)
+		elog(ERROR, "toms.audit_log has %d columns, expected %d", desc->natts, AC_NCOLS);
+	for (c = 0; c < AC_NCOLS; c++)
+		if (TupleDescAttr(desc, c)->atttypid != audit_col_type(c) ||
+			TupleDescAttr(desc, c)->attisdropped)
+			elog(ERROR, "column %d of toms.audit_log has an unexpected type", c + 1);
+	st->estate = CreateExecutorState();
+	st->rri = makeNode(ResultRelInfo);
+	InitResultRelInfo(st->rri, st->rel, 1, NULL, 0);
+	ExecOpenIndices(st->rri, false);
+	st->bistate = bulk ? GetBulkInsertState() : NULL;
+	return st;
+}
+
+static void
+audit_store_flush(AuditStore *st)
+{
+	int			i;
+
+	if (st->n == 0)
+		return;
+	if (st->bistate)
+		table_multi_insert(st->rel, st->slots, st->n, GetCurrentCommandId(true), 0, st->bistate);
+	else
+		for (i = 0; i < st->n; i++)
+			table_tuple_insert(st->rel, st->slots[i], GetCurrentCommandId(true), 0, NULL);
+	for (i = 0; i < st->n; i++)
+	{
+		if (st->rri->ri_NumIndices > 0)
+			list_free(ExecInsertIndexTuples(st->rri, st->slots[i], st->estate,
+											false, false, NULL, NIL));
+		ResetPerTupleExprContext(st->estate);
+		ExecClearTuple(st->slots[i]);
+	}
+	st->n = 0;
+}
+
+void
+audit_store_row(AuditStore *st, const Datum *values, const bool *nulls)
+{
+	HeapTuple	tup;
+
+	if (st->n == AUDIT_STORE_CHUNK || (st->n > 0 && st->bistate == NULL))
+		audit_store_flush(st);
+	if (st->n == st->nslots)
+		st->slots[st->nslots++] = MakeSingleTupleTableSlot(RelationGetDescr(st->rel),
+														   &TTSOpsHeapTuple);
+	tup = heap_form_tuple(RelationGetDescr(st->rel), (Datum *) values, (bool *) nulls);
+	ExecStoreHeapTuple(tup, st->slots[st->n++], true);
+}
+
+void
+audit_store_end(AuditStore *st)
+{
+	int			i;
+
+	audit_store_flush(st);
+	for (i = 0; i < st->nslots; i++)
+		ExecDropSingleTupleTableSlot(st->slots[i]);
+	if (st->bistate)
+		FreeBulkInsertState(st->bistate);
+	ExecCloseIndices(st->rri);
+	FreeExecutorState(st->estate);
+	table_close(st->rel, NoLock);
+	pfree(st);
+	/* later commands of this transaction see the rows */
+	CommandCounterIncrement();
+}
+
 static void
 put_be(uint8 *p, uint64 v, int n)
 {
@@ -696,102 +836,23 @@ rec_fill_statement(AuditRec *rec)
  * In-transaction records (writes, admin acts)
  * ----------------------------------------------------------------
  */
-static Oid
-audit_owner(void)
-{
-	Oid			relid = get_relname_relid("audit_log", toms_schema_oid());
-	HeapTuple	tup;
-	Oid			owner;
-
-	if (!OidIsValid(relid))
-		elog(ERROR, "toms.audit_log does not exist");
-	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
-	if (!HeapTupleIsValid(tup))
-		elog(ERROR, "cache lookup failed for relation %u", relid);
-	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
-	ReleaseSysCache(tup);
-	return owner;
-}
-
 static void
 audit_insert_in_xact(AuditRec *rec)
 {
 	Datum		values[AC_NCOLS];
 	bool		nulls[AC_NCOLS];
-	char		nullc[AC_NCOLS];
 	PendingRec *pr;
-	int			i;
-	volatile int ret = 0;
-	Oid			save_userid;
-	int			save_sec;
+	AuditStore *st;
 
 	xact_fxid = GetTopFullTransactionId();
 	audit_rec_set_int(rec, RI_XID, (int64) U64FromFullTransactionId(xact_fxid));
 	audit_rec_set_str(rec, RS_FATE, "committed");
 	audit_rec_to_datums(rec, values, nulls);
-	for (i = 0; i < AC_NCOLS; i++)
-		nullc[i] = nulls[i] ? 'n' : ' ';
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (insert_plan == NULL)
-	{
-		Oid			argtypes[AC_DETAIL];
-		SPIPlanPtr	plan;
-
-		for (i = AC_TS; i <= AC_DETAIL; i++)
-		{
-			Oid			t;
-
-			switch (i)
-			{
-				case AC_TS:
-					t = TIMESTAMPTZOID;
-					break;
-				case AC_GRANT_ID:
-				case AC_ROW_COUNT:
-				case AC_QUERY_ID:
-				case AC_XID:
-					t = INT8OID;
-					break;
-				case AC_PID:
-					t = INT4OID;
-					break;
-				default:
-					t = TEXTOID;
-			}
-			argtypes[i - AC_TS] = t;
-		}
-		plan = SPI_prepare("INSERT INTO " TOMS_SCHEMA ".audit_log (ts, kind, action, session_role,"
-						   " effective_role, actor, tenant, grant_id, justification, relname,"
-						   " row_count, query_id, client_addr, application_name, pid, xid, fate,"
-						   " statement, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
-						   " $11, $12, $13, $14, $15, $16, $17, $18, $19)",
-						   AC_DETAIL, argtypes);
-		if (plan == NULL)
-			elog(ERROR, "could not prepare audit insert: %s", SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		insert_plan = plan;
-	}
-	/* as the trail's owner: the writer needs no privilege on it */
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(audit_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE |
-						   SECURITY_RESTRICTED_OPERATION);
-	audit_writing = true;
-	PG_TRY();
-	{
-		ret = SPI_execute_plan(insert_plan, values + AC_TS, nullc + AC_TS, false, 0);
-	}
-	PG_FINALLY();
-	{
-		audit_writing = false;
-		SetUserIdAndSecContext(save_userid, save_sec);
-	}
-	PG_END_TRY();
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "audit insert failed: %s", SPI_result_code_string(ret));
-	SPI_finish();
+	/* unchained (seq NULL): the worker chains it once the transaction commits */
+	st = audit_store_begin(false);
+	audit_store_row(st, values, nulls);
+	audit_store_end(st);
 
 	pr = MemoryContextAlloc(TopTransactionContext, offsetof(PendingRec, rec) +
 							offsetof(AuditRec, data) + rec->h.used);
@@ -999,6 +1060,9 @@ check_privileged(Oid relid, const char *action)
 
 	if (MyBackendType != B_BACKEND)
 		return;
+	/* a foreign-key check runs as the table's owner, outside row security */
+	if (InNoForceRLSOperation())
+		return;
 	if (superuser_arg(user) || has_bypassrls_privilege(user))
 		toms_incident("privileged_access", "high", NULL,
 					  psprintf("role %s %s %s bypassing row security",
@@ -1030,6 +1094,89 @@ audit_stmt_reset(void *arg)
 	}
 }
 
+static AuditStmt *
+find_stmt(QueryDesc *qd)
+{
+	AuditStmt  *st;
+
+	for (st = active_stmts; st; st = st->next)
+		if (st->qd == qd)
+			return st;
+	return NULL;
+}
+
+/* The statement's entry, created in its memory on first use. */
+static AuditStmt *
+stmt_for(QueryDesc *qd)
+{
+	AuditStmt  *st = find_stmt(qd);
+	MemoryContext oldcxt;
+
+	if (st)
+		return st;
+	oldcxt = MemoryContextSwitchTo(qd->estate->es_query_cxt);
+	st = palloc0(sizeof(AuditStmt));
+	st->qd = qd;
+	st->cb.func = audit_stmt_reset;
+	st->cb.arg = st;
+	MemoryContextRegisterResetCallback(qd->estate->es_query_cxt, &st->cb);
+	st->next = active_stmts;
+	active_stmts = st;
+	MemoryContextSwitchTo(oldcxt);
+	return st;
+}
+
+/*
+ * The index of st's record for (relid, action, write), added if new; the
+ * first time a table is seen, superuser access to it is an incident.
+ */
+static int
+stmt_record(AuditStmt *st, Oid relid, const char *action, bool write, uint64 query_id,
+			bool own)
+{
+	MemoryContext oldcxt;
+	int			i;
+
+	for (i = 0; i < st->nrecs; i++)
+		if (st->writes[i] == write && st->recs[i]->h.ints[RI_ROW_COUNT] == (int64) relid &&
+			strcmp(audit_rec_get_str(st->recs[i], RS_ACTION), action) == 0)
+			return i;
+
+	oldcxt = MemoryContextSwitchTo(st->qd->estate->es_query_cxt);
+	if (st->nrecs == st->maxrecs)
+	{
+		st->maxrecs = Max(4, st->maxrecs * 2);
+		if (st->recs == NULL)
+		{
+			st->recs = palloc(sizeof(AuditRec *) * st->maxrecs);
+			st->writes = palloc(sizeof(bool) * st->maxrecs);
+			st->nested_rows = palloc(sizeof(int64) * st->maxrecs);
+		}
+		else
+		{
+			st->recs = repalloc(st->recs, sizeof(AuditRec *) * st->maxrecs);
+			st->writes = repalloc(st->writes, sizeof(bool) * st->maxrecs);
+			st->nested_rows = repalloc(st->nested_rows, sizeof(int64) * st->maxrecs);
+		}
+	}
+	st->recs[st->nrecs] = access_record(relid, action, query_id);
+	MemoryContextSwitchTo(oldcxt);
+	/* remember the relid in row_count until ExecutorEnd sets it */
+	st->recs[st->nrecs]->h.ints[RI_ROW_COUNT] = (int64) relid;
+	st->writes[st->nrecs] = write;
+	st->nested_rows[st->nrecs] = own ? -1 : 0;
+	check_privileged(relid, action);
+	return st->nrecs++;
+}
+
+/*
+ * One record per table and action of each statement the client sends.
+ * Reads by statements nested in it -- foreign-key checks, triggers,
+ * functions, a PL/pgSQL loop -- are merged into its records (with their
+ * rows added up), so a row-by-row check cannot multiply the trail.  Nested
+ * writes keep records of their own: their fate follows their
+ * subtransaction.
+ */
 static void
 audit_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
@@ -1037,6 +1184,7 @@ audit_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	ListCell   *lc;
 	int			rti = 0;
 	AuditStmt  *st = NULL;
+	AuditStmt  *top = NULL;
 	MemoryContext oldcxt;
 
 	if (prev_ExecutorStart)
@@ -1050,13 +1198,11 @@ audit_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	if (ps == NULL || queryDesc->estate == NULL)
 		return;
 
-	oldcxt = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
 	foreach(lc, ps->rtable)
 	{
 		RangeTblEntry *rte = lfirst(lc);
 		const char *action;
 		bool		write;
-		int			i;
 
 		rti++;
 		if (rte->rtekind != RTE_RELATION ||
@@ -1067,50 +1213,86 @@ audit_ExecutorStart(QueryDesc *queryDesc, int eflags)
 		write = list_member_int(ps->resultRelations, rti) && ps->commandType != CMD_SELECT;
 		action = write ? cmd_action(ps->commandType) : "SELECT";
 
-		if (st == NULL)
+		if (!write && exec_depth > 0 && top_qd != NULL && top_qd != queryDesc &&
+			top_qd->estate != NULL)
 		{
-			st = palloc0(sizeof(AuditStmt));
-			st->qd = queryDesc;
-			st->recs = palloc(sizeof(AuditRec *) * list_length(ps->rtable));
-			st->writes = palloc(sizeof(bool) * list_length(ps->rtable));
-		}
-		/* one record per table and action */
-		for (i = 0; i < st->nrecs; i++)
-		{
-			char	   *a = audit_rec_get_str(st->recs[i], RS_ACTION);
+			int			i;
 
-			if (st->writes[i] == write && strcmp(a, action) == 0 &&
-				st->recs[i]->h.ints[RI_ROW_COUNT] == (int64) rte->relid)
-				break;
-		}
-		if (i < st->nrecs)
+			/* a nested read: into the client's statement */
+			if (top == NULL)
+				top = stmt_for(top_qd);
+			i = stmt_record(top, rte->relid, action, false, top_qd->plannedstmt->queryId, false);
+			if (top->nested_rows[i] < 0)
+				continue;		/* the client's statement reads it itself */
+			st = stmt_for(queryDesc);
+			if (st->top == NULL)
+			{
+				oldcxt = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
+				st->top = top;
+				st->idx = palloc(sizeof(int) * list_length(ps->rtable));
+				MemoryContextSwitchTo(oldcxt);
+			}
+			st->idx[st->nidx++] = i;
 			continue;
-		st->recs[st->nrecs] = access_record(rte->relid, action, ps->queryId);
-		/* remember the relid in row_count until ExecutorEnd sets it */
-		st->recs[st->nrecs]->h.ints[RI_ROW_COUNT] = (int64) rte->relid;
-		st->writes[st->nrecs] = write;
-		st->nrecs++;
-		check_privileged(rte->relid, action);
+		}
+		if (st == NULL)
+			st = stmt_for(queryDesc);
+		(void) stmt_record(st, rte->relid, action, write, ps->queryId, true);
 	}
-	if (st)
+}
+
+static void
+audit_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+				  bool execute_once)
+{
+	QueryDesc  *save_top = top_qd;
+
+	if (exec_depth == 0)
+		top_qd = queryDesc;
+	exec_depth++;
+	PG_TRY();
 	{
-		st->cb.func = audit_stmt_reset;
-		st->cb.arg = st;
-		MemoryContextRegisterResetCallback(queryDesc->estate->es_query_cxt, &st->cb);
-		st->next = active_stmts;
-		active_stmts = st;
+		if (prev_ExecutorRun)
+			prev_ExecutorRun(queryDesc, direction, count, execute_once);
+		else
+			standard_ExecutorRun(queryDesc, direction, count, execute_once);
 	}
-	MemoryContextSwitchTo(oldcxt);
+	PG_FINALLY();
+	{
+		exec_depth--;
+		top_qd = save_top;
+	}
+	PG_END_TRY();
+}
+
+static void
+audit_ExecutorFinish(QueryDesc *queryDesc)
+{
+	QueryDesc  *save_top = top_qd;
+
+	if (exec_depth == 0)
+		top_qd = queryDesc;
+	exec_depth++;
+	PG_TRY();
+	{
+		if (prev_ExecutorFinish)
+			prev_ExecutorFinish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+	}
+	PG_FINALLY();
+	{
+		exec_depth--;
+		top_qd = save_top;
+	}
+	PG_END_TRY();
 }
 
 static void
 audit_ExecutorEnd(QueryDesc *queryDesc)
 {
-	AuditStmt  *st;
+	AuditStmt  *st = find_stmt(queryDesc);
 
-	for (st = active_stmts; st; st = st->next)
-		if (st->qd == queryDesc)
-			break;
 	if (st && !st->ended)
 	{
 		uint64		rows = queryDesc->estate ? queryDesc->estate->es_processed : 0;
@@ -1118,9 +1300,14 @@ audit_ExecutorEnd(QueryDesc *queryDesc)
 		int			i;
 
 		st->ended = true;
+		/* nested reads: credit their rows to the client's statement */
+		for (i = 0; i < st->nidx; i++)
+			if (st->top->nested_rows[st->idx[i]] >= 0)
+				st->top->nested_rows[st->idx[i]] += rows;
 		for (i = 0; i < st->nrecs; i++)
 		{
-			audit_rec_set_int(st->recs[i], RI_ROW_COUNT, (int64) rows);
+			audit_rec_set_int(st->recs[i], RI_ROW_COUNT,
+							  st->nested_rows[i] < 0 ? (int64) rows : st->nested_rows[i]);
 			if (st->writes[i])
 				audit_insert_in_xact(st->recs[i]);
 			else
@@ -1887,6 +2074,10 @@ audit_init(void)
 	ExecutorStart_hook = audit_ExecutorStart;
 	prev_ExecutorEnd = ExecutorEnd_hook;
 	ExecutorEnd_hook = audit_ExecutorEnd;
+	prev_ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = audit_ExecutorRun;
+	prev_ExecutorFinish = ExecutorFinish_hook;
+	ExecutorFinish_hook = audit_ExecutorFinish;
 	prev_ProcessUtility = ProcessUtility_hook;
 	ProcessUtility_hook = audit_ProcessUtility;
 	RegisterXactCallback(audit_xact_callback, NULL);

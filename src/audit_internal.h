@@ -122,6 +122,18 @@ extern void audit_rec_to_log(const AuditRec *rec);
  */
 extern void audit_rec_to_datums(const AuditRec *rec, Datum *values, bool *nulls);
 
+/*
+ * Rows into toms.audit_log straight through the table AM, as COPY does:
+ * no SQL, no triggers (the table has only a statement trigger that refuses
+ * everyone but toms), no privilege needed.  bulk: heap multi-inserts
+ * through a bulk-insert ring (the worker's batches), so that the trail
+ * does not push the audited tables out of shared buffers.
+ */
+typedef struct AuditStore AuditStore;
+extern AuditStore *audit_store_begin(bool bulk);
+extern void audit_store_row(AuditStore *st, const Datum *values, const bool *nulls);
+extern void audit_store_end(AuditStore *st);
+
 /* hash = BLAKE2b-256(prev || canonical(values[0..AC_NCANON-1])) */
 extern void audit_chain_hash(const uint8 *prev, const Datum *values, const bool *nulls,
 							 uint8 *out);

@@ -145,12 +145,17 @@ static uint64 *batch_seqs = NULL;
  * FROM unnest() per batch instead of one executor run per record.
  */
 #define PEND_MAX (AUDIT_BATCH + 16)
-#define INSERT_CHUNK 100		/* rows per heap multi-insert */
 static int	pend_n = 0;
 static Datum *pend_vals[AC_NCOLS];
 static bool *pend_nulls[AC_NCOLS];
-static Oid	col_types[AC_NCOLS];
 static SPIPlanPtr plan_update = NULL;
+static SPIPlanPtr plan_chain_xid = NULL;	/* unchained rows of one transaction */
+static SPIPlanPtr plan_chain_all = NULL;	/* of every committed one */
+
+#define CHAIN_COLUMNS "seq, ts, kind, action, session_role, effective_role," \
+	" actor, tenant, grant_id, justification, relname, row_count," \
+	" query_id, client_addr, application_name, pid, xid, fate," \
+	" statement, detail, hash, ctid"
 static SPIPlanPtr plan_incident = NULL;
 static int64 head_seq = 0;
 static uint8 head_hash[AUDIT_HASH_LEN];
@@ -238,36 +243,10 @@ prepare(const char *sql, int nargs, Oid *types)
 static void
 prepare_plans(void)
 {
-	Oid			types[AC_NCOLS];
 	int			i;
 
 	if (plan_update)
 		return;
-	for (i = 0; i < AC_NCOLS; i++)
-	{
-		switch (i)
-		{
-			case AC_SEQ:
-			case AC_GRANT_ID:
-			case AC_ROW_COUNT:
-			case AC_QUERY_ID:
-			case AC_XID:
-				types[i] = INT8OID;
-				break;
-			case AC_TS:
-				types[i] = TIMESTAMPTZOID;
-				break;
-			case AC_PID:
-				types[i] = INT4OID;
-				break;
-			case AC_HASH:
-				types[i] = BYTEAOID;
-				break;
-			default:
-				types[i] = TEXTOID;
-		}
-	}
-	memcpy(col_types, types, sizeof(col_types));
 	for (i = 0; i < AC_NCOLS; i++)
 	{
 		pend_vals[i] = MemoryContextAlloc(TopMemoryContext, sizeof(Datum) * PEND_MAX);
@@ -280,20 +259,20 @@ prepare_plans(void)
 							  3, ut);
 	}
 	{
-		Oid			it[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+		Oid			it[7] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID};
 
 		plan_incident = prepare("INSERT INTO " TOMS_SCHEMA ".incidents AS i"
 								" (kind, severity, tenant, detail, first_seen, last_seen, count)"
-								" VALUES ($1, $2, $3, coalesce($4, ''), $5, $5, 1)"
+								" VALUES ($1, $2, $3, coalesce($4, ''), $5, $6, $7)"
 								" ON CONFLICT (kind, (coalesce(tenant, '')), detail) WHERE closed_at IS NULL"
-								" DO UPDATE SET last_seen = excluded.last_seen, count = i.count + 1,"
-								" severity = excluded.severity"
+								" DO UPDATE SET last_seen = greatest(i.last_seen, excluded.last_seen),"
+								" count = i.count + excluded.count, severity = excluded.severity"
 								" RETURNING id, count,"
 								" pg_catalog.json_build_object('id', id, 'kind', kind, 'severity', severity,"
 								" 'tenant', tenant, 'detail', detail, 'count', count,"
 								" 'first_seen', first_seen, 'last_seen', last_seen,"
 								" 'database', pg_catalog.current_database())::text",
-								5, it);
+								7, it);
 	}
 }
 
@@ -307,89 +286,30 @@ hash_bytea(const uint8 *h)
 	return b;
 }
 
-/*
- * Insert the pending records (their seq and hash are already assigned).
- *
- * Straight into the heap, as COPY does: one multi-insert (a WAL record per
- * page, not per row) through a bulk-insert ring, so that the trail does not
- * push the tables it audits out of shared buffers, then the index entries.
- * No SQL, no per-row triggers (toms.audit_log has none; its statement
- * trigger refuses everyone but toms).
- */
+/* Insert the pending records (their seq and hash are already assigned). */
 static void
 flush_pending(void)
 {
-	Relation	rel;
-	Oid			relid;
-	EState	   *estate;
-	ResultRelInfo *rri;
-	TupleTableSlot **slots;
-	BulkInsertState bistate;
-	int			nslots;
-	int			start;
+	AuditStore *st;
 	int			i;
 	int			c;
 
 	if (pend_n == 0)
 		return;
-	relid = get_relname_relid("audit_log", toms_schema_oid());
-	if (!OidIsValid(relid))
-		elog(ERROR, "toms.audit_log does not exist");
-	rel = table_open(relid, RowExclusiveLock);
-	/* the values bypass SQL's coercions: the row type must be ours */
-	if (RelationGetDescr(rel)->natts != AC_NCOLS)
-		elog(ERROR, "toms.audit_log has %d columns, expected %d",
-			 RelationGetDescr(rel)->natts, AC_NCOLS);
-	for (c = 0; c < AC_NCOLS; c++)
-		if (TupleDescAttr(RelationGetDescr(rel), c)->atttypid != col_types[c] ||
-			TupleDescAttr(RelationGetDescr(rel), c)->attisdropped)
-			elog(ERROR, "column %d of toms.audit_log has an unexpected type", c + 1);
-	estate = CreateExecutorState();
-	rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(rri, rel, 1, NULL, 0);
-	ExecOpenIndices(rri, false);
-
-	/* in chunks of reused slots, each owning its heap tuple */
-	nslots = Min(pend_n, INSERT_CHUNK);
-	slots = palloc(sizeof(TupleTableSlot *) * nslots);
-	for (i = 0; i < nslots; i++)
-		slots[i] = MakeSingleTupleTableSlot(RelationGetDescr(rel), &TTSOpsHeapTuple);
-	bistate = GetBulkInsertState();
-	for (start = 0; start < pend_n; start += nslots)
+	st = audit_store_begin(true);
+	for (i = 0; i < pend_n; i++)
 	{
-		int			n = Min(nslots, pend_n - start);
+		Datum		values[AC_NCOLS];
+		bool		nulls[AC_NCOLS];
 
-		for (i = 0; i < n; i++)
+		for (c = 0; c < AC_NCOLS; c++)
 		{
-			Datum		values[AC_NCOLS];
-			bool		nulls[AC_NCOLS];
-
-			for (c = 0; c < AC_NCOLS; c++)
-			{
-				values[c] = pend_vals[c][start + i];
-				nulls[c] = pend_nulls[c][start + i];
-			}
-			ExecStoreHeapTuple(heap_form_tuple(RelationGetDescr(rel), values, nulls),
-							   slots[i], true);
+			values[c] = pend_vals[c][i];
+			nulls[c] = pend_nulls[c][i];
 		}
-		table_multi_insert(rel, slots, n, GetCurrentCommandId(true), 0, bistate);
-		for (i = 0; i < n; i++)
-		{
-			if (rri->ri_NumIndices > 0)
-				list_free(ExecInsertIndexTuples(rri, slots[i], estate, false, false, NULL, NIL));
-			ResetPerTupleExprContext(estate);
-			ExecClearTuple(slots[i]);
-		}
+		audit_store_row(st, values, nulls);
 	}
-	for (i = 0; i < nslots; i++)
-		ExecDropSingleTupleTableSlot(slots[i]);
-	FreeBulkInsertState(bistate);
-	ExecCloseIndices(rri);
-	FreeExecutorState(estate);
-	table_close(rel, NoLock);
-	pfree(slots);
-	/* later statements of this transaction (retention, export) see them */
-	CommandCounterIncrement();
+	audit_store_end(st);
 	pend_n = 0;
 }
 
@@ -428,19 +348,16 @@ chain_existing(int64 xid)
 	Datum		arg = Int64GetDatum(xid);
 	Oid			argtype = INT8OID;
 
-	portal = SPI_cursor_open_with_args(NULL,
-									   xid >= 0 ?
-									   "SELECT seq, ts, kind, action, session_role, effective_role,"
-									   " actor, tenant, grant_id, justification, relname, row_count,"
-									   " query_id, client_addr, application_name, pid, xid, fate,"
-									   " statement, detail, hash, ctid FROM " TOMS_SCHEMA ".audit_log"
-									   " WHERE seq IS NULL AND xid = $1 ORDER BY ts, ctid" :
-									   "SELECT seq, ts, kind, action, session_role, effective_role,"
-									   " actor, tenant, grant_id, justification, relname, row_count,"
-									   " query_id, client_addr, application_name, pid, xid, fate,"
-									   " statement, detail, hash, ctid FROM " TOMS_SCHEMA ".audit_log"
-									   " WHERE seq IS NULL AND $1 < 0 ORDER BY xid, ts, ctid",
-									   1, &argtype, &arg, NULL, false, CURSOR_OPT_NO_SCROLL);
+	if (plan_chain_xid == NULL)
+	{
+		plan_chain_xid = prepare("SELECT " CHAIN_COLUMNS " FROM " TOMS_SCHEMA ".audit_log"
+								 " WHERE seq IS NULL AND xid = $1 ORDER BY ts, ctid",
+								 1, &argtype);
+		plan_chain_all = prepare("SELECT " CHAIN_COLUMNS " FROM " TOMS_SCHEMA ".audit_log"
+								 " WHERE seq IS NULL AND $1 < 0 ORDER BY xid, ts, ctid",
+								 1, &argtype);
+	}
+	portal = SPI_cursor_open(NULL, xid >= 0 ? plan_chain_xid : plan_chain_all, &arg, NULL, false);
 	for (;;)
 	{
 		SPITupleTable *tt;
@@ -475,37 +392,101 @@ chain_existing(int64 xid)
 	SPI_cursor_close(portal);
 }
 
+/*
+ * Incidents of one batch, counted in memory first: an attack that queues
+ * thousands of the same incident costs one upsert, not thousands of
+ * versions of one row.
+ */
+typedef struct PendingIncident
+{
+	struct PendingIncident *next;
+	char	   *kind;
+	char	   *severity;
+	char	   *tenant;
+	char	   *detail;
+	TimestampTz first;
+	TimestampTz last;
+	int64		n;
+} PendingIncident;
+
+static PendingIncident *pending_incidents = NULL;
+
+static bool
+same_str(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
+/* Count an incident (palloc'd in the batch's memory). */
 static void
 raise_incident(const char *kind, const char *severity, const char *tenant,
 			   const char *detail, TimestampTz ts)
 {
-	Datum		v[5];
-	char		n[5] = {' ', ' ', ' ', ' ', ' '};
-	bool		isnull;
-	int64		count;
+	PendingIncident *pi;
 
-	v[0] = CStringGetTextDatum(kind);
-	v[1] = CStringGetTextDatum(severity ? severity : "high");
-	if (tenant)
-		v[2] = CStringGetTextDatum(tenant);
-	else
-		n[2] = 'n';
-	if (detail)
-		v[3] = CStringGetTextDatum(detail);
-	else
-		n[3] = 'n';
-	v[4] = TimestampTzGetDatum(ts);
-	spi_exec_plan(plan_incident, v, n, SPI_OK_INSERT_RETURNING);
-	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-	/* announce new incidents, then every power of ten: never a flood */
-	if (count == 1 || count == 10 || count == 100 || count == 1000 ||
-		count == 10000 || count == 100000 || count == 1000000)
+	for (pi = pending_incidents; pi; pi = pi->next)
+		if (same_str(pi->kind, kind) && same_str(pi->tenant, tenant) &&
+			same_str(pi->detail ? pi->detail : "", detail ? detail : ""))
+		{
+			pi->n++;
+			pi->first = Min(pi->first, ts);
+			pi->last = Max(pi->last, ts);
+			pi->severity = pstrdup(severity ? severity : "high");
+			return;
+		}
+	pi = palloc0(sizeof(PendingIncident));
+	pi->kind = pstrdup(kind);
+	pi->severity = pstrdup(severity ? severity : "high");
+	pi->tenant = tenant ? pstrdup(tenant) : NULL;
+	pi->detail = detail ? pstrdup(detail) : NULL;
+	pi->first = pi->last = ts;
+	pi->n = 1;
+	pi->next = pending_incidents;
+	pending_incidents = pi;
+}
+
+/* Store the batch's incidents; announce new ones, then every power of ten. */
+static void
+flush_incidents(void)
+{
+	PendingIncident *pi;
+
+	for (pi = pending_incidents; pi; pi = pi->next)
 	{
-		char	   *payload = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+		Datum		v[7];
+		char		n[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+		bool		isnull;
+		int64		count;
+		int64		t;
 
-		Async_Notify("toms_incident", payload);
-		pg_atomic_fetch_add_u64(&audit_shared->n_incidents, 1);
+		v[0] = CStringGetTextDatum(pi->kind);
+		v[1] = CStringGetTextDatum(pi->severity);
+		if (pi->tenant)
+			v[2] = CStringGetTextDatum(pi->tenant);
+		else
+			n[2] = 'n';
+		if (pi->detail)
+			v[3] = CStringGetTextDatum(pi->detail);
+		else
+			n[3] = 'n';
+		v[4] = TimestampTzGetDatum(pi->first);
+		v[5] = TimestampTzGetDatum(pi->last);
+		v[6] = Int64GetDatum(pi->n);
+		spi_exec_plan(plan_incident, v, n, SPI_OK_INSERT_RETURNING);
+		count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		for (t = 1; t <= count; t *= 10)
+		{
+			if (count - pi->n < t)
+			{
+				char	   *payload = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
+
+				Async_Notify("toms_incident", payload);
+				pg_atomic_fetch_add_u64(&audit_shared->n_incidents, 1);
+				break;
+			}
+		}
 	}
+	pending_incidents = NULL;
 }
 
 static void
@@ -798,6 +779,7 @@ worker_batch(bool *first)
 	}
 
 	flush_pending();
+	flush_incidents();
 	apply_retention();
 	flush_pending();
 	if (audit_to_log && head_seq > start_seq)
