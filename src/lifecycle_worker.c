@@ -303,6 +303,62 @@ pause_ms(int ms)
 	check_signals();
 }
 
+/*
+ * Are client sessions working (running a statement, or inside a
+ * transaction)?  Read from the backends' status, refreshed each call.
+ */
+static bool
+clients_active(void)
+{
+	int			n;
+	int			i;
+
+	pgstat_clear_backend_activity_snapshot();
+	n = pgstat_fetch_stat_numbackends();
+	for (i = 1; i <= n; i++)
+	{
+		PgBackendStatus *be = pgstat_fetch_stat_beentry(i);
+
+		if (be == NULL || be->st_procpid == MyProcPid || be->st_backendType != B_BACKEND)
+			continue;
+		if (be->st_state == STATE_RUNNING || be->st_state == STATE_IDLEINTRANSACTION ||
+			be->st_state == STATE_FASTPATH)
+			return true;
+	}
+	pgstat_clear_backend_activity_snapshot();
+	return false;
+}
+
+/*
+ * After a batch that took batch_ms: while client sessions are working,
+ * pause toms.deletion_batch_pause, and at least as long as the batch took,
+ * so that a purge holds at most half of one backend's time against a busy
+ * server; on a server with nothing else to do, go on at once, with batches
+ * doubling up to IDLE_BATCH_GROWTH times toms.deletion_batch_size.
+ */
+#define IDLE_BATCH_GROWTH 8
+static int	batch_factor = 1;
+
+static void
+pause_after_batch(long batch_ms)
+{
+	if (!clients_active())
+	{
+		batch_factor = Min(batch_factor * 2, IDLE_BATCH_GROWTH);
+		check_signals();
+		return;
+	}
+	batch_factor = 1;
+	pause_ms(Max(deletion_batch_pause, batch_ms));
+}
+
+/* The batch size for the next batch. */
+static int
+current_batch_size(void)
+{
+	return (int) Min((int64) deletion_batch_size * batch_factor, 1000000);
+}
+
 /* Is toms installed here, at a version with the lifecycle tables? */
 static bool
 toms_installed(void)
@@ -431,9 +487,16 @@ run_deletions(void)
 		char	   *request;
 		Oid			relid = InvalidOid;
 		bool		isnull;
+		TimestampTz unit_start;
 
 		check_signals();
+		unit_start = GetCurrentTimestamp();
 		unit_begin("toms: deletion stage 2");
+		if (batch_factor > 1)
+			(void) set_config_option("toms.deletion_batch_size",
+									 psprintf("%d", current_batch_size()),
+									 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
+									 true, 0, false);
 		args[0] = CStringGetTextDatum(psprintf("%s}", skip.data));
 		if (SPI_execute_with_args("SELECT action, request::text, relid "
 								  "FROM toms._deletion_work($1::uuid[])",
@@ -477,7 +540,7 @@ run_deletions(void)
 			ereport(LOG,
 					(errmsg("toms lifecycle worker completed deletion request %s", request)));
 		else if (strcmp(action, "batch") == 0)
-			pause_ms(deletion_batch_pause);
+			pause_after_batch(TimestampDifferenceMilliseconds(unit_start, GetCurrentTimestamp()));
 		pfree(action);
 		if (request)
 			pfree(request);
@@ -537,12 +600,14 @@ run_retention(void)
 			Datum		vals[3];
 			int64		done;
 			bool		isnull;
+			TimestampTz batch_start;
 
 			check_signals();
+			batch_start = GetCurrentTimestamp();
 			unit_begin("toms: retention");
 			vals[0] = ObjectIdGetDatum(rules[i]);
 			vals[1] = ObjectIdGetDatum(leaves[i]);
-			vals[2] = Int32GetDatum(deletion_batch_size);
+			vals[2] = Int32GetDatum(current_batch_size());
 			if (SPI_execute_with_args("SELECT toms._retention_batch($1, $2, $3)",
 									  3, types, vals, NULL, false, 1) != SPI_OK_SELECT ||
 				SPI_processed != 1)
@@ -550,9 +615,9 @@ run_retention(void)
 			done = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 			unit_end();
 			total += done;
-			if (done < deletion_batch_size)
+			if (done < DatumGetInt32(vals[2]))
 				break;
-			pause_ms(deletion_batch_pause);
+			pause_after_batch(TimestampDifferenceMilliseconds(batch_start, GetCurrentTimestamp()));
 		}
 	}
 	pfree(rules);

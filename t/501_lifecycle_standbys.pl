@@ -239,6 +239,10 @@ load_tenant('soylent', 10);
 my $before = counts($primary, 'initech');
 is($before, '5,3000,9000,6000', 'crash tenant loaded');
 sql("ALTER SYSTEM SET toms.deletion_batch_pause = '20ms'; SELECT pg_reload_conf()");
+# A client session inside a transaction (without a snapshot): the worker
+# pauses between batches only while clients work, and keeps its batch size.
+my $busy = $primary->background_psql('postgres');
+$busy->query_safe('BEGIN');
 $id = sql("SELECT toms.request_deletion('initech', grace => '0s')");
 sub rows_done { return sql("SELECT rows_done FROM toms.deletion_progress WHERE request = '$id'"); }
 ok($primary->poll_query_until('postgres', qq{
@@ -267,6 +271,7 @@ my $terminated_at = rows_done();
 ok($primary->poll_query_until('postgres', qq{
 	SELECT rows_done >= $terminated_at + 1000 FROM toms.deletion_progress WHERE request = '$id'}),
 	'a new worker resumes after pg_terminate_backend');
+$busy->quit;
 $primary->kill9;
 ok(wait_dead($primary), 'postmaster and its children are gone');
 $primary->start;

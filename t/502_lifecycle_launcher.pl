@@ -5,7 +5,11 @@
 #   once, a fork per few milliseconds per database);
 # - the audit launcher, connected to no database, resolves the database of
 #   login records right after a restart (when the shared relcache init file
-#   is being rebuilt) without an error.
+#   is being rebuilt) without an error;
+# - between purge batches the lifecycle worker pauses only while client
+#   sessions are working: alone it goes straight on (a pause of 30 s per
+#   batch would need minutes here), and it pauses while a session sits in
+#   an open transaction.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -56,6 +60,44 @@ $node->poll_query_until('postgres',
   or die 'login record not written';
 unlike(slurp_file($node->logfile), qr/cannot read pg_class without having selected a database/,
 	'the audit launcher resolves databases without an index scan');
+
+# --- the pause between batches yields to clients only ---------------
+$node->append_conf('postgresql.conf', qq{
+toms.deletion_batch_pause = 30s
+toms.deletion_batch_size = 1
+toms.lifecycle_naptime = 100ms
+});
+$node->reload;
+$node->safe_psql('postgres', q{
+	SELECT toms.create_tenant('pa', 'A'), toms.create_tenant('pb', 'B');
+	CREATE TABLE pitems (tenant_id text NOT NULL, v int);
+	SELECT toms.protect('pitems');
+	INSERT INTO pitems SELECT t, g FROM unnest('{pa,pb}'::text[]) t, generate_series(1, 4) g;
+});
+my $req = $node->safe_psql('postgres', q{SELECT toms.request_deletion('pa', grace => '0s')});
+my $t1 = time;
+ok($node->poll_query_until('postgres',
+		qq{SELECT toms.deletion_certificate('$req') IS NOT NULL}),
+	'alone, the purge does not pause between its batches');
+cmp_ok(time - $t1, '<', 60, 'five batches took well under one pause each ('
+	  . sprintf('%.1f', time - $t1) . ' s)');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM pitems WHERE tenant_id = 'pa'}), '0',
+	'the tenant is purged');
+
+# A client in an open transaction: the worker pauses after its first batch.
+my $client = $node->background_psql('postgres');
+$client->query_safe('BEGIN');
+$client->query_safe('SELECT 1');
+$req = $node->safe_psql('postgres', q{SELECT toms.request_deletion('pb', grace => '0s')});
+ok($node->poll_query_until('postgres', qq{
+	SELECT s.batches >= 1 AND a.wait_event = 'Extension'
+	  FROM toms.deletion_steps s, pg_stat_activity a
+	 WHERE s.request = '$req' AND a.backend_type = 'toms lifecycle worker'}),
+	'with a client in a transaction, the worker pauses after a batch');
+is($node->safe_psql('postgres', qq{SELECT sum(batches) FROM toms.deletion_steps WHERE request = '$req'}),
+	'1', 'one batch, then the pause');
+$client->query_safe('COMMIT');
+$client->quit;
 
 $node->stop;
 done_testing();
