@@ -36,6 +36,7 @@
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "pgstat.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -458,6 +459,26 @@ check_restored_policy(Oid relid)
 				 errhint("Only the policy created by toms.protect() may be restored under this name.")));
 }
 
+/*
+ * SET [LOCAL] toms.context = '<token>': a token is a bearer credential, so
+ * its text leaves pg_stat_activity as soon as toms sees the statement.
+ */
+static void
+hide_context_value(Node *parsetree)
+{
+	VariableSetStmt *vs;
+
+	if (parsetree == NULL || !IsA(parsetree, VariableSetStmt))
+		return;
+	vs = (VariableSetStmt *) parsetree;
+	if (vs->kind != VAR_SET_VALUE || vs->name == NULL ||
+		pg_strcasecmp(vs->name, "toms.context") != 0)
+		return;
+	pgstat_report_activity(STATE_RUNNING, vs->is_local ?
+						   "SET LOCAL toms.context = <hidden>" :
+						   "SET toms.context = <hidden>");
+}
+
 static void
 guard_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 					 bool readOnlyTree, ProcessUtilityContext context,
@@ -465,6 +486,7 @@ guard_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
 					 DestReceiver *dest, QueryCompletion *qc)
 {
 	restored_policy_relid = InvalidOid;
+	hide_context_value(pstmt->utilityStmt);
 	if (!guard_bypass && toms_extension_exists())
 		check_utility(pstmt->utilityStmt);
 

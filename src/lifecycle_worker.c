@@ -333,30 +333,17 @@ clients_active(void)
  * After a batch that took batch_ms: while client sessions are working,
  * pause toms.deletion_batch_pause, and at least as long as the batch took,
  * so that a purge holds at most half of one backend's time against a busy
- * server; on a server with nothing else to do, go on at once, with batches
- * doubling up to IDLE_BATCH_GROWTH times toms.deletion_batch_size.
+ * server; on a server with nothing else to do, go on at once.
  */
-#define IDLE_BATCH_GROWTH 8
-static int	batch_factor = 1;
-
 static void
 pause_after_batch(long batch_ms)
 {
 	if (!clients_active())
 	{
-		batch_factor = Min(batch_factor * 2, IDLE_BATCH_GROWTH);
 		check_signals();
 		return;
 	}
-	batch_factor = 1;
 	pause_ms(Max(deletion_batch_pause, batch_ms));
-}
-
-/* The batch size for the next batch. */
-static int
-current_batch_size(void)
-{
-	return (int) Min((int64) deletion_batch_size * batch_factor, 1000000);
 }
 
 /* Is toms installed here, at a version with the lifecycle tables? */
@@ -492,11 +479,6 @@ run_deletions(void)
 		check_signals();
 		unit_start = GetCurrentTimestamp();
 		unit_begin("toms: deletion stage 2");
-		if (batch_factor > 1)
-			(void) set_config_option("toms.deletion_batch_size",
-									 psprintf("%d", current_batch_size()),
-									 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_LOCAL,
-									 true, 0, false);
 		args[0] = CStringGetTextDatum(psprintf("%s}", skip.data));
 		if (SPI_execute_with_args("SELECT action, request::text, relid "
 								  "FROM toms._deletion_work($1::uuid[])",
@@ -607,7 +589,7 @@ run_retention(void)
 			unit_begin("toms: retention");
 			vals[0] = ObjectIdGetDatum(rules[i]);
 			vals[1] = ObjectIdGetDatum(leaves[i]);
-			vals[2] = Int32GetDatum(current_batch_size());
+			vals[2] = Int32GetDatum(deletion_batch_size);
 			if (SPI_execute_with_args("SELECT toms._retention_batch($1, $2, $3)",
 									  3, types, vals, NULL, false, 1) != SPI_OK_SELECT ||
 				SPI_processed != 1)

@@ -87,5 +87,17 @@ ok(!leaks($log, $expired_body), 'no log line carries the expired token given to 
 ok(!leaks($log, $tampered2_body), 'no log line carries the tampered token given to enter_tenant');
 ok(!grep({ /enter_tenant\('v4/ } @lines), 'enter_tenant refusals log no STATEMENT with the token');
 
+# SET LOCAL toms.context = '<token>' (the form Citus forwards): the token
+# leaves pg_stat_activity as soon as toms sees the statement.
+my $app = $node->background_psql('postgres', extra_params => ['-U', 'regress_log_app']);
+$app->query_safe('BEGIN');
+$app->query_safe("SET LOCAL toms.context = '$good'");
+my $shown = $node->safe_psql('postgres',
+	q{SELECT query FROM pg_stat_activity WHERE usename = 'regress_log_app'});
+is($shown, 'SET LOCAL toms.context = <hidden>', 'pg_stat_activity shows no token');
+ok(!leaks($shown, $body), 'not a piece of its signature');
+$app->query_safe('COMMIT');
+$app->quit;
+
 $node->stop;
 done_testing();
