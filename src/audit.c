@@ -1095,7 +1095,7 @@ audit_stmt_reset(void *arg)
 }
 
 static AuditStmt *
-find_stmt(QueryDesc *qd)
+find_stmt(const QueryDesc *qd)
 {
 	AuditStmt  *st;
 
