@@ -331,9 +331,10 @@ clients_active(void)
 
 /*
  * After a batch that took batch_ms: while client sessions are working,
- * pause toms.deletion_batch_pause, and at least as long as the batch took,
- * so that a purge holds at most half of one backend's time against a busy
- * server; on a server with nothing else to do, go on at once.
+ * pause toms.deletion_batch_pause, and at least twice as long as the batch
+ * took, so that a purge holds at most a third of one backend's time
+ * against a busy server; on a server with nothing else to do, go on at
+ * once.
  */
 static void
 pause_after_batch(long batch_ms)
@@ -343,7 +344,7 @@ pause_after_batch(long batch_ms)
 		check_signals();
 		return;
 	}
-	pause_ms(Max(deletion_batch_pause, batch_ms));
+	pause_ms(Max(deletion_batch_pause, 2 * batch_ms));
 }
 
 /* Is toms installed here, at a version with the lifecycle tables? */
