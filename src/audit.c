@@ -320,6 +320,8 @@ audit_store_begin(bool bulk)
 	if (!OidIsValid(relid))
 		elog(ERROR, "toms.audit_log does not exist");
 	st->rel = table_open(relid, RowExclusiveLock);
+	if (st->rel->rd_rel->relkind != RELKIND_RELATION)
+		elog(ERROR, "toms.audit_log is not a plain table");
 	desc = RelationGetDescr(st->rel);
 	/* the values bypass SQL's coercions: the row type must be ours */
 	if (desc->natts != AC_NCOLS)
