@@ -26,13 +26,11 @@
  */
 #include "postgres.h"
 
-#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/namespace.h"
-#include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "commands/dbcommands.h"
@@ -144,10 +142,7 @@ static uint64 *batch_seqs = NULL;
  * Records waiting to be inserted, column by column: one INSERT ... SELECT
  * FROM unnest() per batch instead of one executor run per record.
  */
-#define PEND_MAX (AUDIT_BATCH + 16)
-static int	pend_n = 0;
-static Datum *pend_vals[AC_NCOLS];
-static bool *pend_nulls[AC_NCOLS];
+static AuditStore *pending = NULL;	/* this batch's rows, being stored */
 static SPIPlanPtr plan_update = NULL;
 static SPIPlanPtr plan_chain_xid = NULL;	/* unchained rows of one transaction */
 static SPIPlanPtr plan_chain_all = NULL;	/* of every committed one */
@@ -243,15 +238,8 @@ prepare(const char *sql, int nargs, Oid *types)
 static void
 prepare_plans(void)
 {
-	int			i;
-
 	if (plan_update)
 		return;
-	for (i = 0; i < AC_NCOLS; i++)
-	{
-		pend_vals[i] = MemoryContextAlloc(TopMemoryContext, sizeof(Datum) * PEND_MAX);
-		pend_nulls[i] = MemoryContextAlloc(TopMemoryContext, sizeof(bool) * PEND_MAX);
-	}
 	{
 		Oid			ut[3] = {INT8OID, BYTEAOID, TIDOID};
 
@@ -286,53 +274,31 @@ hash_bytea(const uint8 *h)
 	return b;
 }
 
-/* Insert the pending records (their seq and hash are already assigned). */
+/* Finish storing the batch's new records. */
 static void
 flush_pending(void)
 {
-	AuditStore *st;
-	int			i;
-	int			c;
-
-	if (pend_n == 0)
-		return;
-	st = audit_store_begin(true);
-	for (i = 0; i < pend_n; i++)
+	if (pending)
 	{
-		Datum		values[AC_NCOLS];
-		bool		nulls[AC_NCOLS];
-
-		for (c = 0; c < AC_NCOLS; c++)
-		{
-			values[c] = pend_vals[c][i];
-			nulls[c] = pend_nulls[c][i];
-		}
-		audit_store_row(st, values, nulls);
+		audit_store_end(pending);
+		pending = NULL;
 	}
-	audit_store_end(st);
-	pend_n = 0;
 }
 
-/* Add one record at the head of the chain (inserted by flush_pending). */
+/* Add one record at the head of the chain. */
 static void
 chain_insert(Datum *values, bool *nulls)
 {
 	uint8		h[AUDIT_HASH_LEN];
-	int			i;
 
 	values[AC_SEQ] = Int64GetDatum(head_seq + 1);
 	nulls[AC_SEQ] = false;
 	audit_chain_hash(head_hash, values, nulls, h);
 	values[AC_HASH] = PointerGetDatum(hash_bytea(h));
 	nulls[AC_HASH] = false;
-	if (pend_n >= PEND_MAX)
-		flush_pending();
-	for (i = 0; i < AC_NCOLS; i++)
-	{
-		pend_vals[i][pend_n] = values[i];
-		pend_nulls[i][pend_n] = nulls[i];
-	}
-	pend_n++;
+	if (pending == NULL)
+		pending = audit_store_begin(true);
+	audit_store_row(pending, values, nulls);
 	head_seq++;
 	memcpy(head_hash, h, AUDIT_HASH_LEN);
 }
@@ -922,36 +888,6 @@ toms_audit_worker_main(Datum main_arg)
  */
 static BackgroundWorkerHandle *handles[AUDIT_MAX_DBS];
 
-static List *
-connectable_databases(void)
-{
-	List	   *dbs = NIL;
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tup;
-	MemoryContext cxt = CurrentMemoryContext;
-
-	StartTransactionCommand();
-	(void) GetTransactionSnapshot();
-	rel = table_open(DatabaseRelationId, AccessShareLock);
-	scan = table_beginscan_catalog(rel, 0, NULL);
-	while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
-	{
-		Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
-		MemoryContext old;
-
-		if (!d->datallowconn || d->datistemplate)
-			continue;
-		old = MemoryContextSwitchTo(cxt);
-		dbs = lappend_oid(dbs, d->oid);
-		MemoryContextSwitchTo(old);
-	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-	CommitTransactionCommand();
-	return dbs;
-}
-
 static bool
 start_worker(AuditDb *db, int idx)
 {
@@ -997,48 +933,6 @@ drop_entries_for(Oid dbid, bool unresolved)
 	}
 }
 
-typedef struct NamedDb
-{
-	Oid			dbid;
-	char		name[NAMEDATALEN];
-} NamedDb;
-
-/*
- * Every database's oid and name, by a heap scan of pg_database as
- * connectable_databases() does: the launcher is connected to no database,
- * and an index scan (get_database_oid) can need pg_class while the shared
- * relcache init file is being rebuilt.
- */
-static List *
-database_names(void)
-{
-	List	   *dbs = NIL;
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tup;
-	MemoryContext cxt = CurrentMemoryContext;
-
-	StartTransactionCommand();
-	(void) GetTransactionSnapshot();
-	rel = table_open(DatabaseRelationId, AccessShareLock);
-	scan = table_beginscan_catalog(rel, 0, NULL);
-	while (HeapTupleIsValid(tup = heap_getnext(scan, ForwardScanDirection)))
-	{
-		Form_pg_database d = (Form_pg_database) GETSTRUCT(tup);
-		MemoryContext old = MemoryContextSwitchTo(cxt);
-		NamedDb    *n = palloc(sizeof(NamedDb));
-
-		n->dbid = d->oid;
-		strlcpy(n->name, NameStr(d->datname), NAMEDATALEN);
-		dbs = lappend(dbs, n);
-		MemoryContextSwitchTo(old);
-	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-	CommitTransactionCommand();
-	return dbs;
-}
-
 /* Logins (and incidents) raised before a database was chosen. */
 static void
 resolve_unassigned(void)
@@ -1059,7 +953,7 @@ resolve_unassigned(void)
 		return;
 
 	/* the databases, read outside the queue lock (no I/O under it) */
-	dbs = database_names();
+	dbs = toms_databases(false);
 	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
 	for (i = sh->tail; i < sh->head; i++)
 	{
@@ -1073,10 +967,10 @@ resolve_unassigned(void)
 			continue;
 		foreach(lc, dbs)
 		{
-			NamedDb    *d = lfirst(lc);
+			TomsDatabase *d = lfirst(lc);
 
-			if (strcmp(d->name, name) == 0)
-				slot->dbid = d->dbid;
+			if (strcmp(NameStr(d->name), name) == 0)
+				slot->dbid = d->oid;
 		}
 	}
 	drop_entries_for(InvalidOid, true);
@@ -1164,16 +1058,17 @@ toms_audit_launcher_main(Datum main_arg)
 	}
 
 	/* after a start or a crash: every database reconciles once */
-	dbs = connectable_databases();
+	dbs = toms_databases(true);
 	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
 	foreach(lc, dbs)
 	{
-		AuditDb    *db = audit_db_slot(lfirst_oid(lc), true);
+		AuditDb    *db = audit_db_slot(((TomsDatabase *) lfirst(lc))->oid, true);
 
 		if (db)
 			db->reconcile = true;
 	}
 	LWLockRelease(audit_lock());
+	list_free_deep(dbs);
 
 	for (;;)
 	{
@@ -1197,11 +1092,12 @@ toms_audit_launcher_main(Datum main_arg)
 			TimestampDifferenceExceeds(last_maint, GetCurrentTimestamp(), 60000))
 		{
 			last_maint = GetCurrentTimestamp();
-			dbs = connectable_databases();
+			dbs = toms_databases(true);
 			LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
 			foreach(lc, dbs)
-				(void) audit_db_slot(lfirst_oid(lc), true);
+				(void) audit_db_slot(((TomsDatabase *) lfirst(lc))->oid, true);
 			LWLockRelease(audit_lock());
+			list_free_deep(dbs);
 		}
 
 		memset(want, 0, sizeof(want));

@@ -31,12 +31,10 @@
  */
 #include "postgres.h"
 
-#include "access/heapam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
-#include "catalog/pg_database.h"
 #include "commands/extension.h"
 #include "commands/vacuum.h"
 #include "executor/spi.h"
@@ -87,36 +85,6 @@ typedef struct DbWorker
 
 static DbWorker *dbworkers = NULL;
 static int	ndbworkers = 0;
-
-/* Connectable, non-template databases (oids palloc'd in cxt). */
-static List *
-list_databases(MemoryContext cxt)
-{
-	List	   *result = NIL;
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tup;
-
-	StartTransactionCommand();
-	(void) GetTransactionSnapshot();
-	rel = table_open(DatabaseRelationId, AccessShareLock);
-	scan = table_beginscan_catalog(rel, 0, NULL);
-	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
-		MemoryContext old;
-
-		if (!db->datallowconn || db->datistemplate)
-			continue;
-		old = MemoryContextSwitchTo(cxt);
-		result = lappend_oid(result, db->oid);
-		MemoryContextSwitchTo(old);
-	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-	CommitTransactionCommand();
-	return result;
-}
 
 static bool
 worker_running(DbWorker *w)
@@ -185,6 +153,7 @@ toms_lifecycle_launcher_main(Datum arg)
 		int			nnext = 0;
 		TimestampTz now;
 		long		sleep_ms = lifecycle_naptime;
+		MemoryContext oldcxt;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -194,7 +163,9 @@ toms_lifecycle_launcher_main(Datum arg)
 		}
 
 		MemoryContextReset(roundcxt);
-		dbs = list_databases(roundcxt);
+		oldcxt = MemoryContextSwitchTo(roundcxt);
+		dbs = toms_databases(true);
+		MemoryContextSwitchTo(oldcxt);
 
 		/*
 		 * Keep the handles of databases that still exist.  A database gets
@@ -206,7 +177,7 @@ toms_lifecycle_launcher_main(Datum arg)
 		now = GetCurrentTimestamp();
 		foreach(lc, dbs)
 		{
-			Oid			dboid = lfirst_oid(lc);
+			Oid			dboid = ((TomsDatabase *) lfirst(lc))->oid;
 			DbWorker   *w = &next[nnext];
 			int			i;
 
@@ -310,23 +281,23 @@ pause_ms(int ms)
 static bool
 clients_active(void)
 {
+	bool		active = false;
 	int			n;
 	int			i;
 
 	pgstat_clear_backend_activity_snapshot();
 	n = pgstat_fetch_stat_numbackends();
-	for (i = 1; i <= n; i++)
+	for (i = 1; i <= n && !active; i++)
 	{
 		PgBackendStatus *be = pgstat_fetch_stat_beentry(i);
 
 		if (be == NULL || be->st_procpid == MyProcPid || be->st_backendType != B_BACKEND)
 			continue;
-		if (be->st_state == STATE_RUNNING || be->st_state == STATE_IDLEINTRANSACTION ||
-			be->st_state == STATE_FASTPATH)
-			return true;
+		active = be->st_state == STATE_RUNNING || be->st_state == STATE_IDLEINTRANSACTION ||
+			be->st_state == STATE_FASTPATH;
 	}
 	pgstat_clear_backend_activity_snapshot();
-	return false;
+	return active;
 }
 
 /*
@@ -598,7 +569,7 @@ run_retention(void)
 			done = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 			unit_end();
 			total += done;
-			if (done < DatumGetInt32(vals[2]))
+			if (done < deletion_batch_size)
 				break;
 			pause_after_batch(TimestampDifferenceMilliseconds(batch_start, GetCurrentTimestamp()));
 		}

@@ -14,6 +14,7 @@
 #include "postgres.h"
 #include "access/attnum.h"
 #include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
 #include "storage/lwlock.h"
 #include "utils/snapshot.h"
 
@@ -22,6 +23,15 @@
 
 /* Longest tenant id accepted anywhere (bytes). */
 #define TOMS_MAX_TENANT_LEN 128
+
+/* databases.c: for the launchers, connected to no database */
+typedef struct TomsDatabase
+{
+	Oid			oid;
+	NameData	name;
+} TomsDatabase;
+
+extern List *toms_databases(bool connectable_only);
 
 /* shmem.c */
 
