@@ -570,14 +570,30 @@ $fn$;
 REVOKE ALL ON FUNCTION @extschema@._deletion_plan(uuid) FROM PUBLIC;
 
 -- One batch of one step: delete up to batch rows in scope and record them,
--- in the caller's (the worker's) transaction.  The scan resumes after the
--- highest tuple id deleted so far; a step is complete only after a pass
--- without that bound finds fewer rows than a batch.  No row locks are taken
--- (they would double the writes): a row updated meanwhile fails the
--- DELETE's recheck of its tuple id and is caught by a later batch.
+-- in the caller's (the worker's) transaction.  last_tid is the step's
+-- cursor: every row in scope at or before it has been deleted.
+--
+-- Where the scope fills at least one row per page on average (a tenant's
+-- bulk), a batch is one pass over the next window of pages: the tuple id
+-- of the batch-th row in scope after the cursor ends the window (a probe
+-- that reads the pages in physical order: the row filter is kept away from
+-- the index, synchronized scans are off), and one DELETE over that tuple
+-- id range removes the window's rows -- each row is read once, as by a
+-- bulk DELETE's heap scan.  A sparse scope (a subject, a small tenant in a
+-- big table) goes through the index instead: the tuple ids of up to batch
+-- rows after the cursor, then a DELETE of those tuple ids.
+--
+-- A step is complete only after a pass that started without a cursor
+-- reached the end of the table (a window) or found fewer rows than a batch
+-- (the closing pass, whose path the planner chooses): a row moved behind
+-- the cursor meanwhile is caught there.  No row locks are taken (they would
+-- double the writes): a row updated meanwhile fails the DELETE's recheck
+-- of its tuple id or the window's filter and is caught by a later batch.
 CREATE FUNCTION @extschema@._deletion_batch(req uuid, tbl oid, batch int) RETURNS bigint
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
+	SET synchronize_seqscans = off
+	SET max_parallel_workers_per_gather = 0
 	AS $fn$
 DECLARE
 	r			record;
@@ -585,6 +601,8 @@ DECLARE
 	w			text;
 	n			bigint;
 	top			tid;
+	windowed	bool;
+	more		bool;
 BEGIN
 	SELECT * INTO r FROM @extschema@.deletion_requests WHERE id = req;
 	SELECT * INTO s FROM @extschema@.deletion_steps WHERE request = req AND relid = tbl FOR UPDATE;
@@ -595,18 +613,34 @@ BEGIN
 	END IF;
 	w := coalesce(s.scope, @extschema@._lifecycle_scope(tbl, s.tenant_column, s.subject_column,
 														 r.subject IS NOT NULL));
-	IF s.last_tid IS NOT NULL THEN
-		w := w || ' AND ctid > $3';
+	-- Windows from the first batch on, and as long as the cursor is set;
+	-- the closing pass (batches > 0, no cursor) lets the planner choose.
+	windowed := (s.batches = 0 OR s.last_tid IS NOT NULL)
+		AND s.rows_estimated >= pg_relation_size(tbl) / current_setting('block_size')::int;
+	IF windowed THEN
+		EXECUTE format('SELECT ctid FROM ONLY %s WHERE ctid > $3 AND (%s) IS TRUE OFFSET %s LIMIT 1',
+					   tbl::regclass, w, batch - 1)
+			INTO top USING r.tenant, r.subject, coalesce(s.last_tid, '(0,0)'::tid);
+		EXECUTE format('DELETE FROM ONLY %s WHERE ctid > $3 AND ctid <= $4 AND %s', tbl::regclass, w)
+			USING r.tenant, r.subject, coalesce(s.last_tid, '(0,0)'::tid),
+				  coalesce(top, '(4294967295,65535)'::tid);
+		GET DIAGNOSTICS n = ROW_COUNT;
+		more := top IS NOT NULL;	-- else the window ran to the end of the table
+	ELSE
+		IF s.last_tid IS NOT NULL THEN
+			w := w || ' AND ctid > $3';
+		END IF;
+		EXECUTE format('WITH d AS (DELETE FROM ONLY %1$s WHERE ctid = ANY (ARRAY('
+					   'SELECT ctid FROM ONLY %1$s WHERE %2$s LIMIT %3$s)) RETURNING ctid) '
+					   'SELECT count(*), max(ctid) FROM d', tbl::regclass, w, batch)
+			INTO n, top USING r.tenant, r.subject, s.last_tid;
+		more := n >= batch;
 	END IF;
-	EXECUTE format('WITH d AS (DELETE FROM ONLY %1$s WHERE ctid = ANY (ARRAY('
-				   'SELECT ctid FROM ONLY %1$s WHERE %2$s LIMIT %3$s)) RETURNING ctid) '
-				   'SELECT count(*), max(ctid) FROM d', tbl::regclass, w, batch)
-		INTO n, top USING r.tenant, r.subject, s.last_tid;
 	UPDATE @extschema@.deletion_steps
 	   SET rows_deleted = rows_deleted + n,
 		   batches = batches + 1,
-		   last_tid = CASE WHEN n < batch THEN NULL ELSE top END,
-		   purged_at = CASE WHEN n < batch AND s.last_tid IS NULL THEN now() END
+		   last_tid = CASE WHEN more THEN top END,
+		   purged_at = CASE WHEN NOT more AND s.last_tid IS NULL THEN now() END
 	 WHERE request = req AND relid = tbl;
 	RETURN n;
 END

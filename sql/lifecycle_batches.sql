@@ -1,0 +1,79 @@
+-- Stage 2's batches (measure 6b), driven by hand so that each one can be
+-- looked at: a dense scope goes in windows of pages, one pass per row; a
+-- sparse one through the index; a row moved behind the cursor meanwhile is
+-- caught by the closing pass; the counts are exact.  The requests stay in
+-- their grace period, so the worker leaves them alone.
+\set VERBOSITY terse
+SELECT count(toms.create_tenant('lcb' || n, 'B' || n)) FROM generate_series(1, 3) n;
+CREATE TABLE lcb_t (tenant_id text NOT NULL, subj text, pad text);
+CREATE INDEX ON lcb_t (tenant_id);
+SELECT toms.protect('lcb_t', subject_column => 'subj');
+-- lcb1 and lcb2 interleaved, 1 000 rows each, pages full; lcb3: 5 rows.
+INSERT INTO lcb_t SELECT CASE WHEN g % 2 = 0 THEN 'lcb1' ELSE 'lcb2' END, 's' || g % 7, repeat('x', 200)
+  FROM generate_series(1, 2000) g;
+INSERT INTO lcb_t SELECT 'lcb3', 's' || g, 'y' FROM generate_series(1, 5) g;
+ANALYZE lcb_t;
+SELECT pg_relation_size('lcb_t') / current_setting('block_size')::int BETWEEN 50 AND 1000 AS pages_ok;
+
+CREATE FUNCTION lcb_step(req uuid) RETURNS TABLE (rows_deleted bigint, batches int,
+	cursor_set bool, purged bool)
+	LANGUAGE sql AS $$
+	SELECT rows_deleted, batches, last_tid IS NOT NULL, purged_at IS NOT NULL
+	  FROM toms.deletion_steps WHERE request = req AND relid = 'lcb_t'::regclass $$;
+
+-- Dense: windows of 300 rows of lcb1.
+SELECT toms.request_deletion('lcb1', grace => '1 day') AS r1 \gset
+SELECT toms._deletion_plan(:'r1');
+SELECT rows_estimated FROM toms.deletion_steps WHERE request = :'r1' AND relid = 'lcb_t'::regclass;
+SELECT toms._deletion_batch(:'r1', 'lcb_t'::regclass, 300) AS n;
+SELECT * FROM lcb_step(:'r1');
+-- Everything up to the cursor is gone, everything after it is there.
+SELECT count(*) FILTER (WHERE l.ctid <= s.last_tid) AS before_cursor,
+       count(*) FILTER (WHERE l.ctid > s.last_tid) AS after_cursor
+  FROM lcb_t l, toms.deletion_steps s
+ WHERE tenant_id = 'lcb1' AND s.request = :'r1' AND s.relid = 'lcb_t'::regclass;
+SELECT toms._deletion_batch(:'r1', 'lcb_t'::regclass, 300) AS n;
+-- Free the deleted rows' space, then move the next row after the cursor
+-- to a page before it: an UPDATE (as superuser) that no longer fits its
+-- full page, in a new session, whose first choice is the free space map's
+-- first page with room -- one the windows have passed.
+VACUUM lcb_t;
+\c -
+SET session_replication_role = replica;	-- past toms' write refusal for a deleting tenant
+UPDATE lcb_t l SET pad = repeat('z', 1900)
+  FROM toms.deletion_steps s
+ WHERE s.request = :'r1' AND s.relid = 'lcb_t'::regclass
+   AND l.ctid = (SELECT min(ctid) FROM lcb_t WHERE tenant_id = 'lcb1' AND ctid > s.last_tid);
+RESET session_replication_role;
+SELECT l.ctid < s.last_tid AS moved_behind_cursor
+  FROM lcb_t l, toms.deletion_steps s
+ WHERE l.pad LIKE 'z%' AND s.request = :'r1' AND s.relid = 'lcb_t'::regclass;
+-- The windows run to the end of the table: 1 000 - 600 - 1 moved ...
+SELECT toms._deletion_batch(:'r1', 'lcb_t'::regclass, 300) AS n FROM generate_series(1, 2);
+SELECT * FROM lcb_step(:'r1');
+-- ... and the closing pass finds the moved row.
+SELECT toms._deletion_batch(:'r1', 'lcb_t'::regclass, 300) AS n;
+SELECT * FROM lcb_step(:'r1');
+SELECT tenant_id, count(*) FROM lcb_t GROUP BY 1 ORDER BY 1;
+
+-- Sparse: lcb3's 5 rows in batches of 2, through the index.
+SELECT toms.request_deletion('lcb3', grace => '1 day') AS r3 \gset
+SELECT toms._deletion_plan(:'r3');
+SELECT toms._deletion_batch(:'r3', 'lcb_t'::regclass, 2) AS n FROM generate_series(1, 3);
+SELECT * FROM lcb_step(:'r3');
+SELECT toms._deletion_batch(:'r3', 'lcb_t'::regclass, 2) AS n;
+SELECT * FROM lcb_step(:'r3');
+SELECT tenant_id, count(*) FROM lcb_t GROUP BY 1 ORDER BY 1;
+
+-- One window from the first page to the end of the table is a whole pass:
+-- lcb2 in one batch, complete at once.
+SELECT toms.request_deletion('lcb2', grace => '1 day') AS r2 \gset
+SELECT toms._deletion_plan(:'r2');
+SELECT toms._deletion_batch(:'r2', 'lcb_t'::regclass, 5000) AS n;
+SELECT * FROM lcb_step(:'r2');
+SELECT count(*) FROM lcb_t;
+
+SELECT toms.cancel_deletion(r) FROM unnest(ARRAY[:'r1', :'r2', :'r3']::uuid[]) r;
+SELECT toms.unprotect('lcb_t');
+DROP TABLE lcb_t;
+DROP FUNCTION lcb_step(uuid);
