@@ -8,8 +8,8 @@
  *	  DISABLE / NO FORCE ROW LEVEL SECURITY, ALTER or RENAME of a toms_*
  *	  policy or trigger, a permissive policy that would widen the filter,
  *	  retyping or renaming the tenant column, disabling triggers, rules,
- *	  triggers added by other than toms_admin, inheritance tricks, and
- *	  TRUNCATE.  The object-access hook sees every drop however it was
+ *	  triggers added or tables published by other than toms_admin,
+ *	  inheritance tricks, and TRUNCATE.  The object-access hook sees every drop however it was
  *	  reached (DROP POLICY, DROP TABLE, DROP COLUMN, DROP ... CASCADE, DROP
  *	  OWNED, DROP EXTENSION), so nothing can remove a toms policy, trigger or
  *	  tenant column behind the statement check's back.
@@ -25,21 +25,31 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_attrdef.h"
+#include "catalog/pg_constraint.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_policy.h"
+#include "catalog/pg_statistic_ext.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
 #include "commands/policy.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
+#include "optimizer/optimizer.h"
+#include "parser/parse_type.h"
 #include "pgstat.h"
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/snapmgr.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -118,6 +128,38 @@ protected_rangevar(RangeVar *rv, Oid *relid)
 	return OidIsValid(oid) ? toms_protected(oid) : NULL;
 }
 
+/* May the current user add what sees every tenant's rows (toms_admin)? */
+static bool
+is_admin(void)
+{
+	Oid			admin = get_role_oid("toms_admin", true);
+
+	return superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin));
+}
+
+/*
+ * Publishing a table ships every row to the subscriber, past row security:
+ * toms_admin only.  (FOR ALL TABLES and TABLES IN SCHEMA are for
+ * superusers in PostgreSQL already.)
+ */
+static void
+check_publication(List *pubobjects)
+{
+	ListCell   *lc;
+
+	foreach(lc, pubobjects)
+	{
+		PublicationObjSpec *obj = lfirst(lc);
+
+		if (obj->pubobjtype == PUBLICATIONOBJ_TABLE && obj->pubtable &&
+			protected_rangevar(obj->pubtable->relation, NULL) && !is_admin())
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("cannot publish protected table \"%s\"", obj->pubtable->relation->relname),
+					 errhint("Logical replication ships every tenant's rows: only toms_admin may publish a protected table.")));
+	}
+}
+
 static bool
 is_guarded_column(const TomsProtected *prot, const char *colname)
 {
@@ -135,6 +177,151 @@ is_guarded_column(const TomsProtected *prot, const char *colname)
 		if (prot->sensitive[i] == attnum)
 			return true;
 	return false;
+}
+
+/*
+ * Expressions that DDL evaluates over every row run past row security: an
+ * index's expressions and predicate, CHECK and exclusion constraints,
+ * generated columns, extended statistics' expressions (ANALYZE), and the
+ * conversion of ALTER COLUMN ... TYPE.  Built-in functions and those of
+ * installed extensions (toms' own among them) were vetted by whoever
+ * installed them; a user-defined function can pass each row on (a NOTICE,
+ * a side table).  On a protected table, only toms_admin may use one there.
+ */
+static bool
+user_defined(Oid funcid, void *context)
+{
+	return funcid >= FirstNormalObjectId &&
+		!OidIsValid(getExtensionOfObject(ProcedureRelationId, funcid));
+}
+
+static bool
+calls_user_function(Node *node, void *context)
+{
+	if (node == NULL)
+		return false;
+	if (check_functions_in_node(node, user_defined, context))
+		return true;
+	return expression_tree_walker(node, calls_user_function, context);
+}
+
+static void
+refuse_user_function(Oid relid, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("cannot %s calling a user-defined function on protected table \"%s\"",
+					what, get_rel_name(relid)),
+			 errhint("It is evaluated over every tenant's rows: only toms_admin may do this.")));
+}
+
+/*
+ * ALTER COLUMN ... TYPE converts every row, by a USING expression or by a
+ * cast; the statement is not yet analysed here, so: no USING, and both
+ * types built in (a cast between built-in types is built in or made by a
+ * superuser).
+ */
+static void
+check_retype(Oid relid, const char *relname, const AlterTableCmd *cmd)
+{
+	const ColumnDef *def = (const ColumnDef *) cmd->def;
+	AttrNumber	attnum = get_attnum(relid, cmd->name);
+	Oid			newtype;
+
+	if (def == NULL || attnum == InvalidAttrNumber || is_admin())
+		return;
+	newtype = LookupTypeNameOid(NULL, def->typeName, true);
+	if (def->raw_default != NULL || newtype >= FirstNormalObjectId ||
+		get_atttype(relid, attnum) >= FirstNormalObjectId)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot change the type of column \"%s\" with USING or to or from a type that is not built in on protected table \"%s\"",
+						cmd->name, relname),
+				 errhint("The conversion is evaluated over every tenant's rows: only toms_admin may do this.")));
+}
+
+/*
+ * The stored expression of the catalog row found by key (one or two oid
+ * columns), and the table it belongs to, if that is protected.  Read with
+ * SnapshotSelf: a post-create hook runs before the command counter moves.
+ */
+static Node *
+created_expr(Oid catalog, Oid index, int nkeys, const AttrNumber *keycols, const Datum *keys,
+			 AttrNumber relcol, AttrNumber exprcol, Oid *relid)
+{
+	Relation	rel = table_open(catalog, AccessShareLock);
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Node	   *expr = NULL;
+	int			i;
+
+	*relid = InvalidOid;
+	for (i = 0; i < nkeys; i++)
+		ScanKeyInit(&key[i], keycols[i], BTEqualStrategyNumber,
+					i == 0 ? F_OIDEQ : F_INT2EQ, keys[i]);
+	scan = systable_beginscan(rel, index, true, SnapshotSelf, nkeys, key);
+	tup = systable_getnext(scan);
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		Datum		d;
+
+		*relid = DatumGetObjectId(heap_getattr(tup, relcol, RelationGetDescr(rel), &isnull));
+		d = heap_getattr(tup, exprcol, RelationGetDescr(rel), &isnull);
+		if (!isnull && OidIsValid(*relid) && toms_protected(*relid))
+			expr = stringToNode(TextDatumGetCString(d));
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return expr;
+}
+
+static void
+check_created(Oid classId, Oid objectId, int subId)
+{
+	Datum		keys[2] = {ObjectIdGetDatum(objectId), Int16GetDatum(subId)};
+	AttrNumber	cols[2];
+	Oid			relid;
+
+	if (classId == RelationRelationId && subId == 0)
+	{
+		/* an index if pg_index has it (the relcache does not know yet) */
+		cols[0] = Anum_pg_index_indexrelid;
+		if (calls_user_function(created_expr(IndexRelationId, IndexRelidIndexId, 1, cols, keys,
+											 Anum_pg_index_indrelid, Anum_pg_index_indexprs, &relid), NULL))
+			refuse_user_function(relid, "create an index");
+		if (calls_user_function(created_expr(IndexRelationId, IndexRelidIndexId, 1, cols, keys,
+											 Anum_pg_index_indrelid, Anum_pg_index_indpred, &relid), NULL))
+			refuse_user_function(relid, "create a partial index");
+	}
+	else if (classId == ConstraintRelationId)
+	{
+		cols[0] = Anum_pg_constraint_oid;
+		if (calls_user_function(created_expr(ConstraintRelationId, ConstraintOidIndexId, 1, cols, keys,
+											 Anum_pg_constraint_conrelid, Anum_pg_constraint_conbin, &relid), NULL))
+			refuse_user_function(relid, "add a constraint");
+	}
+	else if (classId == AttrDefaultRelationId)
+	{
+		/* reported as (table, column); a default sees no row, a generated column does */
+		Node	   *expr;
+
+		cols[0] = Anum_pg_attrdef_adrelid;
+		cols[1] = Anum_pg_attrdef_adnum;
+		expr = created_expr(AttrDefaultRelationId, AttrDefaultIndexId, 2, cols, keys,
+							Anum_pg_attrdef_adrelid, Anum_pg_attrdef_adbin, &relid);
+		if (contain_var_clause(expr) && calls_user_function(expr, NULL))
+			refuse_user_function(relid, "add a generated column");
+	}
+	else if (classId == StatisticExtRelationId)
+	{
+		cols[0] = Anum_pg_statistic_ext_oid;
+		if (calls_user_function(created_expr(StatisticExtRelationId, StatisticExtOidIndexId, 1, cols, keys,
+											 Anum_pg_statistic_ext_stxrelid, Anum_pg_statistic_ext_stxexprs,
+											 &relid), NULL))
+			refuse_user_function(relid, "create statistics");
+	}
 }
 
 static void
@@ -184,6 +371,7 @@ check_alter_table(AlterTableStmt *stmt)
 			case AT_AlterColumnType:
 				if (is_guarded_column(prot, cmd->name))
 					refuse(relname, psprintf("change the type of column \"%s\"", cmd->name), NULL);
+				check_retype(relid, relname, cmd);
 				break;
 			case AT_AddInherit:
 				refuse(relname, "add a parent table",
@@ -334,7 +522,6 @@ check_utility(Node *parsetree)
 		case T_CreateTrigStmt:
 			{
 				CreateTrigStmt *stmt = (CreateTrigStmt *) parsetree;
-				Oid			admin = get_role_oid("toms_admin", true);
 				Oid			relid;
 
 				if (!protected_rangevar(stmt->relation, &relid))
@@ -349,10 +536,17 @@ check_utility(Node *parsetree)
 					refuse(stmt->relation->relname,
 						   psprintf("create trigger \"%s\"", stmt->trigname),
 						   "Trigger names starting with toms_ are reserved for toms.");
-				if (!superuser() && !(OidIsValid(admin) && has_privs_of_role(GetUserId(), admin)))
+				if (!is_admin())
 					refuse(stmt->relation->relname, "create a trigger",
 						   "A trigger sees every tenant's rows: only toms_admin may add one.");
 			}
+			break;
+		case T_CreatePublicationStmt:
+			check_publication(((CreatePublicationStmt *) parsetree)->pubobjects);
+			break;
+		case T_AlterPublicationStmt:
+			if (((AlterPublicationStmt *) parsetree)->action != AP_DropObjects)
+				check_publication(((AlterPublicationStmt *) parsetree)->pubobjects);
 			break;
 		case T_DropStmt:
 			{
@@ -596,11 +790,17 @@ guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 	if (prev_object_access)
 		prev_object_access(access, classId, objectId, subId, arg);
 
-	if (access != OAT_DROP || guard_bypass)
+	if (guard_bypass)
 		return;
-	if ((classId == RelationRelationId || classId == PolicyRelationId ||
+	if (access == OAT_DROP &&
+		(classId == RelationRelationId || classId == PolicyRelationId ||
 		 classId == TriggerRelationId) && toms_extension_exists())
 		check_drop(classId, objectId, subId);
+	else if (access == OAT_POST_CREATE &&
+			 (classId == RelationRelationId || classId == ConstraintRelationId ||
+			  classId == AttrDefaultRelationId || classId == StatisticExtRelationId) &&
+			 toms_extension_exists() && !is_admin())
+		check_created(classId, objectId, subId);
 }
 
 void
