@@ -1,8 +1,8 @@
 -- Stage 2's batches (measure 6b), driven by hand so that each one can be
 -- looked at: a dense scope goes in windows of pages, one pass per row; a
 -- sparse one through the index; rows behind the cursor are caught by the
--- closing pass; the counts are exact.  The requests stay in
--- their grace period, so the worker leaves them alone.
+-- closing pass; the counts are exact.  The requests stay in their grace
+-- period, so the worker leaves them alone.
 \set VERBOSITY terse
 SELECT count(toms.create_tenant('lcb' || n, 'B' || n)) FROM generate_series(1, 3) n;
 CREATE TABLE lcb_t (tenant_id text NOT NULL, subj text, pad text);
@@ -15,24 +15,32 @@ INSERT INTO lcb_t SELECT 'lcb3', 's' || g, 'y' FROM generate_series(1, 5) g;
 ANALYZE lcb_t;
 SELECT pg_relation_size('lcb_t') / current_setting('block_size')::int BETWEEN 50 AND 1000 AS pages_ok;
 
-CREATE FUNCTION lcb_step(req uuid) RETURNS TABLE (rows_deleted bigint, batches int,
-	cursor_set bool, purged bool)
-	LANGUAGE sql AS $$
-	SELECT rows_deleted, batches, last_tid IS NOT NULL, purged_at IS NOT NULL
-	  FROM toms.deletion_steps WHERE request = req AND relid = 'lcb_t'::regclass $$;
+-- Run times batches of request req on lcb_t: the rows each deleted, and
+-- the step's state after it.
+CREATE FUNCTION lcb_batches(req uuid, batch int, times int DEFAULT 1)
+	RETURNS TABLE (n bigint, rows_deleted bigint, batches int, cursor_set bool, purged bool)
+	LANGUAGE plpgsql AS $$
+BEGIN
+	FOR i IN 1 .. times LOOP
+		n := toms._deletion_batch(req, 'lcb_t'::regclass, batch);
+		SELECT s.rows_deleted, s.batches, s.last_tid IS NOT NULL, s.purged_at IS NOT NULL
+		  INTO rows_deleted, batches, cursor_set, purged
+		  FROM toms.deletion_steps s WHERE s.request = req AND s.relid = 'lcb_t'::regclass;
+		RETURN NEXT;
+	END LOOP;
+END $$;
 
 -- Dense: windows of 300 rows of lcb1.
 SELECT toms.request_deletion('lcb1', grace => '1 day') AS r1 \gset
 SELECT toms._deletion_plan(:'r1');
 SELECT rows_estimated FROM toms.deletion_steps WHERE request = :'r1' AND relid = 'lcb_t'::regclass;
-SELECT toms._deletion_batch(:'r1', 'lcb_t'::regclass, 300) AS n;
-SELECT * FROM lcb_step(:'r1');
+SELECT * FROM lcb_batches(:'r1', 300);
 -- Everything up to the cursor is gone, everything after it is there.
 SELECT count(*) FILTER (WHERE l.ctid <= s.last_tid) AS before_cursor,
        count(*) FILTER (WHERE l.ctid > s.last_tid) AS after_cursor
   FROM lcb_t l, toms.deletion_steps s
  WHERE tenant_id = 'lcb1' AND s.request = :'r1' AND s.relid = 'lcb_t'::regclass;
-SELECT toms._deletion_batch(:'r1', 'lcb_t'::regclass, 300) AS n;
+SELECT * FROM lcb_batches(:'r1', 300);
 -- Rows in scope behind the cursor, as an UPDATE moving rows to freed
 -- space before it would leave them: advance the cursor past the next five
 -- rows of lcb1.
@@ -40,33 +48,26 @@ UPDATE toms.deletion_steps s
    SET last_tid = (SELECT ctid FROM lcb_t WHERE tenant_id = 'lcb1' AND ctid > s.last_tid
                     ORDER BY ctid OFFSET 4 LIMIT 1)
  WHERE s.request = :'r1' AND s.relid = 'lcb_t'::regclass;
--- The windows run to the end of the table: 1 000 - 600 - 5 ...
-SELECT toms._deletion_batch(:'r1', 'lcb_t'::regclass, 300) AS n FROM generate_series(1, 2);
-SELECT * FROM lcb_step(:'r1');
--- ... and the closing pass finds the five.
-SELECT toms._deletion_batch(:'r1', 'lcb_t'::regclass, 300) AS n;
-SELECT * FROM lcb_step(:'r1');
+-- The windows run to the end of the table (1 000 - 600 - 5), then the
+-- closing pass finds the five.
+SELECT * FROM lcb_batches(:'r1', 300, 3);
 SELECT tenant_id, count(*) FROM lcb_t GROUP BY 1 ORDER BY 1;
 
 -- Sparse: lcb3's 5 rows in batches of 2, through the index.
 SELECT toms.request_deletion('lcb3', grace => '1 day') AS r3 \gset
 SELECT toms._deletion_plan(:'r3');
-SELECT toms._deletion_batch(:'r3', 'lcb_t'::regclass, 2) AS n FROM generate_series(1, 3);
-SELECT * FROM lcb_step(:'r3');
-SELECT toms._deletion_batch(:'r3', 'lcb_t'::regclass, 2) AS n;
-SELECT * FROM lcb_step(:'r3');
+SELECT * FROM lcb_batches(:'r3', 2, 4);
 SELECT tenant_id, count(*) FROM lcb_t GROUP BY 1 ORDER BY 1;
 
 -- One window from the first page to the end of the table is a whole pass:
 -- lcb2 in one batch, complete at once.
 SELECT toms.request_deletion('lcb2', grace => '1 day') AS r2 \gset
 SELECT toms._deletion_plan(:'r2');
-SELECT toms._deletion_batch(:'r2', 'lcb_t'::regclass, 5000) AS n;
-SELECT * FROM lcb_step(:'r2');
+SELECT * FROM lcb_batches(:'r2', 5000);
 SELECT count(*) FROM lcb_t;
 
 SELECT toms.unprotect('lcb_t');
 DROP TABLE lcb_t;
-DROP FUNCTION lcb_step(uuid);
+DROP FUNCTION lcb_batches(uuid, int, int);
 DELETE FROM toms.deletion_requests WHERE tenant LIKE 'lcb_';
 DELETE FROM toms.tenants WHERE tenant LIKE 'lcb_';
