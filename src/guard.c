@@ -9,10 +9,13 @@
  *	  policy or trigger, a permissive policy that would widen the filter,
  *	  retyping or renaming the tenant column, disabling triggers, rules,
  *	  triggers added or tables published by other than toms_admin,
- *	  inheritance tricks, and TRUNCATE.  The object-access hook sees every drop however it was
- *	  reached (DROP POLICY, DROP TABLE, DROP COLUMN, DROP ... CASCADE, DROP
- *	  OWNED, DROP EXTENSION), so nothing can remove a toms policy, trigger or
- *	  tenant column behind the statement check's back.
+ *	  inheritance tricks, and TRUNCATE.  The object-access hook sees every
+ *	  drop however it was reached (DROP POLICY, DROP TABLE, DROP COLUMN,
+ *	  DROP ... CASCADE, DROP OWNED, DROP EXTENSION), so nothing can remove a
+ *	  toms policy, trigger or tenant column behind the statement check's
+ *	  back; and every index, constraint, generated column and statistics
+ *	  object as it is created, so that none evaluates a user-defined
+ *	  function over every tenant's rows unless toms_admin made it.
  *
  *	  toms itself passes through toms_run_ddl(), which sets a backend-local
  *	  flag for the duration of one SPI statement; no SQL can set it.
@@ -29,11 +32,11 @@
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
-#include "catalog/pg_proc.h"
 #include "catalog/pg_attrdef.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_policy.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_statistic_ext.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
@@ -49,10 +52,10 @@
 #include "tcop/utility.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/snapmgr.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "toms.h"
 
@@ -235,7 +238,7 @@ check_retype(Oid relid, const char *relname, const AlterTableCmd *cmd)
 		get_atttype(relid, attnum) >= FirstNormalObjectId)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("cannot change the type of column \"%s\" with USING or to or from a type that is not built in on protected table \"%s\"",
+				 errmsg("cannot convert column \"%s\" of protected table \"%s\" with USING or through a type that is not built in",
 						cmd->name, relname),
 				 errhint("The conversion is evaluated over every tenant's rows: only toms_admin may do this.")));
 }
