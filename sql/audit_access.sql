@@ -56,7 +56,9 @@ SET toms.audit_statement_text = on;
 SET SESSION AUTHORIZATION regress_aud_app;
 SELECT toms.set_tenant('aud1');
 SELECT count(*) FROM aud_learners WHERE name <> 'host=db password=hunter2 user=x'
-   OR name = 'postgresql://app:s3cret@db/x';
+   OR name = 'postgresql://app:s3cret@db/x'
+   OR name = $q$ALTER ROLE x PASSWORD E'Esc\'aped-0815' VALID UNTIL 'y'$q$
+   OR name = $q$ALTER ROLE x PASSWORD $$Dollar S3cret$$$q$;
 RESET SESSION AUTHORIZATION;
 RESET toms.audit_statement_text;
 

@@ -717,96 +717,6 @@ role_name(Oid roleid)
 	return cached;
 }
 
-/*
- * Statement text with the secrets we know how to spot blanked out:
- * PASSWORD '...' (CREATE/ALTER ROLE), password=... (connection strings)
- * and user:password@ (URIs).
- */
-static char *
-redact_statement(const char *src)
-{
-	StringInfoData out;
-	const char *p = src;
-
-	initStringInfo(&out);
-	while (*p)
-	{
-		if (pg_strncasecmp(p, "password", 8) == 0)
-		{
-			const char *q = p + 8;
-
-			appendBinaryStringInfo(&out, p, 8);
-			while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
-				q++;
-			if (*q == '=')
-			{
-				q++;
-				while (*q == ' ' || *q == '\t')
-					q++;
-				appendStringInfoString(&out, "=");
-			}
-			else
-				appendStringInfoChar(&out, ' ');
-			if (*q == '\'' || *q == '"')
-			{
-				char		quote = *q++;
-
-				for (;;)
-				{
-					if (*q == '\0')
-						break;
-					if (*q == quote)
-					{
-						if (q[1] == quote)
-						{
-							q += 2;
-							continue;
-						}
-						q++;
-						break;
-					}
-					q++;
-				}
-				appendStringInfoString(&out, "'***'");
-			}
-			else if (*q && pg_strncasecmp(q, "null", 4) != 0)
-			{
-				while (*q && *q != ' ' && *q != ';' && *q != ',' && *q != '\'' &&
-					   *q != ')' && *q != '\n')
-					q++;
-				appendStringInfoString(&out, "***");
-			}
-			p = q;
-			continue;
-		}
-		if (p[0] == ':' && p[1] == '/' && p[2] == '/')
-		{
-			const char *q = p + 3;
-			const char *colon = NULL;
-			const char *at = NULL;
-
-			while (*q && *q != '/' && *q != ' ' && *q != '\'' && *q != '"')
-			{
-				if (*q == ':' && colon == NULL)
-					colon = q;
-				if (*q == '@')
-					at = q;
-				q++;
-			}
-			if (colon && at && colon < at)
-			{
-				appendBinaryStringInfo(&out, p, colon - p + 1);
-				appendStringInfoString(&out, "***");
-				p = at;
-				continue;
-			}
-		}
-		appendStringInfoChar(&out, *p);
-		p++;
-	}
-	return out.data;
-}
-
 /* Fill the fields every record carries. */
 static void
 rec_fill_common(AuditRec *rec, const char *kind)
@@ -831,7 +741,7 @@ static void
 rec_fill_statement(AuditRec *rec)
 {
 	if (audit_statement_text && debug_query_string)
-		audit_rec_set_str(rec, RS_STATEMENT, redact_statement(debug_query_string));
+		audit_rec_set_str(rec, RS_STATEMENT, toms_redact_secrets(debug_query_string));
 }
 
 /* ----------------------------------------------------------------

@@ -701,12 +701,81 @@ sets_password(const char *q)
 }
 
 /*
- * Copy s with the string literal that follows every PASSWORD keyword
- * replaced by '********'.  Handles '...' with doubled quotes, E'...' with
- * backslash escapes and $tag$...$tag$.
+ * End of the secret that starts at q, after a PASSWORD keyword (and, if
+ * assigned, its '='), or NULL if none starts there: '...' or "..." with
+ * doubled quotes, E'...' with backslash escapes, $tag$...$tag$, or -- in
+ * connection strings (password=...) only -- a bare word (*quoted false).
+ * An unterminated literal runs to the end.
  */
-static char *
-redact_passwords(const char *s)
+static const char *
+secret_end(const char *q, bool assigned, bool *quoted)
+{
+	*quoted = true;
+	if ((q[0] == 'E' || q[0] == 'e') && q[1] == '\'')
+	{
+		bool		esc = false;
+
+		for (q += 2; *q; q++)
+		{
+			if (esc)
+				esc = false;
+			else if (*q == '\\')
+				esc = true;
+			else if (*q == '\'' && q[1] == '\'')
+				q++;
+			else if (*q == '\'')
+				return q + 1;
+		}
+		return q;
+	}
+	if (*q == '\'' || *q == '"')
+	{
+		char		quote = *q;
+
+		for (q++; *q; q++)
+		{
+			if (*q == quote && q[1] == quote)
+				q++;
+			else if (*q == quote)
+				return q + 1;
+		}
+		return q;
+	}
+	if (*q == '$')
+	{
+		const char *t = q + 1;
+		const char *end;
+
+		while (*t && *t != '$' && (isalnum((unsigned char) *t) || *t == '_'))
+			t++;
+		if (*t != '$')
+			return NULL;
+		for (end = t + 1; *end; end++)
+			if (strncmp(end, q, t - q + 1) == 0)
+				return end + (t - q + 1);
+		return end;
+	}
+	*quoted = false;
+	if (assigned && *q && pg_strncasecmp(q, "null", 4) != 0)
+	{
+		const char *w = q;
+
+		while (*w && !isspace((unsigned char) *w) && *w != ';' && *w != ',' &&
+			   *w != '\'' && *w != ')')
+			w++;
+		return w > q ? w : NULL;
+	}
+	return NULL;
+}
+
+/*
+ * Copy s with the secrets toms knows how to spot replaced: the literal
+ * after every PASSWORD keyword (CREATE/ALTER ROLE) by '********', the value
+ * of password=... in connection strings and the password of user:password@
+ * in URIs by ***.  Used for the server log and for audited statement text.
+ */
+char *
+toms_redact_secrets(const char *s)
 {
 	StringInfoData out;
 	const char *p = s;
@@ -714,76 +783,56 @@ redact_passwords(const char *s)
 	initStringInfo(&out);
 	while (*p)
 	{
-		const char *q;
-
-		if (pg_strncasecmp(p, "password", 8) != 0)
+		if (pg_strncasecmp(p, "password", 8) == 0)
 		{
-			appendStringInfoChar(&out, *p++);
+			const char *q = p + 8;
+			const char *end;
+			bool		assigned = false;
+			bool		quoted;
+
+			while (isspace((unsigned char) *q))
+				q++;
+			if (*q == '=')
+			{
+				assigned = true;
+				for (q++; *q == ' ' || *q == '\t'; q++)
+					;
+			}
+			end = secret_end(q, assigned, &quoted);
+			if (end)
+			{
+				appendBinaryStringInfo(&out, p, q - p);
+				appendStringInfoString(&out, quoted ? "'********'" : "***");
+				p = end;
+				continue;
+			}
+			appendBinaryStringInfo(&out, p, 8);
+			p += 8;
 			continue;
 		}
-		appendBinaryStringInfo(&out, p, 8);
-		p += 8;
-		q = p;
-		while (*q == ' ' || *q == '\t' || *q == '\n' || *q == '\r')
-			q++;
-		if (*q == 'E' || *q == 'e')
+		if (p[0] == ':' && p[1] == '/' && p[2] == '/')
 		{
-			if (q[1] == '\'')
-			{
-				bool		esc = false;
+			const char *q = p + 3;
+			const char *colon = NULL;
+			const char *at = NULL;
 
-				appendBinaryStringInfo(&out, p, q - p);
-				q += 2;
-				while (*q)
-				{
-					if (esc)
-						esc = false;
-					else if (*q == '\\')
-						esc = true;
-					else if (*q == '\'' && q[1] == '\'')
-						q++;
-					else if (*q == '\'')
-						break;
-					q++;
-				}
-				appendStringInfoString(&out, "'********'");
-				p = *q ? q + 1 : q;
+			while (*q && *q != '/' && *q != ' ' && *q != '\'' && *q != '"')
+			{
+				if (*q == ':' && colon == NULL)
+					colon = q;
+				if (*q == '@')
+					at = q;
+				q++;
+			}
+			if (colon && at && colon < at)
+			{
+				appendBinaryStringInfo(&out, p, colon - p + 1);
+				appendStringInfoString(&out, "***");
+				p = at;
+				continue;
 			}
 		}
-		else if (*q == '\'')
-		{
-			appendBinaryStringInfo(&out, p, q - p);
-			q++;
-			while (*q)
-			{
-				if (*q == '\'' && q[1] == '\'')
-					q += 2;
-				else if (*q == '\'')
-					break;
-				else
-					q++;
-			}
-			appendStringInfoString(&out, "'********'");
-			p = *q ? q + 1 : q;
-		}
-		else if (*q == '$')
-		{
-			const char *t = q + 1;
-
-			while (*t && *t != '$' && (isalnum((unsigned char) *t) || *t == '_'))
-				t++;
-			if (*t == '$')
-			{
-				size_t		taglen = t - q + 1;
-				const char *end = t + 1;
-
-				while (*end && strncmp(end, q, taglen) != 0)
-					end++;
-				appendBinaryStringInfo(&out, p, q - p);
-				appendStringInfoString(&out, "'********'");
-				p = *end ? end + taglen : end;
-			}
-		}
+		appendStringInfoChar(&out, *p++);
 	}
 	return out.data;
 }
@@ -792,7 +841,7 @@ static void
 redact_field(char **field)
 {
 	if (*field && (strstr(*field, "assword") || strstr(*field, "ASSWORD")))
-		*field = redact_passwords(*field);
+		*field = toms_redact_secrets(*field);
 }
 
 static void

@@ -233,6 +233,7 @@ extern void account_init(void);
 
 /* password.c (part of account security; set up by account_init) */
 extern void password_init(void);
+extern char *toms_redact_secrets(const char *s);
 
 /* assess.c */
 
