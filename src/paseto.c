@@ -21,6 +21,7 @@
 
 #include <sodium.h>
 
+#include "base64url.h"
 #include "toms.h"
 
 #define R_MALFORMED		"token malformed"
@@ -37,57 +38,6 @@ static const char header[] = "v4.public.";
 
 /* Deepest nesting the footer scanner follows. */
 #define FOOTER_MAX_DEPTH 8
-
-static int
-b64url_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
-/*
- * Strict unpadded base64url decoding: no '=', no other alphabet, no
- * whitespace, and the unused low bits of the last character must be zero
- * (otherwise several strings would decode to the same bytes).
- */
-static bool
-b64url_decode(const char *in, size_t inlen, unsigned char *out, size_t *outlen)
-{
-	unsigned int acc = 0;
-	int			bits = 0;
-	size_t		n = 0;
-	size_t		i;
-
-	if (inlen % 4 == 1)
-		return false;
-	for (i = 0; i < inlen; i++)
-	{
-		int			v = b64url_value((unsigned char) in[i]);
-
-		if (v < 0)
-			return false;
-		acc = ((acc << 6) | (unsigned int) v) & 0xFFFF;
-		bits += 6;
-		if (bits >= 8)
-		{
-			bits -= 8;
-			out[n++] = (unsigned char) ((acc >> bits) & 0xFF);
-		}
-	}
-	if (bits > 0 && (acc & ((1U << bits) - 1)) != 0)
-		return false;
-	*outlen = n;
-	return true;
-}
 
 const char *
 toms_paseto_parse(const char *token, size_t len, unsigned char *buf,
@@ -117,7 +67,7 @@ toms_paseto_parse(const char *token, size_t len, unsigned char *buf,
 	}
 
 	/* m || sig, then the footer, both into buf (each shrinks by 3/4) */
-	if (!b64url_decode(body, bodylen, buf, &declen) || declen < SIG_LEN)
+	if (b64url_decode(body, bodylen, buf, &declen) != B64URL_OK || declen < SIG_LEN)
 		return R_MALFORMED;
 	out->payload = buf;
 	out->payload_len = declen - SIG_LEN;
@@ -125,7 +75,7 @@ toms_paseto_parse(const char *token, size_t len, unsigned char *buf,
 
 	out->footer = buf + declen;
 	out->footer_len = 0;
-	if (dot && !b64url_decode(dot + 1, footlen, buf + declen, &out->footer_len))
+	if (dot && b64url_decode(dot + 1, footlen, buf + declen, &out->footer_len) != B64URL_OK)
 	{
 		memset(out, 0, sizeof(*out));
 		return R_MALFORMED;

@@ -12,6 +12,7 @@
  */
 #include <string.h>
 
+#include "base64url.h"
 #include "sealed_format.h"
 
 static const char b64url[] =
@@ -110,31 +111,11 @@ sealed_unarmour_maxlen(size_t textlen)
 	return (textlen / 4) * 3 + 3;
 }
 
-static int
-b64url_value(unsigned char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
-}
-
 SealedFormatError
 sealed_unarmour(const char *text, size_t textlen, uint8_t *out, size_t *outlen)
 {
-	const unsigned char *s;
-	size_t		n;
-	size_t		i;
-	size_t		o = 0;
-	uint32_t	acc = 0;
-	int			bits = 0;
+	size_t		o;
+	B64urlResult r;
 	SealedFormatError err;
 
 	*outlen = 0;
@@ -144,30 +125,16 @@ sealed_unarmour(const char *text, size_t textlen, uint8_t *out, size_t *outlen)
 		memcmp(text, SEALED_ARMOUR_PREFIX, SEALED_ARMOUR_PREFIX_LEN) != 0)
 		return SEALED_ERR_VERSION;
 
-	s = (const unsigned char *) text + SEALED_ARMOUR_PREFIX_LEN;
-	n = textlen - SEALED_ARMOUR_PREFIX_LEN;
-	for (i = 0; i < n; i++)
-	{
-		int			v = b64url_value(s[i]);
-
-		if (v < 0)
-			return SEALED_ERR_CHAR;
-		acc = (acc << 6) | (uint32_t) v;
-		bits += 6;
-		if (bits >= 8)
-		{
-			bits -= 8;
-			out[o++] = (uint8_t) (acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
-	}
+	r = b64url_decode(text + SEALED_ARMOUR_PREFIX_LEN, textlen - SEALED_ARMOUR_PREFIX_LEN, out, &o);
+	if (r == B64URL_BAD_CHAR)
+		return SEALED_ERR_CHAR;
 	*outlen = o;
 	err = sealed_check_binary(out, o);
 	/* A value cut short (say, by a copy and paste) says so first. */
 	if (err == SEALED_ERR_TRUNCATED)
 		return err;
 	/* A dangling character or leftover bits: one value, one text form. */
-	if (n % 4 == 1 || acc != 0)
+	if (r == B64URL_NOT_CANONICAL)
 	{
 		*outlen = 0;
 		return SEALED_ERR_ENCODING;
