@@ -893,15 +893,8 @@ start_worker(AuditDb *db, int idx)
 {
 	BackgroundWorker bgw;
 
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	bgw.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	bgw.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "toms");
-	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "toms_audit_worker_main");
-	snprintf(bgw.bgw_name, BGW_MAXLEN, "toms audit worker for database %u", db->dbid);
-	snprintf(bgw.bgw_type, BGW_MAXLEN, "toms audit worker");
-	bgw.bgw_main_arg = ObjectIdGetDatum(db->dbid);
+	toms_bgworker(&bgw, "toms_audit_worker_main", "toms audit worker", db->dbid,
+				  BgWorkerStart_RecoveryFinished, BGW_NEVER_RESTART);
 	bgw.bgw_notify_pid = MyProcPid;
 	if (!RegisterDynamicBackgroundWorker(&bgw, &handles[idx]))
 		return false;
@@ -1163,14 +1156,8 @@ audit_worker_init(void)
 {
 	BackgroundWorker bgw;
 
-	memset(&bgw, 0, sizeof(bgw));
-	bgw.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
 	/* also on a standby, where it waits for promotion */
-	bgw.bgw_start_time = BgWorkerStart_ConsistentState;
-	bgw.bgw_restart_time = 1;
-	snprintf(bgw.bgw_library_name, BGW_MAXLEN, "toms");
-	snprintf(bgw.bgw_function_name, BGW_MAXLEN, "toms_audit_launcher_main");
-	snprintf(bgw.bgw_name, BGW_MAXLEN, "toms audit launcher");
-	snprintf(bgw.bgw_type, BGW_MAXLEN, "toms audit launcher");
+	toms_bgworker(&bgw, "toms_audit_launcher_main", "toms audit launcher", InvalidOid,
+				  BgWorkerStart_ConsistentState, 1);
 	RegisterBackgroundWorker(&bgw);
 }

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * databases.c
- *	  The databases toms' launchers serve.
+ *	  What toms' background workers share: the databases the launchers
+ *	  serve, and the description of a worker.
  *
  *	  Read by a heap scan of pg_database, as PostgreSQL's own launchers
  *	  do: a launcher is connected to no database, and an index scan (such
@@ -59,4 +60,29 @@ toms_databases(bool connectable_only)
 	table_close(rel, AccessShareLock);
 	CommitTransactionCommand();
 	return dbs;
+}
+
+/*
+ * Describe one of toms' workers: shared memory and a database connection,
+ * entry point function of this library, its type, and -- for a worker of
+ * one database (dboid valid, passed as its argument) -- a name that says
+ * which.  Callers that want to hear of its start and exit set
+ * bgw_notify_pid.
+ */
+void
+toms_bgworker(BackgroundWorker *bgw, const char *function, const char *type, Oid dboid,
+			  BgWorkerStartTime start, int restart)
+{
+	memset(bgw, 0, sizeof(*bgw));
+	bgw->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	bgw->bgw_start_time = start;
+	bgw->bgw_restart_time = restart;
+	snprintf(bgw->bgw_library_name, BGW_MAXLEN, "toms");
+	snprintf(bgw->bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(bgw->bgw_type, BGW_MAXLEN, "%s", type);
+	if (OidIsValid(dboid))
+		snprintf(bgw->bgw_name, BGW_MAXLEN, "%s for database %u", type, dboid);
+	else
+		snprintf(bgw->bgw_name, BGW_MAXLEN, "%s", type);
+	bgw->bgw_main_arg = ObjectIdGetDatum(dboid);
 }

@@ -110,15 +110,8 @@ start_db_worker(DbWorker *w)
 {
 	BackgroundWorker worker;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "toms");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "toms_lifecycle_worker_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "toms lifecycle worker for database %u", w->dboid);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "toms lifecycle worker");
-	worker.bgw_main_arg = ObjectIdGetDatum(w->dboid);
+	toms_bgworker(&worker, "toms_lifecycle_worker_main", "toms lifecycle worker", w->dboid,
+				  BgWorkerStart_RecoveryFinished, BGW_NEVER_RESTART);
 	worker.bgw_notify_pid = MyProcPid;
 
 	if (!RegisterDynamicBackgroundWorker(&worker, &w->handle))
@@ -655,13 +648,7 @@ lifecycle_worker_init(void)
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-	worker.bgw_restart_time = 10;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "toms");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "toms_lifecycle_launcher_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "toms lifecycle launcher");
-	snprintf(worker.bgw_type, BGW_MAXLEN, "toms lifecycle launcher");
+	toms_bgworker(&worker, "toms_lifecycle_launcher_main", "toms lifecycle launcher", InvalidOid,
+				  BgWorkerStart_RecoveryFinished, 10);
 	RegisterBackgroundWorker(&worker);
 }

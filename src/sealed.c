@@ -157,16 +157,8 @@ sealed_xact_cb(XactEvent event, void *arg)
 				BackgroundWorkerHandle *handle;
 
 				reseal_launch_at_commit = false;
-				memset(&worker, 0, sizeof(worker));
-				worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-				worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
-				worker.bgw_restart_time = 5;
-				snprintf(worker.bgw_library_name, BGW_MAXLEN, "toms");
-				snprintf(worker.bgw_function_name, BGW_MAXLEN, "toms_reseal_worker_main");
-				snprintf(worker.bgw_name, BGW_MAXLEN, "toms reseal worker");
-				snprintf(worker.bgw_type, BGW_MAXLEN, "toms reseal worker");
-				worker.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
-				worker.bgw_notify_pid = 0;
+				toms_bgworker(&worker, "toms_reseal_worker_main", "toms reseal worker", MyDatabaseId,
+							  BgWorkerStart_RecoveryFinished, 5);
 				if (!RegisterDynamicBackgroundWorker(&worker, &handle))
 					ereport(WARNING,
 							(errmsg("toms could not start the reseal worker"),

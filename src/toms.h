@@ -15,6 +15,7 @@
 #include "access/attnum.h"
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
+#include "postmaster/bgworker.h"
 #include "storage/lwlock.h"
 #include "utils/snapshot.h"
 
@@ -24,7 +25,7 @@
 /* Longest tenant id accepted anywhere (bytes). */
 #define TOMS_MAX_TENANT_LEN 128
 
-/* databases.c: for the launchers, connected to no database */
+/* databases.c: for the launchers (connected to no database) and workers */
 typedef struct TomsDatabase
 {
 	Oid			oid;
@@ -32,6 +33,8 @@ typedef struct TomsDatabase
 } TomsDatabase;
 
 extern List *toms_databases(bool connectable_only);
+extern void toms_bgworker(BackgroundWorker *bgw, const char *function, const char *type,
+						  Oid dboid, BgWorkerStartTime start, int restart);
 
 /* shmem.c */
 
