@@ -8,21 +8,15 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use TomsNode;
 
 my $node = PostgreSQL::Test::Cluster->new('audit_login');
 $node->init;
-$node->append_conf('postgresql.conf', qq{
-listen_addresses = '127.0.0.1'
+my $soon = start_with_password_logins($node, qq{
 toms.max_failed_logins = 3
 toms.audit_flush_delay = 50ms
 });
-open(my $hba, '>', $node->data_dir . '/pg_hba.conf') or die;
-print $hba "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n";
-close($hba);
-$node->start;
-
 my $port = $node->port;
-my $soon = $node->safe_psql('postgres', "SELECT (now() + interval '30 days')::text");
 $node->safe_psql('postgres', qq{
 CREATE EXTENSION toms;
 CREATE ROLE regress_login LOGIN PASSWORD 'Audit-Login-Pass-1' VALID UNTIL '$soon';

@@ -7,11 +7,11 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use TomsNode;
 
 my $node = PostgreSQL::Test::Cluster->new('lockout');
 $node->init;
-$node->append_conf('postgresql.conf', qq{
-listen_addresses = '127.0.0.1'
+my $soon = start_with_password_logins($node, qq{
 toms.max_failed_logins = 3
 toms.lockout_window = '10min'
 toms.lockout_duration = '1h'
@@ -20,13 +20,7 @@ log_min_error_statement = 'error'
 log_connections = on
 toms.max_tracked_roles = 16
 });
-open(my $hba, '>', $node->data_dir . '/pg_hba.conf') or die;
-print $hba "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n";
-close($hba);
-$node->start;
-
 my $port = $node->port;
-my $soon = $node->safe_psql('postgres', "SELECT (now() + interval '30 days')::text");
 $node->safe_psql('postgres', qq{
 CREATE EXTENSION toms;
 CREATE ROLE regress_lock LOGIN PASSWORD 'Lock-Out-Right-Pass-1' VALID UNTIL '$soon';

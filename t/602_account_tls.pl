@@ -7,6 +7,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use TomsNode;
 
 my $node = PostgreSQL::Test::Cluster->new('tls');
 $node->init;
@@ -17,8 +18,7 @@ system_or_bail('openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-day
 	'-subj', '/CN=127.0.0.1', '-keyout', "$pgdata/server.key", '-out', "$pgdata/server.crt");
 chmod(0600, "$pgdata/server.key") or die;
 
-$node->append_conf('postgresql.conf', qq{
-listen_addresses = '127.0.0.1'
+my $soon = start_with_password_logins($node, qq{
 ssl = on
 ssl_cert_file = 'server.crt'
 ssl_key_file = 'server.key'
@@ -26,13 +26,7 @@ ssl_min_protocol_version = 'TLSv1.2'
 toms.require_tls = on
 toms.min_tls_version = 'TLSv1.3'
 });
-open(my $hba, '>', "$pgdata/pg_hba.conf") or die;
-print $hba "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n";
-close($hba);
-$node->start;
-
 my $port = $node->port;
-my $soon = $node->safe_psql('postgres', "SELECT (now() + interval '30 days')::text");
 $node->safe_psql('postgres',
 	"CREATE ROLE regress_tls LOGIN PASSWORD 'Tls-Only-Pass-2024' VALID UNTIL '$soon'");
 my $base = "host=127.0.0.1 port=$port dbname=postgres user=regress_tls password=Tls-Only-Pass-2024";

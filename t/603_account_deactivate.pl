@@ -6,17 +6,12 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use TomsNode;
 
 my $node = PostgreSQL::Test::Cluster->new('deactivate');
 $node->init;
-$node->append_conf('postgresql.conf', "listen_addresses = '127.0.0.1'");
-open(my $hba, '>', $node->data_dir . '/pg_hba.conf') or die;
-print $hba "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n";
-close($hba);
-$node->start;
-
+my $soon = start_with_password_logins($node);
 my $port = $node->port;
-my $soon = $node->safe_psql('postgres', "SELECT (now() + interval '30 days')::text");
 $node->safe_psql('postgres', qq{
 CREATE EXTENSION toms;
 CREATE ROLE regress_leaver LOGIN PASSWORD 'Leaving-Soon-2024!' VALID UNTIL '$soon';
