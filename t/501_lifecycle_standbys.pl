@@ -10,6 +10,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use TomsNode;
 use Time::HiRes qw(usleep);
 use Cwd ();
 
@@ -21,16 +22,8 @@ toms.lifecycle_naptime = 100ms
 wal_writer_delay = 10ms
 });
 $primary->start;
-$primary->backup('base');
 
-my @standbys;
-for my $name ('standby1', 'standby2')
-{
-	my $s = PostgreSQL::Test::Cluster->new($name);
-	$s->init_from_backup($primary, 'base', has_streaming => 1);
-	$s->start;
-	push @standbys, $s;
-}
+my @standbys = start_standbys($primary, 'standby1', 'standby2');
 my ($standby1, $standby2) = @standbys;
 
 sub sql { return $primary->safe_psql('postgres', $_[0]); }

@@ -9,6 +9,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use TomsNode;
 
 sub row
 {
@@ -45,15 +46,7 @@ is($status, 'warn', 'no standby: 8a warns');
 like($evidence, qr/^0 streaming standby\(s\) of 2 required/, 'evidence counts no standby');
 
 # Step 2: two standbys from a base backup, streaming.
-$primary->backup('base');
-my @standbys;
-for my $name ('standby1', 'standby2')
-{
-	my $s = PostgreSQL::Test::Cluster->new($name);
-	$s->init_from_backup($primary, 'base', has_streaming => 1);
-	$s->start;
-	push @standbys, $s;
-}
+my @standbys = start_standbys($primary, 'standby1', 'standby2');
 $primary->wait_for_catchup($_) for @standbys;
 
 ($status, $evidence) = row($primary, '8a');

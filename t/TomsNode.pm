@@ -4,8 +4,9 @@ package TomsNode;
 use strict;
 use warnings;
 use Exporter 'import';
+use PostgreSQL::Test::Cluster;
 
-our @EXPORT = qw(start_with_password_logins);
+our @EXPORT = qw(start_with_password_logins start_standbys);
 
 # Start an initialised node that takes password (scram-sha-256) logins on
 # 127.0.0.1 and trusts local ones, with $conf added to postgresql.conf.
@@ -21,6 +22,24 @@ sub start_with_password_logins
 	close($hba);
 	$node->start;
 	return $node->safe_psql('postgres', "SELECT (now() + interval '30 days')::text");
+}
+
+# Streaming standbys of $primary, from a fresh base backup, started, in
+# the order of @names.
+sub start_standbys
+{
+	my ($primary, @names) = @_;
+	my @standbys;
+
+	$primary->backup('base');
+	for my $name (@names)
+	{
+		my $s = PostgreSQL::Test::Cluster->new($name);
+		$s->init_from_backup($primary, 'base', has_streaming => 1);
+		$s->start;
+		push @standbys, $s;
+	}
+	return @standbys;
 }
 
 1;
