@@ -235,6 +235,8 @@ void
 audit_rec_to_datums(const AuditRec *rec, Datum *values, bool *nulls)
 {
 	int			i;
+	Size		size = 0;
+	char	   *buf;
 
 	for (i = 0; i < AC_NCOLS; i++)
 	{
@@ -243,13 +245,22 @@ audit_rec_to_datums(const AuditRec *rec, Datum *values, bool *nulls)
 	}
 	values[AC_TS] = TimestampTzGetDatum(rec->h.ts);
 	nulls[AC_TS] = false;
+	/* the text values, in one allocation */
+	for (i = 0; i < RS_NSTR; i++)
+		if (str_col[i] >= 0 && rec->h.len[i] != AUDIT_STR_NULL)
+			size += MAXALIGN(VARHDRSZ + rec->h.len[i]);
+	buf = palloc(size);
 	for (i = 0; i < RS_NSTR; i++)
 	{
+		text	   *t = (text *) buf;
+
 		if (str_col[i] < 0 || rec->h.len[i] == AUDIT_STR_NULL)
 			continue;
-		values[str_col[i]] = PointerGetDatum(cstring_to_text_with_len(rec->data + rec->h.off[i],
-																	  rec->h.len[i]));
+		SET_VARSIZE(t, VARHDRSZ + rec->h.len[i]);
+		memcpy(VARDATA(t), rec->data + rec->h.off[i], rec->h.len[i]);
+		values[str_col[i]] = PointerGetDatum(t);
 		nulls[str_col[i]] = false;
+		buf += MAXALIGN(VARHDRSZ + rec->h.len[i]);
 	}
 	for (i = 0; i < RI_NINT; i++)
 	{
@@ -263,18 +274,13 @@ audit_rec_to_datums(const AuditRec *rec, Datum *values, bool *nulls)
 	}
 }
 
-/*
- * The canonical encoding: per column, in table order, one byte 0 (NULL) or
- * 1 followed by the value -- big-endian 8 bytes for bigint and timestamptz
- * (microseconds since 2000-01-01), 4 bytes for integer, a 4-byte length and
- * the UTF-8 bytes for text.  It depends on nothing but the values, so an
- * external verifier can recompute it.
- */
 /* ----------------------------------------------------------------
  * Storing rows (AuditStore)
  * ----------------------------------------------------------------
  */
 #define AUDIT_STORE_CHUNK 100	/* rows per heap multi-insert */
+
+static BulkInsertState worker_bistate = NULL;
 
 struct AuditStore
 {
@@ -334,7 +340,22 @@ audit_store_begin(bool bulk)
 	st->rri = makeNode(ResultRelInfo);
 	InitResultRelInfo(st->rri, st->rel, 1, NULL, 0);
 	ExecOpenIndices(st->rri, false);
-	st->bistate = bulk ? GetBulkInsertState() : NULL;
+	if (bulk)
+	{
+		/*
+		 * The worker's bulk-insert state is kept for its life, so that its
+		 * ring of buffers is reused batch after batch rather than a fresh
+		 * one (and fresh shared buffers) taken for each.
+		 */
+		if (worker_bistate == NULL)
+		{
+			MemoryContext oldcxt = MemoryContextSwitchTo(TopMemoryContext);
+
+			worker_bistate = GetBulkInsertState();
+			MemoryContextSwitchTo(oldcxt);
+		}
+		st->bistate = worker_bistate;
+	}
 	return st;
 }
 
@@ -384,7 +405,7 @@ audit_store_end(AuditStore *st)
 	for (i = 0; i < st->nslots; i++)
 		ExecDropSingleTupleTableSlot(st->slots[i]);
 	if (st->bistate)
-		FreeBulkInsertState(st->bistate);
+		ReleaseBulkInsertStatePin(st->bistate);
 	ExecCloseIndices(st->rri);
 	FreeExecutorState(st->estate);
 	table_close(st->rel, NoLock);
@@ -405,6 +426,13 @@ put_be(uint8 *p, uint64 v, int n)
 	}
 }
 
+/*
+ * The canonical encoding: per column, in table order, one byte 0 (NULL) or
+ * 1 followed by the value -- big-endian 8 bytes for bigint and timestamptz
+ * (microseconds since 2000-01-01), 4 bytes for integer, a 4-byte length and
+ * the UTF-8 bytes for text.  It depends on nothing but the values, so an
+ * external verifier can recompute it.
+ */
 void
 audit_chain_hash(const uint8 *prev, const Datum *values, const bool *nulls, uint8 *out)
 {

@@ -138,11 +138,16 @@ static char *batch_arena = NULL;
 static bool batch_full = false;	/* more may be waiting */
 static uint64 *batch_seqs = NULL;
 
+/* the batch's new rows, stored by heap multi-insert (AuditStore) */
+static AuditStore *pending = NULL;
+
 /*
- * Records waiting to be inserted, column by column: one INSERT ... SELECT
- * FROM unnest() per batch instead of one executor run per record.
+ * The batch's rows are formed here.  Its first block is kept across
+ * batches: a fresh multi-megabyte allocation per batch would be mapped and
+ * faulted in page by page each time.
  */
-static AuditStore *pending = NULL;	/* this batch's rows, being stored */
+static MemoryContext rows_cxt = NULL;
+#define ROWS_CXT_SIZE (4 * 1024 * 1024)
 static SPIPlanPtr plan_update = NULL;
 static SPIPlanPtr plan_chain_xid = NULL;	/* unchained rows of one transaction */
 static SPIPlanPtr plan_chain_all = NULL;	/* of every committed one */
@@ -723,12 +728,14 @@ worker_batch(bool *first)
 					Datum		values[AC_NCOLS];
 					bool		nulls[AC_NCOLS];
 					char	   *kind;
+					MemoryContext oldcxt = MemoryContextSwitchTo(rows_cxt);
 
 					audit_rec_to_datums(rec, values, nulls);
 					chain_insert(values, nulls);
 					kind = audit_rec_get_str(rec, RS_KIND);
 					if (kind && strcmp(kind, "denied") == 0)
 						count_denial(rec);
+					MemoryContextSwitchTo(oldcxt);
 				}
 				break;
 			case AREC_CHAIN:
@@ -755,6 +762,7 @@ worker_batch(bool *first)
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
+	MemoryContextReset(rows_cxt);
 	pgstat_report_activity(STATE_IDLE, NULL);
 
 	/* no interrupt is processed between the commit and this */
@@ -813,6 +821,8 @@ toms_audit_worker_main(Datum main_arg)
 	batch_arena = MemoryContextAlloc(TopMemoryContext, BATCH_ARENA);
 	batch_seqs = MemoryContextAlloc(TopMemoryContext, sizeof(uint64) * AUDIT_BATCH);
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "toms audit worker", ALLOCSET_DEFAULT_SIZES);
+	rows_cxt = AllocSetContextCreate(TopMemoryContext, "toms audit rows",
+									 ROWS_CXT_SIZE, ROWS_CXT_SIZE, ROWS_CXT_SIZE);
 
 	for (;;)
 	{
