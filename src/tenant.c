@@ -130,27 +130,47 @@ static void tenant_ExecutorStart(QueryDesc *queryDesc, int eflags);
  * ----------------------------------------------------------------
  */
 
+/*
+ * toms' schema, and whether the extension is installed in this database:
+ * asked by every statement, so the two syscache lookups are remembered
+ * until pg_namespace or pg_class changes (the invalidation that would
+ * refresh the syscache resets this too, so it is never stale).
+ */
+static bool ext_cache_valid = false;
+static Oid	ext_nsp = InvalidOid;
+static bool ext_installed = false;
+
+static void
+ext_cache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	ext_cache_valid = false;
+}
+
+static void
+ext_cache_fill(void)
+{
+	ext_nsp = get_namespace_oid(TOMS_SCHEMA, true);
+	ext_installed = OidIsValid(ext_nsp) &&
+		OidIsValid(get_relname_relid("protected_tables", ext_nsp));
+	ext_cache_valid = true;
+}
+
 Oid
 toms_schema_oid(void)
 {
-	return get_namespace_oid(TOMS_SCHEMA, true);
+	if (!ext_cache_valid)
+		ext_cache_fill();
+	return ext_nsp;
 }
 
-/*
- * Is the extension installed in this database?  Both lookups go through
- * the syscache, so this is cheap and never stale.
- */
 bool
 toms_extension_exists(void)
 {
-	Oid			nsp;
-
 	if (!IsTransactionState())
 		return false;
-	nsp = toms_schema_oid();
-	if (!OidIsValid(nsp))
-		return false;
-	return OidIsValid(get_relname_relid("protected_tables", nsp));
+	if (!ext_cache_valid)
+		ext_cache_fill();
+	return ext_installed;
 }
 
 static Oid
@@ -1158,6 +1178,8 @@ tenant_init(void)
 	CacheRegisterRelcacheCallback(tenant_relcache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHMEMMEMROLE, tenant_syscache_callback, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHOID, tenant_syscache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, ext_cache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(RELNAMENSP, ext_cache_callback, (Datum) 0);
 
 	prev_ExecutorStart = ExecutorStart_hook;
 	ExecutorStart_hook = tenant_ExecutorStart;
