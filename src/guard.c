@@ -34,6 +34,7 @@
 #include "catalog/objectaccess.h"
 #include "catalog/pg_attrdef.h"
 #include "catalog/pg_constraint.h"
+#include "catalog/pg_depend.h"
 #include "catalog/pg_index.h"
 #include "catalog/pg_policy.h"
 #include "catalog/pg_proc.h"
@@ -44,6 +45,7 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
 #include "optimizer/optimizer.h"
@@ -56,6 +58,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 #include "toms.h"
 
@@ -184,9 +187,10 @@ is_guarded_column(const TomsProtected *prot, const char *colname)
 
 /*
  * Expressions that DDL evaluates over every row run past row security: an
- * index's expressions and predicate, CHECK and exclusion constraints,
- * generated columns, extended statistics' expressions (ANALYZE), and the
- * conversion of ALTER COLUMN ... TYPE.  Built-in functions and those of
+ * index's expressions and predicate, CHECK and exclusion constraints (also
+ * a domain's, and VALIDATE CONSTRAINT), generated columns, extended
+ * statistics' expressions (ANALYZE), and the conversion of ALTER COLUMN
+ * ... TYPE.  Built-in functions and those of
  * installed extensions (toms' own among them) were vetted by whoever
  * installed them; a user-defined function can pass each row on (a NOTICE,
  * a side table).  On a protected table, only toms_admin may use one there.
@@ -243,14 +247,68 @@ check_retype(Oid relid, const char *relname, const AlterTableCmd *cmd)
 				 errhint("The conversion is evaluated over every tenant's rows: only toms_admin may do this.")));
 }
 
+/* A table whose rows toms guards. */
+static bool
+guarded_table(Oid relid)
+{
+	return toms_protected(relid) != NULL;
+}
+
+/*
+ * A domain that a column of a protected table has as its type, directly or
+ * through a domain over it: the columns that ALTER DOMAIN checks a new
+ * constraint against (PostgreSQL does not check arrays or composites of a
+ * domain, so neither is looked at here).
+ */
+static bool
+guarded_domain(Oid typid)
+{
+	Relation	rel;
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	check_stack_depth();
+	rel = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(TypeRelationId));
+	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(typid));
+	scan = systable_beginscan(rel, DependReferenceIndexId, true, NULL, 2, key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
+
+		if (dep->classid == RelationRelationId && dep->objsubid > 0)
+			found = guarded_table(dep->objid);
+		else if (dep->classid == TypeRelationId && get_typtype(dep->objid) == TYPTYPE_DOMAIN)
+			found = guarded_domain(dep->objid);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+static void
+refuse_domain_function(Oid typid, const char *what)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("cannot %s calling a user-defined function on domain \"%s\", which a protected table uses",
+					what, format_type_be(typid)),
+			 errhint("It is evaluated over every tenant's rows: only toms_admin may do this.")));
+}
+
 /*
  * The stored expression of the catalog row found by key (one or two oid
- * columns), and the table it belongs to, if that is protected.  Read with
- * SnapshotSelf: a post-create hook runs before the command counter moves.
+ * columns), and the object it belongs to (relcol), if guarded says so.
+ * Read with SnapshotSelf: a post-create hook runs before the command
+ * counter moves.
  */
 static Node *
 created_expr(Oid catalog, Oid index, int nkeys, const AttrNumber *keycols, const Datum *keys,
-			 AttrNumber relcol, AttrNumber exprcol, Oid *relid)
+			 AttrNumber relcol, AttrNumber exprcol, bool (*guarded) (Oid), Oid *relid)
 {
 	Relation	rel = table_open(catalog, AccessShareLock);
 	ScanKeyData key[2];
@@ -272,7 +330,7 @@ created_expr(Oid catalog, Oid index, int nkeys, const AttrNumber *keycols, const
 
 		*relid = DatumGetObjectId(heap_getattr(tup, relcol, RelationGetDescr(rel), &isnull));
 		d = heap_getattr(tup, exprcol, RelationGetDescr(rel), &isnull);
-		if (!isnull && OidIsValid(*relid) && toms_protected(*relid))
+		if (!isnull && OidIsValid(*relid) && guarded(*relid))
 			expr = stringToNode(TextDatumGetCString(d));
 	}
 	systable_endscan(scan);
@@ -292,18 +350,24 @@ check_created(Oid classId, Oid objectId, int subId)
 		/* an index if pg_index has it (the relcache does not know yet) */
 		cols[0] = Anum_pg_index_indexrelid;
 		if (calls_user_function(created_expr(IndexRelationId, IndexRelidIndexId, 1, cols, keys,
-											 Anum_pg_index_indrelid, Anum_pg_index_indexprs, &relid), NULL))
+											 Anum_pg_index_indrelid, Anum_pg_index_indexprs, guarded_table, &relid), NULL))
 			refuse_user_function(relid, "create an index");
 		if (calls_user_function(created_expr(IndexRelationId, IndexRelidIndexId, 1, cols, keys,
-											 Anum_pg_index_indrelid, Anum_pg_index_indpred, &relid), NULL))
+											 Anum_pg_index_indrelid, Anum_pg_index_indpred, guarded_table, &relid), NULL))
 			refuse_user_function(relid, "create a partial index");
 	}
 	else if (classId == ConstraintRelationId)
 	{
 		cols[0] = Anum_pg_constraint_oid;
 		if (calls_user_function(created_expr(ConstraintRelationId, ConstraintOidIndexId, 1, cols, keys,
-											 Anum_pg_constraint_conrelid, Anum_pg_constraint_conbin, &relid), NULL))
+											 Anum_pg_constraint_conrelid, Anum_pg_constraint_conbin,
+											 guarded_table, &relid), NULL))
 			refuse_user_function(relid, "add a constraint");
+		/* a domain's constraint is checked against the columns using it */
+		if (calls_user_function(created_expr(ConstraintRelationId, ConstraintOidIndexId, 1, cols, keys,
+											 Anum_pg_constraint_contypid, Anum_pg_constraint_conbin,
+											 guarded_domain, &relid), NULL))
+			refuse_domain_function(relid, "add a constraint");
 	}
 	else if (classId == AttrDefaultRelationId)
 	{
@@ -313,7 +377,7 @@ check_created(Oid classId, Oid objectId, int subId)
 		cols[0] = Anum_pg_attrdef_adrelid;
 		cols[1] = Anum_pg_attrdef_adnum;
 		expr = created_expr(AttrDefaultRelationId, AttrDefaultIndexId, 2, cols, keys,
-							Anum_pg_attrdef_adrelid, Anum_pg_attrdef_adbin, &relid);
+							Anum_pg_attrdef_adrelid, Anum_pg_attrdef_adbin, guarded_table, &relid);
 		if (contain_var_clause(expr) && calls_user_function(expr, NULL))
 			refuse_user_function(relid, "add a generated column");
 	}
@@ -322,9 +386,44 @@ check_created(Oid classId, Oid objectId, int subId)
 		cols[0] = Anum_pg_statistic_ext_oid;
 		if (calls_user_function(created_expr(StatisticExtRelationId, StatisticExtOidIndexId, 1, cols, keys,
 											 Anum_pg_statistic_ext_stxrelid, Anum_pg_statistic_ext_stxexprs,
-											 &relid), NULL))
+											 guarded_table, &relid), NULL))
 			refuse_user_function(relid, "create statistics");
 	}
+}
+
+/*
+ * VALIDATE CONSTRAINT checks every row against a constraint made NOT VALID
+ * earlier -- perhaps before the table was protected or the domain used.
+ */
+static bool
+constraint_calls_user_function(Oid conoid)
+{
+	HeapTuple	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid));
+	bool		result = false;
+
+	if (HeapTupleIsValid(tup))
+	{
+		bool		isnull;
+		Datum		d = SysCacheGetAttr(CONSTROID, tup, Anum_pg_constraint_conbin, &isnull);
+
+		if (!isnull)
+			result = calls_user_function(stringToNode(TextDatumGetCString(d)), NULL);
+		ReleaseSysCache(tup);
+	}
+	return result;
+}
+
+static void
+check_alter_domain(AlterDomainStmt *stmt)
+{
+	Oid			typid;
+
+	if (stmt->subtype != 'V' || is_admin())
+		return;
+	typid = LookupTypeNameOid(NULL, makeTypeNameFromNameList(stmt->typeName), true);
+	if (OidIsValid(typid) && guarded_domain(typid) &&
+		constraint_calls_user_function(get_domain_constraint_oid(typid, stmt->name, true)))
+		refuse_domain_function(typid, "validate a constraint");
 }
 
 static void
@@ -376,6 +475,11 @@ check_alter_table(AlterTableStmt *stmt)
 					refuse(relname, psprintf("change the type of column \"%s\"", cmd->name), NULL);
 				check_retype(relid, relname, cmd);
 				break;
+			case AT_ValidateConstraint:
+				if (!is_admin() &&
+					constraint_calls_user_function(get_relation_constraint_oid(relid, cmd->name, true)))
+					refuse_user_function(relid, "validate a constraint");
+				break;
 			case AT_AddInherit:
 				refuse(relname, "add a parent table",
 					   "Rows of a child table are visible through its parent without the child's policies.");
@@ -413,7 +517,7 @@ check_policy_name(Oid relid, const char *policy, const char *what)
 static bool
 toms_any_protected(void)
 {
-	Oid			nsp = get_namespace_oid(TOMS_SCHEMA, true);
+	Oid			nsp = toms_schema_oid();
 	Oid			relid = OidIsValid(nsp) ? get_relname_relid("protected_tables", nsp) : InvalidOid;
 	Relation	rel;
 	SysScanDesc scan;
@@ -456,6 +560,9 @@ check_utility(Node *parsetree)
 			break;
 		case T_AlterTableStmt:
 			check_alter_table((AlterTableStmt *) parsetree);
+			break;
+		case T_AlterDomainStmt:
+			check_alter_domain((AlterDomainStmt *) parsetree);
 			break;
 		case T_CreatePolicyStmt:
 			{

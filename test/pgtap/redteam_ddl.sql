@@ -9,7 +9,7 @@
 \pset tuples_only true
 \pset pager off
 BEGIN;
-SELECT plan(50);
+SELECT plan(56);
 SET LOCAL client_min_messages = warning;
 
 CREATE ROLE regress_rt_owner LOGIN;
@@ -29,9 +29,26 @@ CREATE TABLE rt.audit_copy (tenant_id text, body text);
 RESET ROLE;
 GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE, TRIGGER ON rt.notes TO regress_rt_alice, regress_rt_eve;
 SELECT toms.protect('rt.notes');
+-- For section 4: a table whose column has a domain (over a domain), with
+-- a CHECK constraint and a domain constraint made NOT VALID before the
+-- table was protected; both call a function that keeps what it sees.
+CREATE TABLE rt.seen0 (body text);
+GRANT SELECT ON rt.seen0 TO PUBLIC;
+CREATE FUNCTION rt.spy0(t text) RETURNS bool LANGUAGE plpgsql SECURITY DEFINER AS
+$$ BEGIN INSERT INTO rt.seen0 VALUES (t); RETURN true; END $$;
+SET ROLE regress_rt_owner;
+CREATE DOMAIN rt.tag AS text;
+CREATE DOMAIN rt.subtag AS rt.tag;
+CREATE TABLE rt.tags (id int, tenant_id text NOT NULL, tag rt.subtag);
+ALTER TABLE rt.tags ADD CONSTRAINT rt_tags_pre CHECK (rt.spy0(tag)) NOT VALID;
+ALTER DOMAIN rt.tag ADD CONSTRAINT rt_tag_pre CHECK (rt.spy0(VALUE)) NOT VALID;
+RESET ROLE;
+GRANT SELECT, INSERT ON rt.tags TO regress_rt_alice;
+SELECT toms.protect('rt.tags');
 SET SESSION AUTHORIZATION regress_rt_alice;
 SELECT toms.set_tenant('rt_a', true);
 INSERT INTO rt.notes (id, body) SELECT g, 'A-note-' || g FROM generate_series(1, 10) g;
+INSERT INTO rt.tags (id, tag) VALUES (1, 'A-tag');
 RESET SESSION AUTHORIZATION;
 SET SESSION AUTHORIZATION regress_rt_eve;
 SELECT toms.set_tenant('rt_b', true);
@@ -137,6 +154,25 @@ SELECT lives_ok('ALTER TABLE rt.notes ADD CONSTRAINT rt_len CHECK (length(body) 
 	'owner: a CHECK constraint with built-in functions is allowed');
 SELECT is((SELECT count(*) FROM rt.seen WHERE body LIKE 'A-%'), 0::bigint,
 	'the owner''s function saw no rt_a row');
+-- Constraints checked over every row later: VALIDATE of one made NOT VALID
+-- before the table was protected, and a domain's constraint (checked over
+-- every column of that domain, or of a domain over it).
+SELECT count(*) AS rt_seen0 FROM rt.seen0 \gset
+SELECT throws_ok('ALTER TABLE rt.tags VALIDATE CONSTRAINT rt_tags_pre', '42501',
+	'cannot validate a constraint calling a user-defined function on protected table "tags"',
+	'owner: VALIDATE of a NOT VALID CHECK constraint calling a user function refused');
+SELECT throws_ok('ALTER DOMAIN rt.tag VALIDATE CONSTRAINT rt_tag_pre', '42501',
+	'cannot validate a constraint calling a user-defined function on domain "rt.tag", which a protected table uses',
+	'owner: VALIDATE of a domain constraint calling a user function refused (column of a domain over it)');
+SELECT throws_ok('ALTER DOMAIN rt.tag ADD CONSTRAINT rt_tag_spy CHECK (rt.spy(VALUE) IS NOT NULL)', '42501',
+	'cannot add a constraint calling a user-defined function on domain "rt.tag", which a protected table uses',
+	'owner: a domain constraint calling a user function (checked over every row) refused');
+SELECT throws_ok('ALTER DOMAIN rt.subtag ADD CONSTRAINT rt_tag_spy CHECK (rt.spy(VALUE) IS NOT NULL) NOT VALID', '42501', NULL,
+	'owner: ... NOT VALID too (it could be validated later)');
+SELECT lives_ok('ALTER DOMAIN rt.tag ADD CONSTRAINT rt_tag_len CHECK (length(VALUE) < 100)',
+	'owner: a domain constraint with built-in functions is allowed');
+SELECT is((SELECT count(*) FROM rt.seen0), :rt_seen0::bigint,
+	'no validation ran the owner''s function over the rows');
 RESET SESSION AUTHORIZATION;
 GRANT toms_admin TO regress_rt_owner;
 SET SESSION AUTHORIZATION regress_rt_owner;
