@@ -190,10 +190,10 @@ is_guarded_column(const TomsProtected *prot, const char *colname)
  * index's expressions and predicate, CHECK and exclusion constraints (also
  * a domain's, and VALIDATE CONSTRAINT), generated columns, extended
  * statistics' expressions (ANALYZE), and the conversion of ALTER COLUMN
- * ... TYPE.  Built-in functions and those of
- * installed extensions (toms' own among them) were vetted by whoever
- * installed them; a user-defined function can pass each row on (a NOTICE,
- * a side table).  On a protected table, only toms_admin may use one there.
+ * ... TYPE.  Built-in functions and those of installed extensions (toms'
+ * own among them) were vetted by whoever installed them; a user-defined
+ * function can pass each row on (a NOTICE, a side table).  On a protected
+ * table, only toms_admin may use one there.
  */
 static bool
 user_defined(Oid funcid, void *context)
