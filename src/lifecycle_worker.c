@@ -505,6 +505,7 @@ run_retention(void)
 	int			i;
 	Oid			cur = InvalidOid;
 	int64		total = 0;
+	ItemPointerData after;		/* a leaf's cursor (see _retention_batch) */
 
 	unit_begin("toms: retention");
 	if (SPI_execute("SELECT rule, leaf FROM toms._retention_targets()", true, 0) != SPI_OK_SELECT)
@@ -541,12 +542,14 @@ run_retention(void)
 		if (i == n)
 			break;
 		cur = rules[i];
+		ItemPointerSet(&after, 0, 0);
 		for (;;)
 		{
-			Oid			types[3] = {OIDOID, OIDOID, INT4OID};
-			Datum		vals[3];
+			Oid			types[4] = {OIDOID, OIDOID, INT4OID, TIDOID};
+			Datum		vals[4];
 			int64		done;
 			bool		isnull;
+			Datum		last;
 			TimestampTz batch_start;
 
 			check_signals();
@@ -555,11 +558,15 @@ run_retention(void)
 			vals[0] = ObjectIdGetDatum(rules[i]);
 			vals[1] = ObjectIdGetDatum(leaves[i]);
 			vals[2] = Int32GetDatum(deletion_batch_size);
-			if (SPI_execute_with_args("SELECT toms._retention_batch($1, $2, $3)",
-									  3, types, vals, NULL, false, 1) != SPI_OK_SELECT ||
+			vals[3] = PointerGetDatum(&after);
+			if (SPI_execute_with_args("SELECT purged, last FROM toms._retention_batch($1, $2, $3, $4)",
+									  4, types, vals, NULL, false, 1) != SPI_OK_SELECT ||
 				SPI_processed != 1)
 				elog(ERROR, "toms._retention_batch() failed");
 			done = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+			last = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+			if (!isnull)
+				after = *(ItemPointer) DatumGetPointer(last);
 			unit_end();
 			total += done;
 			if (done < deletion_batch_size)

@@ -915,36 +915,60 @@ CREATE FUNCTION @extschema@._retention_targets(OUT rule oid, OUT leaf oid)
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@._retention_targets() FROM PUBLIC;
 
--- One retention batch on one leaf of a rule; counted in the rule.
-CREATE FUNCTION @extschema@._retention_batch(rule oid, leaf oid, batch int) RETURNS bigint
+-- One retention batch on one leaf of a rule; counted in the rule.  With
+-- an index led by the time column the batch takes the oldest expired rows
+-- through it (last is NULL).  Without one, a batch goes on from tuple id
+-- "after" in physical order (a TID range scan) and returns the tuple id
+-- of its last row, so that a long first purge does not read the rows its
+-- earlier batches left dead again and again; every row in (after, last]
+-- that had expired is gone.  A pass ends with a batch of fewer rows.
+CREATE FUNCTION @extschema@._retention_batch(rule oid, leaf oid, batch int, after tid DEFAULT '(0,0)',
+	OUT purged bigint, OUT last tid)
 	LANGUAGE plpgsql VOLATILE
 	SET search_path = pg_catalog, pg_temp
+	-- a large purge must not fall back to a sequential scan from the start
+	SET enable_seqscan = off
+	SET enable_bitmapscan = off
 	AS $fn$
 DECLARE
 	r			record;
-	n			bigint;
+	indexed		bool;
 BEGIN
+	purged := 0;
 	SELECT * INTO r FROM @extschema@.retention WHERE relid = rule FOR UPDATE;
 	IF NOT FOUND THEN
-		RETURN 0;
+		RETURN;
 	END IF;
+	SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a
+					 ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+					WHERE i.indrelid = leaf AND a.attname = r.time_column
+					  AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL)
+	  INTO indexed;
 	BEGIN
-		EXECUTE format('WITH d AS (DELETE FROM ONLY %1$s WHERE ctid = ANY (ARRAY('
-					   'SELECT ctid FROM ONLY %1$s WHERE %2$I < $1 LIMIT %3$s)) RETURNING 1) '
-					   'SELECT count(*) FROM d', leaf::regclass, r.time_column, batch)
-			INTO n USING now() - r.keep;
+		IF indexed THEN
+			EXECUTE format('WITH d AS (DELETE FROM ONLY %1$s WHERE ctid = ANY (ARRAY('
+						   'SELECT ctid FROM ONLY %1$s WHERE %2$I < $1 LIMIT %3$s)) RETURNING 1) '
+						   'SELECT count(*) FROM d', leaf::regclass, r.time_column, batch)
+				INTO purged USING now() - r.keep;
+		ELSE
+			EXECUTE format('WITH d AS (DELETE FROM ONLY %1$s WHERE ctid = ANY (ARRAY('
+						   'SELECT ctid FROM ONLY %1$s WHERE ctid > $2 AND %2$I < $1 LIMIT %3$s)) RETURNING ctid) '
+						   'SELECT count(*), max(ctid) FROM d', leaf::regclass, r.time_column, batch)
+				INTO purged, last USING now() - r.keep, coalesce(after, '(0,0)');
+		END IF;
 	EXCEPTION WHEN OTHERS THEN
 		-- A broken rule (column dropped, foreign key in the way) must not
 		-- stop the others; it is retried at the next round.
 		RAISE WARNING 'toms retention rule on % failed: %', rule::regclass, SQLERRM;
-		RETURN 0;
+		purged := 0;
+		last := NULL;
+		RETURN;
 	END;
-	UPDATE @extschema@.retention SET rows_purged = rows_purged + n, last_run_at = now()
+	UPDATE @extschema@.retention SET rows_purged = rows_purged + purged, last_run_at = now()
 	 WHERE relid = rule;
-	RETURN n;
 END
 $fn$;
-REVOKE ALL ON FUNCTION @extschema@._retention_batch(oid, oid, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._retention_batch(oid, oid, int, tid) FROM PUBLIC;
 
 CREATE FUNCTION @extschema@._retention_done(rule oid, purged bigint) RETURNS void
 	LANGUAGE plpgsql VOLATILE
