@@ -657,6 +657,13 @@ worker_batch(bool *first)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+
+	/*
+	 * One chain writer per database, whatever happens; taken before any
+	 * lock on toms' tables, so that waiting for it (DROP EXTENSION takes it
+	 * too) can never close a cycle.
+	 */
+	(void) DirectFunctionCall2(pg_advisory_xact_lock_int4, Int32GetDatum(7415), Int32GetDatum(1));
 	PushActiveSnapshot(GetTransactionSnapshot());
 	has_ext = OidIsValid(get_extension_oid("toms", true));
 	if (!has_ext)
@@ -681,9 +688,6 @@ worker_batch(bool *first)
 	audit_writing = true;
 	pgstat_report_activity(STATE_RUNNING, "toms audit: writing records");
 	prepare_plans();
-
-	/* one chain writer per database, whatever happens */
-	(void) DirectFunctionCall2(pg_advisory_xact_lock_int4, Int32GetDatum(7415), Int32GetDatum(1));
 
 	{
 		bool		isnull;

@@ -533,6 +533,31 @@ toms_any_protected(void)
 	return any;
 }
 
+/*
+ * Before DROP EXTENSION toms: toms' workers in this database lock toms'
+ * tables in their own order, and one in the middle of a batch would
+ * deadlock with the DROP.  Stop them (a batch is a transaction: it is done
+ * again, or its records go to the server log) and keep new ones out until
+ * the DROP commits, before the DROP locks anything.
+ */
+static void
+quiesce_workers(void)
+{
+	if (!superuser())
+		return;					/* cannot signal them; PostgreSQL sorts it out */
+	SPI_connect();
+	if (SPI_execute("SELECT pg_catalog.pg_terminate_backend(pid, 10000) FROM pg_catalog.pg_stat_activity"
+					" WHERE datid = (SELECT oid FROM pg_catalog.pg_database"
+					"                 WHERE datname = pg_catalog.current_database())"
+					"   AND backend_type IN ('toms lifecycle worker', 'toms audit worker')",
+					false, 0) != SPI_OK_SELECT ||
+		SPI_execute("SELECT pg_catalog.pg_advisory_xact_lock(" TOMS_LIFECYCLE_LOCK_SQL "),"
+					" pg_catalog.pg_advisory_xact_lock(" TOMS_CHAIN_LOCK_SQL ")",
+					false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not stop toms' workers");
+	SPI_finish();
+}
+
 static void
 check_utility(Node *parsetree)
 {
@@ -679,11 +704,14 @@ check_utility(Node *parsetree)
 					break;
 				foreach(lc, stmt->objects)
 				{
-					if (strcmp(strVal(lfirst(lc)), "toms") == 0 && toms_any_protected())
+					if (strcmp(strVal(lfirst(lc)), "toms") != 0)
+						continue;
+					if (toms_any_protected())
 						ereport(ERROR,
 								(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 								 errmsg("cannot drop extension toms while tables are protected"),
 								 errhint("Call toms.unprotect() for each table in toms.protected_tables first.")));
+					quiesce_workers();
 				}
 			}
 			break;

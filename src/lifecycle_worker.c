@@ -344,7 +344,7 @@ lock_database(void)
 	bool		isnull;
 
 	unit_begin("toms: lifecycle lock");
-	if (SPI_execute("SELECT pg_catalog.pg_try_advisory_lock(pg_catalog.hashtext('toms lifecycle worker'))",
+	if (SPI_execute("SELECT pg_catalog.pg_try_advisory_lock(" TOMS_LIFECYCLE_LOCK_SQL ")",
 					false, 1) == SPI_OK_SELECT && SPI_processed == 1)
 		ok = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	unit_end();

@@ -22,6 +22,15 @@
 /* Name of the extension's schema; it is not relocatable. */
 #define TOMS_SCHEMA "toms"
 
+/*
+ * Advisory locks that keep toms' workers apart: the audit chain's one
+ * writer per database (transaction lock on the two int4 keys) and the
+ * lifecycle worker of a database (session lock on hashtext of the name).
+ * DROP EXTENSION toms takes both (guard.c).
+ */
+#define TOMS_CHAIN_LOCK_SQL "7415, 1"
+#define TOMS_LIFECYCLE_LOCK_SQL "pg_catalog.hashtext('toms lifecycle worker')"
+
 /* Longest tenant id accepted anywhere (bytes). */
 #define TOMS_MAX_TENANT_LEN 128
 
