@@ -36,6 +36,7 @@
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_depend.h"
 #include "catalog/pg_index.h"
+#include "catalog/pg_operator.h"
 #include "catalog/pg_policy.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_statistic_ext.h"
@@ -56,6 +57,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
@@ -921,6 +923,128 @@ check_drop(Oid classId, Oid objectId, int subId)
 	}
 }
 
+/*
+ * The protected table (or a domain a protected table uses) whose rows an
+ * object evaluates: an index, a constraint, a column default or generated
+ * column, extended statistics -- or, for an operator, whatever uses it.
+ * InvalidOid if none.
+ */
+static Oid	uses_of(Oid classId, Oid objectId, int depth, bool *domain);
+
+static Oid
+guarded_owner(Oid classId, Oid objectId, int depth, bool *domain)
+{
+	HeapTuple	tup;
+	Oid			relid = InvalidOid;
+
+	if (classId == RelationRelationId)
+	{
+		/* an index: its table */
+		tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(objectId));
+		if (HeapTupleIsValid(tup))
+		{
+			relid = ((Form_pg_index) GETSTRUCT(tup))->indrelid;
+			ReleaseSysCache(tup);
+		}
+	}
+	else if (classId == ConstraintRelationId)
+	{
+		tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(objectId));
+		if (HeapTupleIsValid(tup))
+		{
+			Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
+
+			relid = con->conrelid;
+			if (!OidIsValid(relid) && OidIsValid(con->contypid) && guarded_domain(con->contypid))
+			{
+				*domain = true;
+				relid = con->contypid;
+				ReleaseSysCache(tup);
+				return relid;
+			}
+			ReleaseSysCache(tup);
+		}
+	}
+	else if (classId == AttrDefaultRelationId)
+	{
+		Relation	rel = table_open(AttrDefaultRelationId, AccessShareLock);
+		ScanKeyData key;
+		SysScanDesc scan;
+
+		ScanKeyInit(&key, Anum_pg_attrdef_oid, BTEqualStrategyNumber, F_OIDEQ,
+					ObjectIdGetDatum(objectId));
+		scan = systable_beginscan(rel, AttrDefaultOidIndexId, true, NULL, 1, &key);
+		if (HeapTupleIsValid(tup = systable_getnext(scan)))
+			relid = ((Form_pg_attrdef) GETSTRUCT(tup))->adrelid;
+		systable_endscan(scan);
+		table_close(rel, AccessShareLock);
+	}
+	else if (classId == StatisticExtRelationId)
+	{
+		tup = SearchSysCache1(STATEXTOID, ObjectIdGetDatum(objectId));
+		if (HeapTupleIsValid(tup))
+		{
+			relid = ((Form_pg_statistic_ext) GETSTRUCT(tup))->stxrelid;
+			ReleaseSysCache(tup);
+		}
+	}
+	else if (classId == OperatorRelationId)
+		return uses_of(OperatorRelationId, objectId, depth + 1, domain);
+	return OidIsValid(relid) && guarded_table(relid) ? relid : InvalidOid;
+}
+
+static Oid
+uses_of(Oid classId, Oid objectId, int depth, bool *domain)
+{
+	Relation	rel;
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			found = InvalidOid;
+
+	if (depth > 2)
+		return InvalidOid;
+	rel = table_open(DependRelationId, AccessShareLock);
+	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(classId));
+	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(objectId));
+	scan = systable_beginscan(rel, DependReferenceIndexId, true, NULL, 2, key);
+	while (!OidIsValid(found) && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
+
+		found = guarded_owner(dep->classid, dep->objid, depth, domain);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * CREATE OR REPLACE FUNCTION and ALTER FUNCTION of a function that an
+ * index, constraint, generated column or statistics of a protected table
+ * evaluate (directly or through an operator): it would run the new code
+ * over every tenant's rows at the next REINDEX, CLUSTER, VACUUM FULL,
+ * ANALYZE or validation.  Functions called from inside its body are not
+ * tracked by PostgreSQL and so not here either.
+ */
+static void
+check_function_change(Oid funcid)
+{
+	bool		domain = false;
+	Oid			owner = uses_of(ProcedureRelationId, funcid, 0, &domain);
+
+	if (OidIsValid(owner))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("cannot change function %s: it is evaluated over the rows of %s \"%s\"",
+						format_procedure(funcid),
+						domain ? "the protected table(s) using domain" : "protected table",
+						domain ? format_type_be(owner) : get_rel_name(owner)),
+				 errhint("Only toms_admin may change a function that protected rows pass through.")));
+}
+
 static void
 guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 					int subId, void *arg)
@@ -939,6 +1063,9 @@ guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 			  classId == AttrDefaultRelationId || classId == StatisticExtRelationId) &&
 			 toms_extension_exists() && !is_admin())
 		check_created(classId, objectId, subId);
+	else if ((access == OAT_POST_CREATE || access == OAT_POST_ALTER) &&
+			 classId == ProcedureRelationId && toms_extension_exists() && !is_admin())
+		check_function_change(objectId);
 }
 
 void

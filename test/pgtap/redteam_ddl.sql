@@ -9,7 +9,7 @@
 \pset tuples_only true
 \pset pager off
 BEGIN;
-SELECT plan(56);
+SELECT plan(60);
 SET LOCAL client_min_messages = warning;
 
 CREATE ROLE regress_rt_owner LOGIN;
@@ -176,10 +176,30 @@ SELECT is((SELECT count(*) FROM rt.seen0), :rt_seen0::bigint,
 RESET SESSION AUTHORIZATION;
 GRANT toms_admin TO regress_rt_owner;
 SET SESSION AUTHORIZATION regress_rt_owner;
-SELECT lives_ok('CREATE INDEX rt_spy_idx ON rt.notes (rt.spy(body)); DROP INDEX rt.rt_spy_idx',
+SELECT lives_ok('CREATE INDEX rt_spy_idx ON rt.notes (rt.spy(body))',
 	'owner who is toms_admin: may create such an index');
+ALTER TABLE rt.notes ADD CONSTRAINT rt_op CHECK (body OPERATOR(rt.===) body) NOT VALID;
 RESET SESSION AUTHORIZATION;
 REVOKE toms_admin FROM regress_rt_owner;
+-- Once vetted and in place, the functions must not change under it: the
+-- next REINDEX, CLUSTER or VACUUM FULL (the owner may run them) would run
+-- the new code over every row.
+SET SESSION AUTHORIZATION regress_rt_owner;
+SELECT throws_ok($q$CREATE OR REPLACE FUNCTION rt.spy(t text) RETURNS text LANGUAGE plpgsql IMMUTABLE AS
+	$b$ BEGIN PERFORM rt.spy_write('new ' || t); RETURN t; END $b$ $q$, '42501',
+	'cannot change function rt.spy(text): it is evaluated over the rows of protected table "notes"',
+	'owner: replacing a function an index of a protected table evaluates refused');
+SELECT throws_ok('ALTER FUNCTION rt.spy(text) SET search_path = rt', '42501', NULL,
+	'owner: altering it (its search path) refused');
+SELECT throws_ok($$CREATE OR REPLACE FUNCTION rt.spy_eq(a text, b text) RETURNS bool LANGUAGE sql IMMUTABLE AS
+	'SELECT a = b'$$, '42501', NULL,
+	'owner: replacing the function behind an operator a constraint uses refused');
+SELECT lives_ok($q$CREATE OR REPLACE FUNCTION rt.spy_write(t text) RETURNS void LANGUAGE sql AS
+	$b$ INSERT INTO rt.seen VALUES (t) $b$ $q$,
+	'owner: a function no protected table evaluates directly may change (calls inside bodies are not tracked)');
+RESET SESSION AUTHORIZATION;
+DROP INDEX rt.rt_spy_idx;
+ALTER TABLE rt.notes DROP CONSTRAINT rt_op;
 SELECT toms.clear_tenant();
 
 -- 5. SECURITY DEFINER functions and views.
