@@ -926,8 +926,8 @@ check_drop(Oid classId, Oid objectId, int subId)
 /*
  * The protected table (or a domain a protected table uses) whose rows an
  * object evaluates: an index, a constraint, a column default or generated
- * column, extended statistics -- or, for an operator, whatever uses it.
- * InvalidOid if none.
+ * column, extended statistics, a trigger -- or, for an operator, whatever
+ * uses it.  InvalidOid if none.
  */
 static Oid	uses_of(Oid classId, Oid objectId, int depth, bool *domain);
 
@@ -988,6 +988,13 @@ guarded_owner(Oid classId, Oid objectId, int depth, bool *domain)
 			ReleaseSysCache(tup);
 		}
 	}
+	else if (classId == TriggerRelationId)
+	{
+		char	   *name;
+
+		if (!trigger_info(objectId, &relid, &name))
+			relid = InvalidOid;
+	}
 	else if (classId == OperatorRelationId)
 		return uses_of(OperatorRelationId, objectId, depth + 1, domain);
 	return OidIsValid(relid) && guarded_table(relid) ? relid : InvalidOid;
@@ -1023,10 +1030,10 @@ uses_of(Oid classId, Oid objectId, int depth, bool *domain)
 
 /*
  * CREATE OR REPLACE FUNCTION and ALTER FUNCTION of a function that an
- * index, constraint, generated column or statistics of a protected table
- * evaluate (directly or through an operator): it would run the new code
- * over every tenant's rows at the next REINDEX, CLUSTER, VACUUM FULL,
- * ANALYZE or validation.  Functions called from inside its body are not
+ * index, constraint, generated column, statistics or trigger of a protected
+ * table evaluate (directly or through an operator): it would run the new
+ * code over every tenant's rows at the next REINDEX, CLUSTER, VACUUM FULL,
+ * ANALYZE or validation, or on every tenant's writes.  Functions called from inside its body are not
  * tracked by PostgreSQL and so not here either.
  */
 static void

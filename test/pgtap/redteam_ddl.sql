@@ -9,7 +9,7 @@
 \pset tuples_only true
 \pset pager off
 BEGIN;
-SELECT plan(60);
+SELECT plan(61);
 SET LOCAL client_min_messages = warning;
 
 CREATE ROLE regress_rt_owner LOGIN;
@@ -180,6 +180,7 @@ SELECT lives_ok('CREATE INDEX rt_spy_idx ON rt.notes (rt.spy(body))',
 	'owner who is toms_admin: may create such an index');
 ALTER TABLE rt.notes ADD CONSTRAINT rt_op CHECK (body OPERATOR(rt.===) body) NOT VALID;
 RESET SESSION AUTHORIZATION;
+CREATE TRIGGER rt_copy AFTER INSERT OR UPDATE ON rt.notes FOR EACH ROW EXECUTE FUNCTION rt.copy_row();
 REVOKE toms_admin FROM regress_rt_owner;
 -- Once vetted and in place, the functions must not change under it: the
 -- next REINDEX, CLUSTER or VACUUM FULL (the owner may run them) would run
@@ -194,12 +195,16 @@ SELECT throws_ok('ALTER FUNCTION rt.spy(text) SET search_path = rt', '42501', NU
 SELECT throws_ok($$CREATE OR REPLACE FUNCTION rt.spy_eq(a text, b text) RETURNS bool LANGUAGE sql IMMUTABLE AS
 	'SELECT a = b'$$, '42501', NULL,
 	'owner: replacing the function behind an operator a constraint uses refused');
+SELECT throws_ok($q$CREATE OR REPLACE FUNCTION rt.copy_row() RETURNS trigger LANGUAGE plpgsql AS
+	$b$ BEGIN INSERT INTO rt.audit_copy VALUES (NEW.tenant_id, 'copied ' || NEW.body); RETURN NEW; END $b$ $q$,
+	'42501', NULL, 'owner: replacing the function of a trigger a superuser put on a protected table refused');
 SELECT lives_ok($q$CREATE OR REPLACE FUNCTION rt.spy_write(t text) RETURNS void LANGUAGE sql AS
 	$b$ INSERT INTO rt.seen VALUES (t) $b$ $q$,
 	'owner: a function no protected table evaluates directly may change (calls inside bodies are not tracked)');
 RESET SESSION AUTHORIZATION;
 DROP INDEX rt.rt_spy_idx;
 ALTER TABLE rt.notes DROP CONSTRAINT rt_op;
+DROP TRIGGER rt_copy ON rt.notes;
 SELECT toms.clear_tenant();
 
 -- 5. SECURITY DEFINER functions and views.
