@@ -209,6 +209,8 @@ calls_user_function(Node *node, void *context)
 {
 	if (node == NULL)
 		return false;
+	if (IsA(node, Query))
+		return query_tree_walker((Query *) node, calls_user_function, context, 0);
 	if (check_functions_in_node(node, user_defined, context))
 		return true;
 	return expression_tree_walker(node, calls_user_function, context);
@@ -382,6 +384,22 @@ check_created(Oid classId, Oid objectId, int subId)
 							Anum_pg_attrdef_adrelid, Anum_pg_attrdef_adbin, guarded_table, &relid);
 		if (contain_var_clause(expr) && calls_user_function(expr, NULL))
 			refuse_user_function(relid, "add a generated column");
+	}
+	else if (classId == PolicyRelationId)
+	{
+		/*
+		 * PostgreSQL evaluates restrictive policies before the permissive
+		 * toms_tenant: a user-defined function in one sees every tenant's
+		 * rows that the scan reads.
+		 */
+		cols[0] = Anum_pg_policy_oid;
+		if (calls_user_function(created_expr(PolicyRelationId, PolicyOidIndexId, 1, cols, keys,
+											 Anum_pg_policy_polrelid, Anum_pg_policy_polqual,
+											 guarded_table, &relid), NULL) ||
+			calls_user_function(created_expr(PolicyRelationId, PolicyOidIndexId, 1, cols, keys,
+											 Anum_pg_policy_polrelid, Anum_pg_policy_polwithcheck,
+											 guarded_table, &relid), NULL))
+			refuse_user_function(relid, "create or alter a policy");
 	}
 	else if (classId == StatisticExtRelationId)
 	{
@@ -1065,9 +1083,10 @@ guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 		(classId == RelationRelationId || classId == PolicyRelationId ||
 		 classId == TriggerRelationId) && toms_extension_exists())
 		check_drop(classId, objectId, subId);
-	else if (access == OAT_POST_CREATE &&
-			 (classId == RelationRelationId || classId == ConstraintRelationId ||
-			  classId == AttrDefaultRelationId || classId == StatisticExtRelationId) &&
+	else if (((access == OAT_POST_CREATE &&
+			   (classId == RelationRelationId || classId == ConstraintRelationId ||
+				classId == AttrDefaultRelationId || classId == StatisticExtRelationId)) ||
+			  ((access == OAT_POST_CREATE || access == OAT_POST_ALTER) && classId == PolicyRelationId)) &&
 			 toms_extension_exists() && !is_admin())
 		check_created(classId, objectId, subId);
 	else if ((access == OAT_POST_CREATE || access == OAT_POST_ALTER) &&

@@ -9,7 +9,7 @@
 \pset tuples_only true
 \pset pager off
 BEGIN;
-SELECT plan(61);
+SELECT plan(65);
 SET LOCAL client_min_messages = warning;
 
 CREATE ROLE regress_rt_owner LOGIN;
@@ -146,6 +146,19 @@ SELECT throws_ok('ALTER TABLE rt.notes ALTER COLUMN body TYPE text USING rt.spy(
 	'owner: a column rewrite USING a user function (evaluated over every row) refused');
 SELECT throws_ok('ALTER TABLE rt.notes ALTER COLUMN body TYPE rt.spied', '42501', NULL,
 	'owner: retyping a column to a domain whose CHECK calls a user function refused');
+-- PostgreSQL evaluates restrictive policies before the permissive tenant
+-- filter: a user-defined function in one sees the rows of every tenant the
+-- scan reads, on every user's query.
+SELECT throws_ok('CREATE POLICY rt_spy_pol ON rt.notes AS RESTRICTIVE USING (rt.spy(body) IS NOT NULL)', '42501',
+	'cannot create or alter a policy calling a user-defined function on protected table "notes"',
+	'owner: a restrictive policy calling a user function (it runs before the tenant filter) refused');
+SELECT throws_ok('CREATE POLICY rt_spy_pol ON rt.notes AS RESTRICTIVE USING (EXISTS (SELECT 1 WHERE rt.spy(body) IS NOT NULL))',
+	'42501', NULL, 'owner: ... also inside a sub-query');
+SELECT lives_ok('CREATE POLICY rt_len_pol ON rt.notes AS RESTRICTIVE USING (length(body) < 10000)',
+	'owner: a restrictive policy with built-in functions is allowed');
+SELECT throws_ok('ALTER POLICY rt_len_pol ON rt.notes USING (rt.spy(body) IS NOT NULL)', '42501', NULL,
+	'owner: altering it to call a user function refused');
+DROP POLICY rt_len_pol ON rt.notes;
 SELECT lives_ok('CREATE INDEX rt_lower_idx ON rt.notes (lower(body)) WHERE length(body) > 0',
 	'owner: an expression index with built-in functions is allowed');
 SELECT lives_ok('ALTER TABLE rt.notes ADD CONSTRAINT rt_ext CHECK (toms.current_tenant() IS NOT NULL OR body IS NOT NULL)',
