@@ -96,3 +96,24 @@ CREATE POLICY toms_other ON regress_restored USING (true);
 SELECT polname, pg_get_expr(polqual, polrelid) FROM pg_policy WHERE polrelid = 'regress_restored'::regclass;
 SELECT toms.unprotect('regress_restored');
 DROP TABLE regress_restored;
+
+-- A restrictive policy already on a table runs before the tenant filter:
+-- protect() names those calling a user-defined function, and from then on
+-- only toms_admin may change such a function.
+SET client_min_messages = warning;
+CREATE ROLE regress_rp_owner;
+RESET client_min_messages;
+GRANT CREATE ON SCHEMA public TO regress_rp_owner;
+CREATE TABLE regress_rp (tenant_id text NOT NULL, body text);
+CREATE FUNCTION regress_rp_check(t text) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT true';
+ALTER FUNCTION regress_rp_check(text) OWNER TO regress_rp_owner;
+CREATE POLICY rp ON regress_rp AS RESTRICTIVE USING (regress_rp_check(body));
+SELECT toms.protect('regress_rp');
+SET SESSION AUTHORIZATION regress_rp_owner;
+CREATE OR REPLACE FUNCTION regress_rp_check(t text) RETURNS bool LANGUAGE sql IMMUTABLE AS 'SELECT t IS NOT NULL';
+RESET SESSION AUTHORIZATION;
+SELECT toms.unprotect('regress_rp');
+DROP TABLE regress_rp;
+DROP FUNCTION regress_rp_check(text);
+REVOKE CREATE ON SCHEMA public FROM regress_rp_owner;
+DROP ROLE regress_rp_owner;

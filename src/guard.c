@@ -944,8 +944,8 @@ check_drop(Oid classId, Oid objectId, int subId)
 /*
  * The protected table (or a domain a protected table uses) whose rows an
  * object evaluates: an index, a constraint, a column default or generated
- * column, extended statistics, a trigger -- or, for an operator, whatever
- * uses it.  InvalidOid if none.
+ * column, extended statistics, a trigger, a policy -- or, for an
+ * operator, whatever uses it.  InvalidOid if none.
  */
 static Oid	uses_of(Oid classId, Oid objectId, int depth, bool *domain);
 
@@ -1006,11 +1006,12 @@ guarded_owner(Oid classId, Oid objectId, int depth, bool *domain)
 			ReleaseSysCache(tup);
 		}
 	}
-	else if (classId == TriggerRelationId)
+	else if (classId == TriggerRelationId || classId == PolicyRelationId)
 	{
 		char	   *name;
 
-		if (!trigger_info(objectId, &relid, &name))
+		if (!(classId == TriggerRelationId ? trigger_info(objectId, &relid, &name) :
+			  policy_info(objectId, &relid, &name)))
 			relid = InvalidOid;
 	}
 	else if (classId == OperatorRelationId)
@@ -1048,8 +1049,8 @@ uses_of(Oid classId, Oid objectId, int depth, bool *domain)
 
 /*
  * CREATE OR REPLACE FUNCTION and ALTER FUNCTION of a function that an
- * index, constraint, generated column, statistics or trigger of a protected
- * table evaluate (directly or through an operator): it would run the new
+ * index, constraint, generated column, statistics, trigger or policy of a
+ * protected table evaluate (directly or through an operator): it would run the new
  * code over every tenant's rows at the next REINDEX, CLUSTER, VACUUM FULL,
  * ANALYZE or validation, or on every tenant's writes.  Functions called from inside its body are not
  * tracked by PostgreSQL and so not here either.
@@ -1068,6 +1069,47 @@ check_function_change(Oid funcid)
 						domain ? "the protected table(s) using domain" : "protected table",
 						domain ? format_type_be(owner) : get_rel_name(owner)),
 				 errhint("Only toms_admin may change a function that protected rows pass through.")));
+}
+
+/*
+ * toms.protect(): restrictive policies already on the table run before the
+ * tenant filter.  toms_admin protecting the table vets them; say which
+ * ones call a user-defined function (that function can no longer be
+ * changed by others, see above).
+ */
+void
+toms_warn_policy_functions(Oid relid)
+{
+	Relation	rel = table_open(PolicyRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+
+	ScanKeyInit(&key, Anum_pg_policy_polrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, PolicyPolrelidPolnameIndexId, true, NULL, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_policy pol = (Form_pg_policy) GETSTRUCT(tup);
+		bool		isnull;
+		Datum		d;
+		bool		calls = false;
+
+		d = heap_getattr(tup, Anum_pg_policy_polqual, RelationGetDescr(rel), &isnull);
+		if (!isnull)
+			calls = calls_user_function(stringToNode(TextDatumGetCString(d)), NULL);
+		d = heap_getattr(tup, Anum_pg_policy_polwithcheck, RelationGetDescr(rel), &isnull);
+		if (!calls && !isnull)
+			calls = calls_user_function(stringToNode(TextDatumGetCString(d)), NULL);
+		if (calls)
+			ereport(WARNING,
+					(errmsg("policy \"%s\" on table \"%s\" calls a user-defined function",
+							NameStr(pol->polname), get_rel_name(relid)),
+					 errdetail("Restrictive policies run before toms' tenant filter: the function sees every tenant's rows that a query reads."),
+					 errhint("Drop the policy unless the function is trusted.")));
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
 }
 
 static void

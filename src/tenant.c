@@ -1062,6 +1062,7 @@ toms_protect(PG_FUNCTION_ARGS)
 				 errmsg("table \"%s\" already has permissive policies", get_rel_name(relid)),
 				 errdetail("Permissive policies would widen toms' tenant filter."),
 				 errhint("Drop them, or make them restrictive, before protecting the table.")));
+	toms_warn_policy_functions(relid);
 
 	initStringInfo(&sql);
 	appendStringInfo(&sql, "ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY, "

@@ -111,6 +111,7 @@ extern const char *toms_tenant_id_problem(const char *tenant);
  */
 extern void toms_run_ddl(const char *sql);
 extern bool toms_guard_bypassed(void);
+extern void toms_warn_policy_functions(Oid relid);
 extern void tenant_init(void);
 
 /* token.c */
