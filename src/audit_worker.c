@@ -663,7 +663,8 @@ worker_batch(bool *first)
 	 * lock on toms' tables, so that waiting for it (DROP EXTENSION takes it
 	 * too) can never close a cycle.
 	 */
-	(void) DirectFunctionCall2(pg_advisory_xact_lock_int4, Int32GetDatum(7415), Int32GetDatum(1));
+	(void) DirectFunctionCall2(pg_advisory_xact_lock_int4, Int32GetDatum(TOMS_CHAIN_LOCK_KEY1),
+							   Int32GetDatum(TOMS_CHAIN_LOCK_KEY2));
 	PushActiveSnapshot(GetTransactionSnapshot());
 	has_ext = OidIsValid(get_extension_oid("toms", true));
 	if (!has_ext)

@@ -258,14 +258,9 @@ guarded_table(Oid relid)
 	return toms_protected(relid) != NULL;
 }
 
-/*
- * A domain that a column of a protected table has as its type, directly or
- * through a domain over it: the columns that ALTER DOMAIN checks a new
- * constraint against (PostgreSQL does not check arrays or composites of a
- * domain, so neither is looked at here).
- */
+/* Does pred hold for any object that depends on (refclassid, refobjid)? */
 static bool
-guarded_domain(Oid typid)
+any_dependent(Oid refclassid, Oid refobjid, bool (*pred) (Form_pg_depend dep, void *arg), void *arg)
 {
 	Relation	rel;
 	ScanKeyData key[2];
@@ -276,22 +271,39 @@ guarded_domain(Oid typid)
 	check_stack_depth();
 	rel = table_open(DependRelationId, AccessShareLock);
 	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(TypeRelationId));
+				ObjectIdGetDatum(refclassid));
 	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(typid));
+				ObjectIdGetDatum(refobjid));
 	scan = systable_beginscan(rel, DependReferenceIndexId, true, NULL, 2, key);
 	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
-	{
-		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
-
-		if (dep->classid == RelationRelationId && dep->objsubid > 0)
-			found = guarded_table(dep->objid);
-		else if (dep->classid == TypeRelationId && get_typtype(dep->objid) == TYPTYPE_DOMAIN)
-			found = guarded_domain(dep->objid);
-	}
+		found = pred((Form_pg_depend) GETSTRUCT(tup), arg);
 	systable_endscan(scan);
 	table_close(rel, AccessShareLock);
 	return found;
+}
+
+static bool guarded_domain(Oid typid);
+
+static bool
+guarded_column_or_domain(Form_pg_depend dep, void *arg)
+{
+	if (dep->classid == RelationRelationId && dep->objsubid > 0)
+		return guarded_table(dep->objid);
+	if (dep->classid == TypeRelationId && get_typtype(dep->objid) == TYPTYPE_DOMAIN)
+		return guarded_domain(dep->objid);
+	return false;
+}
+
+/*
+ * A domain that a column of a protected table has as its type, directly or
+ * through a domain over it: the columns that ALTER DOMAIN checks a new
+ * constraint against (PostgreSQL does not check arrays or composites of a
+ * domain, so neither is looked at here).
+ */
+static bool
+guarded_domain(Oid typid)
+{
+	return any_dependent(TypeRelationId, typid, guarded_column_or_domain, NULL);
 }
 
 static void
@@ -342,38 +354,74 @@ created_expr(Oid catalog, Oid index, int nkeys, const AttrNumber *keycols, const
 	return expr;
 }
 
+/*
+ * What a created (or altered) object evaluates over rows, found by its oid:
+ * the catalog row's table (or domain) column and expression columns.
+ */
+typedef struct CreatedExprs
+{
+	Oid			classId;
+	Oid			catalog;
+	Oid			index;
+	AttrNumber	keycol;
+	AttrNumber	relcol;
+	AttrNumber	exprcols[2];	/* 0: unused */
+	bool		domain;			/* relcol is a domain's type */
+	const char *what;
+} CreatedExprs;
+
+static const CreatedExprs created_exprs[] = {
+	/* an index if pg_index has it (the relcache does not know yet) */
+	{RelationRelationId, IndexRelationId, IndexRelidIndexId, Anum_pg_index_indexrelid,
+	 Anum_pg_index_indrelid, {Anum_pg_index_indexprs}, false, "create an index"},
+	{RelationRelationId, IndexRelationId, IndexRelidIndexId, Anum_pg_index_indexrelid,
+	 Anum_pg_index_indrelid, {Anum_pg_index_indpred}, false, "create a partial index"},
+	{ConstraintRelationId, ConstraintRelationId, ConstraintOidIndexId, Anum_pg_constraint_oid,
+	 Anum_pg_constraint_conrelid, {Anum_pg_constraint_conbin}, false, "add a constraint"},
+	/* a domain's constraint is checked against the columns using it */
+	{ConstraintRelationId, ConstraintRelationId, ConstraintOidIndexId, Anum_pg_constraint_oid,
+	 Anum_pg_constraint_contypid, {Anum_pg_constraint_conbin}, true, "add a constraint"},
+	/*
+	 * PostgreSQL evaluates restrictive policies before the permissive
+	 * toms_tenant: a user-defined function in one sees every tenant's rows
+	 * that the scan reads.
+	 */
+	{PolicyRelationId, PolicyRelationId, PolicyOidIndexId, Anum_pg_policy_oid,
+	 Anum_pg_policy_polrelid, {Anum_pg_policy_polqual, Anum_pg_policy_polwithcheck}, false,
+	 "create or alter a policy"},
+	{StatisticExtRelationId, StatisticExtRelationId, StatisticExtOidIndexId, Anum_pg_statistic_ext_oid,
+	 Anum_pg_statistic_ext_stxrelid, {Anum_pg_statistic_ext_stxexprs}, false, "create statistics"},
+};
+
 static void
 check_created(Oid classId, Oid objectId, int subId)
 {
 	Datum		keys[2] = {ObjectIdGetDatum(objectId), Int16GetDatum(subId)};
 	AttrNumber	cols[2];
 	Oid			relid;
+	int			i,
+				j;
 
-	if (classId == RelationRelationId && subId == 0)
+	for (i = 0; i < lengthof(created_exprs); i++)
 	{
-		/* an index if pg_index has it (the relcache does not know yet) */
-		cols[0] = Anum_pg_index_indexrelid;
-		if (calls_user_function(created_expr(IndexRelationId, IndexRelidIndexId, 1, cols, keys,
-											 Anum_pg_index_indrelid, Anum_pg_index_indexprs, guarded_table, &relid), NULL))
-			refuse_user_function(relid, "create an index");
-		if (calls_user_function(created_expr(IndexRelationId, IndexRelidIndexId, 1, cols, keys,
-											 Anum_pg_index_indrelid, Anum_pg_index_indpred, guarded_table, &relid), NULL))
-			refuse_user_function(relid, "create a partial index");
+		const CreatedExprs *c = &created_exprs[i];
+
+		if (c->classId != classId || (classId == RelationRelationId && subId != 0))
+			continue;
+		for (j = 0; j < lengthof(c->exprcols) && c->exprcols[j] != 0; j++)
+		{
+			if (!calls_user_function(created_expr(c->catalog, c->index, 1, &c->keycol, keys,
+												  c->relcol, c->exprcols[j],
+												  c->domain ? guarded_domain : guarded_table,
+												  &relid), NULL))
+				continue;
+			if (c->domain)
+				refuse_domain_function(relid, c->what);
+			else
+				refuse_user_function(relid, c->what);
+		}
 	}
-	else if (classId == ConstraintRelationId)
-	{
-		cols[0] = Anum_pg_constraint_oid;
-		if (calls_user_function(created_expr(ConstraintRelationId, ConstraintOidIndexId, 1, cols, keys,
-											 Anum_pg_constraint_conrelid, Anum_pg_constraint_conbin,
-											 guarded_table, &relid), NULL))
-			refuse_user_function(relid, "add a constraint");
-		/* a domain's constraint is checked against the columns using it */
-		if (calls_user_function(created_expr(ConstraintRelationId, ConstraintOidIndexId, 1, cols, keys,
-											 Anum_pg_constraint_contypid, Anum_pg_constraint_conbin,
-											 guarded_domain, &relid), NULL))
-			refuse_domain_function(relid, "add a constraint");
-	}
-	else if (classId == AttrDefaultRelationId)
+	if (classId == AttrDefaultRelationId)
 	{
 		/* reported as (table, column); a default sees no row, a generated column does */
 		Node	   *expr;
@@ -385,30 +433,16 @@ check_created(Oid classId, Oid objectId, int subId)
 		if (contain_var_clause(expr) && calls_user_function(expr, NULL))
 			refuse_user_function(relid, "add a generated column");
 	}
-	else if (classId == PolicyRelationId)
-	{
-		/*
-		 * PostgreSQL evaluates restrictive policies before the permissive
-		 * toms_tenant: a user-defined function in one sees every tenant's
-		 * rows that the scan reads.
-		 */
-		cols[0] = Anum_pg_policy_oid;
-		if (calls_user_function(created_expr(PolicyRelationId, PolicyOidIndexId, 1, cols, keys,
-											 Anum_pg_policy_polrelid, Anum_pg_policy_polqual,
-											 guarded_table, &relid), NULL) ||
-			calls_user_function(created_expr(PolicyRelationId, PolicyOidIndexId, 1, cols, keys,
-											 Anum_pg_policy_polrelid, Anum_pg_policy_polwithcheck,
-											 guarded_table, &relid), NULL))
-			refuse_user_function(relid, "create or alter a policy");
-	}
-	else if (classId == StatisticExtRelationId)
-	{
-		cols[0] = Anum_pg_statistic_ext_oid;
-		if (calls_user_function(created_expr(StatisticExtRelationId, StatisticExtOidIndexId, 1, cols, keys,
-											 Anum_pg_statistic_ext_stxrelid, Anum_pg_statistic_ext_stxexprs,
-											 guarded_table, &relid), NULL))
-			refuse_user_function(relid, "create statistics");
-	}
+}
+
+/* Does the stored expression in column col of a catalog row call one? */
+static bool
+stored_expr_calls_user_function(HeapTuple tup, TupleDesc desc, AttrNumber col)
+{
+	bool		isnull;
+	Datum		d = heap_getattr(tup, col, desc, &isnull);
+
+	return !isnull && calls_user_function(stringToNode(TextDatumGetCString(d)), NULL);
 }
 
 /*
@@ -1019,32 +1053,31 @@ guarded_owner(Oid classId, Oid objectId, int depth, bool *domain)
 	return OidIsValid(relid) && guarded_table(relid) ? relid : InvalidOid;
 }
 
+typedef struct UsesOf
+{
+	int			depth;
+	bool	   *domain;
+	Oid			found;
+} UsesOf;
+
+static bool
+guarded_use(Form_pg_depend dep, void *arg)
+{
+	UsesOf	   *u = arg;
+
+	u->found = guarded_owner(dep->classid, dep->objid, u->depth, u->domain);
+	return OidIsValid(u->found);
+}
+
 static Oid
 uses_of(Oid classId, Oid objectId, int depth, bool *domain)
 {
-	Relation	rel;
-	ScanKeyData key[2];
-	SysScanDesc scan;
-	HeapTuple	tup;
-	Oid			found = InvalidOid;
+	UsesOf		u = {depth, domain, InvalidOid};
 
 	if (depth > 2)
 		return InvalidOid;
-	rel = table_open(DependRelationId, AccessShareLock);
-	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(classId));
-	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(objectId));
-	scan = systable_beginscan(rel, DependReferenceIndexId, true, NULL, 2, key);
-	while (!OidIsValid(found) && HeapTupleIsValid(tup = systable_getnext(scan)))
-	{
-		Form_pg_depend dep = (Form_pg_depend) GETSTRUCT(tup);
-
-		found = guarded_owner(dep->classid, dep->objid, depth, domain);
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return found;
+	(void) any_dependent(classId, objectId, guarded_use, &u);
+	return u.found;
 }
 
 /*
@@ -1091,17 +1124,9 @@ toms_warn_policy_functions(Oid relid)
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		Form_pg_policy pol = (Form_pg_policy) GETSTRUCT(tup);
-		bool		isnull;
-		Datum		d;
-		bool		calls = false;
 
-		d = heap_getattr(tup, Anum_pg_policy_polqual, RelationGetDescr(rel), &isnull);
-		if (!isnull)
-			calls = calls_user_function(stringToNode(TextDatumGetCString(d)), NULL);
-		d = heap_getattr(tup, Anum_pg_policy_polwithcheck, RelationGetDescr(rel), &isnull);
-		if (!calls && !isnull)
-			calls = calls_user_function(stringToNode(TextDatumGetCString(d)), NULL);
-		if (calls)
+		if (stored_expr_calls_user_function(tup, RelationGetDescr(rel), Anum_pg_policy_polqual) ||
+			stored_expr_calls_user_function(tup, RelationGetDescr(rel), Anum_pg_policy_polwithcheck))
 			ereport(WARNING,
 					(errmsg("policy \"%s\" on table \"%s\" calls a user-defined function",
 							NameStr(pol->polname), get_rel_name(relid)),

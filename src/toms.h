@@ -28,7 +28,9 @@
  * lifecycle worker of a database (session lock on hashtext of the name).
  * DROP EXTENSION toms takes both (guard.c).
  */
-#define TOMS_CHAIN_LOCK_SQL "7415, 1"
+#define TOMS_CHAIN_LOCK_KEY1 7415
+#define TOMS_CHAIN_LOCK_KEY2 1
+#define TOMS_CHAIN_LOCK_SQL CppAsString2(TOMS_CHAIN_LOCK_KEY1) ", " CppAsString2(TOMS_CHAIN_LOCK_KEY2)
 #define TOMS_LIFECYCLE_LOCK_SQL "pg_catalog.hashtext('toms lifecycle worker')"
 
 /* Longest tenant id accepted anywhere (bytes). */
