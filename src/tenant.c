@@ -40,6 +40,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "tcop/pquery.h"
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -50,6 +51,7 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/portal.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
@@ -122,8 +124,31 @@ typedef struct ProtEntry
 static HTAB *prot_cache = NULL;
 
 static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static ExecutorRun_hook_type prev_ExecutorRun = NULL;
 
 static void tenant_ExecutorStart(QueryDesc *queryDesc, int eflags);
+static void tenant_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction,
+							   uint64 count, bool execute_once);
+
+/*
+ * Statements under the tenant filter that have started and not ended, with
+ * the tenant they started under: a cursor is read by later ExecutorRun
+ * calls, and its scans keep the tenant they began with (an index scan
+ * computes toms.current_tenant() once), so reading it after the context
+ * changed to another tenant is refused.  Entries live in the statement's
+ * memory and unlink themselves when it goes.
+ */
+typedef struct TenantStmt
+{
+	QueryDesc  *qd;
+	uint64		version;		/* context_version when last checked */
+	char	   *tenant;			/* the tenant it started under */
+	Oid			relid;			/* a protected table it reads (for the audit) */
+	MemoryContextCallback cb;
+	struct TenantStmt *next;
+} TenantStmt;
+
+static TenantStmt *tenant_stmts = NULL;
 
 /* ----------------------------------------------------------------
  * Helpers
@@ -743,10 +768,24 @@ toms_protected(Oid relid)
  * evaluated (an empty table, a constant-false filter).
  */
 static void
+tenant_stmt_gone(void *arg)
+{
+	TenantStmt **link;
+
+	for (link = &tenant_stmts; *link; link = &(*link)->next)
+		if (*link == arg)
+		{
+			*link = ((TenantStmt *) arg)->next;
+			break;
+		}
+}
+
+static void
 tenant_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
 	ListCell   *lc;
-	bool		need_context = false;
+	Oid			filtered = InvalidOid;
+	char		tenant[TOMS_MAX_TENANT_LEN + 1];
 
 	if (queryDesc->plannedstmt && toms_extension_exists())
 	{
@@ -777,16 +816,97 @@ tenant_ExecutorStart(QueryDesc *queryDesc, int eflags)
 								get_rel_name(rte->relid)),
 						 errhint("Give the view an owner subject to row security, or make it security_invoker.")));
 			}
-			need_context = true;
+			filtered = rte->relid;
 		}
-		if (need_context)
-			(void) toms_context(false);
+		if (OidIsValid(filtered))
+		{
+			const TomsContext *ctx = toms_context(false);
+
+			strlcpy(tenant, ctx->tenant, sizeof(tenant));
+
+			/*
+			 * A cursor WITH HOLD outlives its transaction and with it the
+			 * (SET LOCAL) tenant context it was opened under; its rows are
+			 * then read from a store no hook sees, by whoever holds the
+			 * connection next.
+			 */
+			if (ActivePortal && (ActivePortal->cursorOptions & CURSOR_OPT_HOLD) &&
+				!(eflags & EXEC_FLAG_EXPLAIN_ONLY))
+			{
+				toms_audit_denied("cursor WITH HOLD on a protected table", tenant,
+								  filtered, NULL);
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("cursor \"%s\" cannot be declared WITH HOLD: it reads protected table \"%s\"",
+								ActivePortal->name, get_rel_name(filtered)),
+						 errdetail("A held cursor outlives its transaction and the tenant context it was opened under."),
+						 errhint("Declare the cursor without WITH HOLD and read it inside the transaction.")));
+			}
+		}
 	}
 
 	if (prev_ExecutorStart)
 		prev_ExecutorStart(queryDesc, eflags);
 	else
 		standard_ExecutorStart(queryDesc, eflags);
+
+	if (OidIsValid(filtered) && queryDesc->estate && !(eflags & EXEC_FLAG_EXPLAIN_ONLY))
+	{
+		MemoryContext oldcxt = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
+		TenantStmt *ts = palloc(sizeof(TenantStmt));
+
+		ts->qd = queryDesc;
+		ts->version = context_version;
+		ts->tenant = pstrdup(tenant);
+		ts->relid = filtered;
+		ts->cb.func = tenant_stmt_gone;
+		ts->cb.arg = ts;
+		MemoryContextRegisterResetCallback(queryDesc->estate->es_query_cxt, &ts->cb);
+		ts->next = tenant_stmts;
+		tenant_stmts = ts;
+		MemoryContextSwitchTo(oldcxt);
+	}
+}
+
+/*
+ * A statement under the tenant filter is run again (a cursor fetch) after
+ * the context changed: only under the tenant it started under.
+ */
+static void
+tenant_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+				   bool execute_once)
+{
+	TenantStmt *ts;
+
+	for (ts = tenant_stmts; ts; ts = ts->next)
+	{
+		if (ts->qd != queryDesc)
+			continue;
+		if (ts->version != context_version)
+		{
+			const TomsContext *ctx = toms_context(false);
+
+			if (strcmp(ctx->tenant, ts->tenant) != 0)
+			{
+				toms_audit_denied("cursor read under another tenant context", ctx->tenant,
+								  ts->relid, NULL);
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 ActivePortal && ActivePortal->name[0] ?
+						 errmsg("cursor \"%s\" was opened under another tenant context",
+								ActivePortal->name) :
+						 errmsg("statement was started under another tenant context"),
+						 errhint("Open the cursor again under the current context.")));
+			}
+			ts->version = context_version;
+		}
+		break;
+	}
+
+	if (prev_ExecutorRun)
+		prev_ExecutorRun(queryDesc, direction, count, execute_once);
+	else
+		standard_ExecutorRun(queryDesc, direction, count, execute_once);
 }
 
 /* ----------------------------------------------------------------
@@ -1184,4 +1304,6 @@ tenant_init(void)
 
 	prev_ExecutorStart = ExecutorStart_hook;
 	ExecutorStart_hook = tenant_ExecutorStart;
+	prev_ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = tenant_ExecutorRun;
 }

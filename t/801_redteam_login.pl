@@ -1,8 +1,8 @@
 # Red team, with real logins (what pgTAP's SET SESSION AUTHORIZATION cannot
-# show): a non-superuser login cannot take another identity, and a pooled
-# connection must be reset between tenants -- a WITH HOLD cursor survives
-# COMMIT and a change of tenant context (documented limit), DISCARD ALL
-# removes it.
+# show): a non-superuser login cannot take another identity; on a pooled
+# connection no cursor carries one tenant's rows to the next client (WITH
+# HOLD is refused, a cursor read under another tenant fails) and DISCARD
+# ALL clears the context.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -42,32 +42,48 @@ like($err, qr/permission denied to set role/, 'SET ROLE to a non-granted role fa
 	extra_params => [ '-U', 'regress_rt_eve' ]);
 like($err, qr/is not a member of tenant "rt_a"/, 'a real login naming a foreign tenant is refused');
 
-# The pool: client 1 (tenant rt_a) leaves a WITH HOLD cursor behind; the
-# pool switches the connection to tenant rt_b for client 2.
-$out = $node->safe_psql('postgres', q{
-	SELECT toms.set_tenant('rt_a');
+# The pool: client 1 (tenant rt_a) would leave a WITH HOLD cursor behind
+# for the next client on the connection: refused when it is declared.
+($ret, $out, $err) = $node->psql('postgres', q{
 	BEGIN;
+	SET LOCAL toms.context = 'rt_a';
 	DECLARE c1 CURSOR WITH HOLD FOR SELECT body FROM notes ORDER BY id;
 	COMMIT;
-	SELECT toms.set_tenant('rt_b');
-	SELECT string_agg(body, ',') FROM notes;
+	SET toms.context = 'rt_b';
 	FETCH ALL FROM c1;
 }, extra_params => [ '-U', 'regress_rt_pool' ]);
-like($out, qr/^B-100$/m, 'client 2 (rt_b) sees only rt_b through queries');
-like($out, qr/^A-1$/m,
-	'documented limit: a WITH HOLD cursor opened under rt_a still yields rt_a rows after the switch');
+like($err, qr/cursor "c1" cannot be declared WITH HOLD: it reads protected table "notes"/,
+	'a WITH HOLD cursor on a protected table is refused');
+unlike($out, qr/A-1/, '... and no rt_a row reaches the next client');
+
+# Inside one transaction: a cursor opened under rt_a, the context switched.
+($ret, $out, $err) = $node->psql('postgres', q{
+	BEGIN;
+	SELECT toms.set_tenant('rt_a', true);
+	DECLARE c2 CURSOR FOR SELECT body FROM notes ORDER BY id;
+	FETCH 1 FROM c2;
+	SELECT toms.set_tenant('rt_b', true);
+	SELECT string_agg(body, ',') FROM notes;
+	FETCH ALL FROM c2;
+	COMMIT;
+}, extra_params => [ '-U', 'regress_rt_pool' ]);
+like($out, qr/^A-1$/m, 'the cursor reads under the tenant it was opened under');
+like($out, qr/^B-100$/m, 'after the switch, queries see only rt_b');
+like($err, qr/cursor "c2" was opened under another tenant context/,
+	'reading the cursor under rt_b is refused');
+unlike($out, qr/A-2/, '... and no further rt_a row is returned');
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 1 FROM toms.audit_log
+	 WHERE kind = 'denied' AND action = 'cursor read under another tenant context'
+	   AND tenant = 'rt_b' AND session_role = 'regress_rt_pool' AND relname = 'public.notes'}),
+	'the refusal is audited');
 
 ($ret, $out, $err) = $node->psql('postgres', q{
 	SELECT toms.set_tenant('rt_a');
-	BEGIN;
-	DECLARE c1 CURSOR WITH HOLD FOR SELECT body FROM notes ORDER BY id;
-	COMMIT;
 	DISCARD ALL;
 	SELECT toms.current_tenant(true) IS NULL AS context_gone;
-	FETCH ALL FROM c1;
 }, extra_params => [ '-U', 'regress_rt_pool' ]);
 like($out, qr/^t$/m, 'DISCARD ALL (a pool\'s reset query) clears toms.context');
-like($err, qr/cursor "c1" does not exist/, 'DISCARD ALL closes the held cursor');
 
 $node->stop;
 done_testing();

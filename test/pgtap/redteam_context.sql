@@ -8,7 +8,7 @@
 \pset tuples_only true
 \pset pager off
 BEGIN;
-SELECT plan(43);
+SELECT plan(48);
 SET LOCAL client_min_messages = warning;
 
 CREATE ROLE regress_rt_owner NOLOGIN;
@@ -170,27 +170,42 @@ RESET plan_cache_mode;
 SET plan_cache_mode = force_custom_plan;
 SELECT results_eq('EXECUTE pool_q', $$VALUES (5::bigint, 'B-data-101')$$, '... and with custom plans');
 RESET plan_cache_mode;
--- index scans compute the tenant key once per scan: check a scan that
--- spans a context change inside one transaction (a cursor)
+-- index scans compute the tenant key once per scan: a cursor keeps the
+-- tenant it was opened under, so reading it under another is refused
 SELECT toms.set_tenant('rt_a');
 SET LOCAL enable_seqscan = off;
 DECLARE rt_cur NO SCROLL CURSOR FOR SELECT secret FROM rt.secrets;
+DECLARE rt_cur2 NO SCROLL CURSOR FOR SELECT secret FROM rt.secrets;
 CREATE TEMP TABLE rt_fetched (phase text, secret text);
 GRANT ALL ON rt_fetched TO PUBLIC;
 DO $$ DECLARE c refcursor := 'rt_cur'; v text; BEGIN
 	FETCH c INTO v; INSERT INTO rt_fetched VALUES ('before', v); END $$;
-SELECT toms.set_tenant('rt_b');
-DO $$ DECLARE c refcursor := 'rt_cur'; v text; BEGIN
-	LOOP FETCH c INTO v; EXIT WHEN NOT FOUND; INSERT INTO rt_fetched VALUES ('after', v); END LOOP; END $$;
 SELECT is((SELECT count(*) FROM rt_fetched WHERE phase = 'before' AND secret LIKE 'A-%'), 1::bigint,
 	'cursor opened under rt_a returns an rt_a row');
--- Documented limit: a scan keeps the tenant it started under (the index
--- key toms.current_tenant() is computed once per scan).  The session was
--- entitled to rt_a when it opened the cursor; a pool must CLOSE ALL /
--- DISCARD ALL before it hands the connection to another tenant's user.
-SELECT is((SELECT count(*) FROM rt_fetched WHERE phase = 'after' AND secret LIKE 'A-%'), 49::bigint,
-	'documented: an open cursor keeps returning the tenant it was opened under');
+SELECT toms.set_tenant('rt_a');
+DO $$ DECLARE c refcursor := 'rt_cur'; v text; BEGIN
+	FETCH c INTO v; INSERT INTO rt_fetched VALUES ('again', v); END $$;
+SELECT is((SELECT count(*) FROM rt_fetched WHERE phase = 'again' AND secret LIKE 'A-%'), 1::bigint,
+	'the same tenant entered again: the cursor reads on');
+SELECT toms.set_tenant('rt_b');
+SELECT throws_ok('FETCH 1 FROM rt_cur', '42501', 'cursor "rt_cur" was opened under another tenant context',
+	'a cursor opened under rt_a cannot be read under rt_b');
+SELECT throws_ok($x$DO $d$ DECLARE c refcursor := 'rt_cur2'; v text; BEGIN FETCH c INTO v; END $d$$x$,
+	'42501', 'cursor "rt_cur2" was opened under another tenant context', '... nor through PL/pgSQL FETCH');
+SELECT is((SELECT count(*) FROM rt_fetched WHERE phase NOT IN ('before', 'again')), 0::bigint,
+	'no row of rt_a was read under rt_b');
 RESET enable_seqscan;
+-- A cursor WITH HOLD outlives the transaction and its (SET LOCAL)
+-- context, and is then read from a store no hook sees: refused.
+SELECT throws_ok('DECLARE rt_held CURSOR WITH HOLD FOR SELECT secret FROM rt.secrets', '42501',
+	'cursor "rt_held" cannot be declared WITH HOLD: it reads protected table "secrets"',
+	'a cursor WITH HOLD on a protected table is refused');
+RESET SESSION AUTHORIZATION;
+GRANT USAGE ON SCHEMA rt_evil TO regress_rt_pool;
+SET SESSION AUTHORIZATION regress_rt_pool;
+DECLARE rt_held2 CURSOR WITH HOLD FOR SELECT rt_evil.count_secrets();
+SELECT throws_ok('FETCH 1 FROM rt_held2', '42501', NULL,
+	'... also when a function it calls reads the table');
 CLOSE ALL;
 SELECT throws_ok('FETCH 1 FROM rt_cur', '34000', NULL, 'CLOSE ALL (part of DISCARD ALL) ends it');
 RESET SESSION AUTHORIZATION;
