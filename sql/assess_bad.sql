@@ -41,6 +41,34 @@ UPDATE pg_policy SET polpermissive = true
  WHERE polrelid = 'regress_assess_notes'::regclass AND polname = 'toms_tenant';
 SELECT * FROM regress_assess_says('9a');
 
+-- Paths around the filter: a SECURITY DEFINER function of a superuser
+-- naming a protected table, a user-defined function in an index
+-- expression, a large object
+CREATE ROLE regress_assess_su NOLOGIN SUPERUSER;
+CREATE ROLE regress_assess_lo NOLOGIN;
+CREATE FUNCTION regress_assess_all_notes() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+	AS 'SELECT count(*) FROM public.regress_assess_notes';
+ALTER FUNCTION regress_assess_all_notes() OWNER TO regress_assess_su;
+CREATE FUNCTION regress_assess_fold(text) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT lower($1)';
+CREATE INDEX regress_assess_fold_idx ON regress_assess_notes (regress_assess_fold(note));
+SELECT lo_from_bytea(424242, '\x00'::bytea) > 0 AS lo_made;
+ALTER LARGE OBJECT 424242 OWNER TO regress_assess_lo;
+SELECT * FROM regress_assess_says('9a');
+SELECT status FROM toms.assess() WHERE control = '9a';
+-- the same function not SECURITY DEFINER, or owned by an ordinary role
+ALTER FUNCTION regress_assess_all_notes() SECURITY INVOKER;
+SELECT * FROM regress_assess_says('9a') WHERE says ~ 'SECURITY DEFINER';
+ALTER FUNCTION regress_assess_all_notes() SECURITY DEFINER;
+ALTER FUNCTION regress_assess_all_notes() OWNER TO regress_assess_lo;
+SELECT * FROM regress_assess_says('9a') WHERE says ~ 'SECURITY DEFINER';
+DROP FUNCTION regress_assess_all_notes();
+DROP INDEX regress_assess_fold_idx;
+DROP FUNCTION regress_assess_fold(text);
+SELECT lo_unlink(424242);
+DROP ROLE regress_assess_lo, regress_assess_su;
+SELECT * FROM regress_assess_says('9a');
+SELECT status FROM toms.assess() WHERE control = '9a';
+
 -- Stray BYPASSRLS and superuser roles
 CREATE ROLE regress_assess_bypass LOGIN BYPASSRLS;
 CREATE ROLE regress_assess_super NOLOGIN SUPERUSER;

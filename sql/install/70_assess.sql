@@ -703,6 +703,65 @@ BEGIN
 		ELSE
 			e := e || 'every protected table forces row security with its toms_tenant policy intact'::text;
 		END IF;
+		-- Paths around the filter that PostgreSQL cannot close (tenancy.md,
+		-- Known limits): warned about, naming the objects.
+		-- SECURITY DEFINER functions of roles outside row security whose
+		-- body names a protected table: they read every tenant's rows.
+		SELECT array_agg(format('%s owned by %s (names %s)', p.oid::regprocedure,
+								p.proowner::regrole, x.tabs) ORDER BY p.oid::regprocedure::text)
+		  INTO items
+		  FROM pg_proc p
+		  JOIN pg_roles r ON r.oid = p.proowner
+		  CROSS JOIN LATERAL (
+			SELECT string_agg(c.relname, ', ' ORDER BY c.relname) AS tabs
+			  FROM @extschema@.protected_tables pt JOIN pg_class c ON c.oid = pt.relid
+			 WHERE p.prosrc ~* ('\m' || regexp_replace(c.relname, '([^[:alnum:]_])', '\\\1', 'g') || '\M')) x
+		 WHERE p.prosecdef AND (r.rolsuper OR r.rolbypassrls)
+		   AND x.tabs IS NOT NULL
+		   AND p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace,
+									  '@extschema@'::regnamespace)
+		   AND NOT EXISTS (SELECT 1 FROM pg_depend d
+							WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e');
+		IF cardinality(items) > 0 THEN
+			s := @extschema@._assess_worst(s, 'warn');
+			e := e || format('SECURITY DEFINER functions owned by roles outside row security name protected tables (inside them every tenant''s rows are visible): %s (give them an owner subject to row security)',
+							 @extschema@._assess_list(items));
+		END IF;
+		-- User-defined functions in a protected table's index, constraint,
+		-- default or statistics expressions: REINDEX, VACUUM FULL, ANALYZE
+		-- run them over every row, and what they call inside is untracked.
+		SELECT array_agg(DISTINCT format('%s in %s', d.refobjid::regprocedure, t.relid::regclass))
+		  INTO items
+		  FROM @extschema@.protected_tables pt
+		  CROSS JOIN LATERAL (
+			SELECT 'pg_class'::regclass AS classid, i.indexrelid AS objid, i.indrelid AS relid
+			  FROM pg_index i WHERE i.indrelid = pt.relid
+			UNION ALL
+			SELECT 'pg_constraint'::regclass, k.oid, k.conrelid FROM pg_constraint k WHERE k.conrelid = pt.relid
+			UNION ALL
+			SELECT 'pg_attrdef'::regclass, ad.oid, ad.adrelid FROM pg_attrdef ad WHERE ad.adrelid = pt.relid
+			UNION ALL
+			SELECT 'pg_statistic_ext'::regclass, x.oid, x.stxrelid FROM pg_statistic_ext x WHERE x.stxrelid = pt.relid
+		  ) t
+		  JOIN pg_depend d ON d.classid = t.classid AND d.objid = t.objid
+						  AND d.refclassid = 'pg_proc'::regclass AND d.refobjid >= 16384
+		 WHERE NOT EXISTS (SELECT 1 FROM pg_depend x
+							WHERE x.classid = 'pg_proc'::regclass AND x.objid = d.refobjid AND x.deptype = 'e');
+		IF cardinality(items) > 0 THEN
+			s := @extschema@._assess_worst(s, 'warn');
+			e := e || format('user-defined functions in expressions of protected tables (maintenance runs them over every tenant''s rows): %s (use built-in functions, or functions owned by toms_admin)',
+							 @extschema@._assess_list(items));
+		END IF;
+		-- Large objects have per-object ACLs and no row security.
+		IF n > 0 THEN
+			SELECT array_agg(DISTINCT lomowner::regrole::text ORDER BY lomowner::regrole::text)
+			  INTO items FROM pg_largeobject_metadata;
+			IF cardinality(items) > 0 THEN
+				s := @extschema@._assess_worst(s, 'warn');
+				e := e || format('large objects exist, owned by %s: row security does not apply to them (keep tenant data in protected tables)',
+								 @extschema@._assess_list(items));
+			END IF;
+		END IF;
 		status := s; evidence := array_to_string(e, '; ');
 	EXCEPTION WHEN OTHERS THEN
 		status := 'n/a'; evidence := 'check could not run: ' || SQLERRM;
