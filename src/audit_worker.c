@@ -149,6 +149,7 @@ static AuditStore *pending = NULL;
 static MemoryContext rows_cxt = NULL;
 #define ROWS_CXT_SIZE (4 * 1024 * 1024)
 static SPIPlanPtr plan_update = NULL;
+static SPIPlanPtr plan_head = NULL;	/* the newest chained record */
 static SPIPlanPtr plan_chain_xid = NULL;	/* unchained rows of one transaction */
 static SPIPlanPtr plan_chain_all = NULL;	/* of every committed one */
 
@@ -245,6 +246,8 @@ prepare_plans(void)
 {
 	if (plan_update)
 		return;
+	plan_head = prepare("SELECT seq, hash FROM " TOMS_SCHEMA ".audit_log WHERE seq IS NOT NULL"
+						" ORDER BY seq DESC LIMIT 1", 0, NULL);
 	{
 		Oid			ut[3] = {INT8OID, BYTEAOID, TIDOID};
 
@@ -700,8 +703,7 @@ worker_batch(bool *first)
 		 * collides: verify_audit reports them.  Records deleted from the end
 		 * leave a gap that verify_audit reports too.
 		 */
-		if (SPI_execute("SELECT seq, hash FROM " TOMS_SCHEMA ".audit_log WHERE seq IS NOT NULL"
-						" ORDER BY seq DESC LIMIT 1", true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		if (SPI_execute_plan(plan_head, NULL, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 		{
 			int64		tseq;
 			bytea	   *h;
