@@ -1609,37 +1609,6 @@ toms_audit_log_guard(PG_FUNCTION_ARGS)
 	return PointerGetDatum(td->tg_trigtuple);
 }
 
-static int
-hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-static bool
-hex_to(const char *s, uint8 *out)
-{
-	int			i;
-
-	if (s == NULL || strlen(s) != 2 * AUDIT_HASH_LEN)
-		return false;
-	for (i = 0; i < AUDIT_HASH_LEN; i++)
-	{
-		int			hi = hexval(s[2 * i]);
-		int			lo = hexval(s[2 * i + 1]);
-
-		if (hi < 0 || lo < 0)
-			return false;
-		out[i] = (hi << 4) | lo;
-	}
-	return true;
-}
-
 /* Is there a seal that summarises every record before seq, with hash? */
 static bool
 find_seal(int64 upto, uint8 *hash)
@@ -1649,12 +1618,23 @@ find_seal(int64 upto, uint8 *hash)
 	bool		found = false;
 	int			ret;
 
-	ret = SPI_execute_with_args("SELECT detail::jsonb ->> 'hash' FROM " TOMS_SCHEMA ".audit_log"
+	/* an edited seal whose hash is not hex is no seal (no error) */
+	ret = SPI_execute_with_args("SELECT CASE WHEN h ~ '^([0-9a-f][0-9a-f])*$' THEN pg_catalog.decode(h, 'hex') END"
+								" FROM (SELECT detail::jsonb ->> 'hash' AS h FROM " TOMS_SCHEMA ".audit_log"
 								" WHERE kind = 'seal' AND seq > $1"
-								" AND (detail::jsonb ->> 'upto')::bigint = $1 ORDER BY seq LIMIT 1",
+								" AND (detail::jsonb ->> 'upto')::bigint = $1 ORDER BY seq LIMIT 1) s",
 								1, &argtype, &arg, NULL, false, 1);
 	if (ret == SPI_OK_SELECT && SPI_processed == 1)
-		found = hex_to(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), hash);
+	{
+		bool		isnull;
+		Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull && VARSIZE_ANY_EXHDR(DatumGetByteaPP(d)) == AUDIT_HASH_LEN)
+		{
+			memcpy(hash, VARDATA_ANY(DatumGetByteaPP(d)), AUDIT_HASH_LEN);
+			found = true;
+		}
+	}
 	return found;
 }
 

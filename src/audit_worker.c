@@ -546,16 +546,10 @@ apply_retention(void)
 	{
 		bytea	   *h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
 													  SPI_tuptable->tupdesc, 1, &isnull));
-		static const char hx[] = "0123456789abcdef";
 
 		if (isnull || VARSIZE_ANY_EXHDR(h) != AUDIT_HASH_LEN)
 			return;
-		for (i = 0; i < AUDIT_HASH_LEN; i++)
-		{
-			hex[2 * i] = hx[((uint8 *) VARDATA_ANY(h))[i] >> 4];
-			hex[2 * i + 1] = hx[((uint8 *) VARDATA_ANY(h))[i] & 15];
-		}
-		hex[2 * AUDIT_HASH_LEN] = '\0';
+		hex[hex_encode(VARDATA_ANY(h), AUDIT_HASH_LEN, hex)] = '\0';
 	}
 	if (SPI_execute_with_args("DELETE FROM " TOMS_SCHEMA ".audit_log WHERE seq <= $1",
 							  1, &argtype, &arg, NULL, false, 0) != SPI_OK_DELETE)

@@ -159,6 +159,13 @@ $node->safe_psql('postgres', q{
 	ALTER SYSTEM RESET toms.audit_retention;
 	SELECT pg_reload_conf();
 	SET session_replication_role = replica;
+	UPDATE toms.audit_log SET detail = jsonb_set(detail::jsonb, '{hash}', '"not hex"')::text
+	 WHERE kind = 'seal';
+});
+like($node->safe_psql('postgres', 'SELECT ok || \' \' || first_bad FROM toms.verify_audit()'),
+	qr/^false \d+$/, 'a seal whose hash was edited into garbage is reported, not an error');
+$node->safe_psql('postgres', q{
+	SET session_replication_role = replica;
 	DELETE FROM toms.audit_log WHERE kind = 'seal';
 });
 is($node->safe_psql('postgres', 'SELECT ok FROM toms.verify_audit()'), 'f',
