@@ -979,7 +979,8 @@ check_drop(Oid classId, Oid objectId, int subId)
  * The protected table (or a domain a protected table uses) whose rows an
  * object evaluates: an index, a constraint, a column default or generated
  * column, extended statistics, a trigger, a policy -- or, for an
- * operator, whatever uses it.  InvalidOid if none.
+ * operator or a function with an SQL-standard body (whose calls PostgreSQL
+ * records), whatever uses it.  InvalidOid if none.
  */
 static Oid	uses_of(Oid classId, Oid objectId, int depth, bool *domain);
 
@@ -1048,10 +1049,13 @@ guarded_owner(Oid classId, Oid objectId, int depth, bool *domain)
 			  policy_info(objectId, &relid, &name)))
 			relid = InvalidOid;
 	}
-	else if (classId == OperatorRelationId)
-		return uses_of(OperatorRelationId, objectId, depth + 1, domain);
+	else if (classId == OperatorRelationId || classId == ProcedureRelationId)
+		return uses_of(classId, objectId, depth + 1, domain);
 	return OidIsValid(relid) && guarded_table(relid) ? relid : InvalidOid;
 }
+
+/* how far through operators and calling functions a use is followed */
+#define USES_MAX_DEPTH 8
 
 typedef struct UsesOf
 {
@@ -1074,7 +1078,7 @@ uses_of(Oid classId, Oid objectId, int depth, bool *domain)
 {
 	UsesOf		u = {depth, domain, InvalidOid};
 
-	if (depth > 2)
+	if (depth > USES_MAX_DEPTH)
 		return InvalidOid;
 	(void) any_dependent(classId, objectId, guarded_use, &u);
 	return u.found;
@@ -1083,10 +1087,12 @@ uses_of(Oid classId, Oid objectId, int depth, bool *domain)
 /*
  * CREATE OR REPLACE FUNCTION and ALTER FUNCTION of a function that an
  * index, constraint, generated column, statistics, trigger or policy of a
- * protected table evaluate (directly or through an operator): it would run the new
- * code over every tenant's rows at the next REINDEX, CLUSTER, VACUUM FULL,
- * ANALYZE or validation, or on every tenant's writes.  Functions called from inside its body are not
- * tracked by PostgreSQL and so not here either.
+ * protected table evaluate (directly, through an operator, or called from
+ * the SQL-standard body of such a function): it would run the new code over
+ * every tenant's rows at the next REINDEX, CLUSTER, VACUUM FULL, ANALYZE or
+ * validation, or on every tenant's writes.  Calls from other bodies
+ * (PL/pgSQL, quoted SQL) are not recorded by PostgreSQL and so not
+ * followed.
  */
 static void
 check_function_change(Oid funcid)

@@ -9,7 +9,7 @@
 \pset tuples_only true
 \pset pager off
 BEGIN;
-SELECT plan(65);
+SELECT plan(66);
 SET LOCAL client_min_messages = warning;
 
 CREATE ROLE regress_rt_owner LOGIN;
@@ -191,6 +191,9 @@ GRANT toms_admin TO regress_rt_owner;
 SET SESSION AUTHORIZATION regress_rt_owner;
 SELECT lives_ok('CREATE INDEX rt_spy_idx ON rt.notes (rt.spy(body))',
 	'owner who is toms_admin: may create such an index');
+CREATE FUNCTION rt.spy_inner(t text) RETURNS text LANGUAGE sql IMMUTABLE AS 'SELECT t';
+CREATE FUNCTION rt.spy_wrap(t text) RETURNS text LANGUAGE sql IMMUTABLE RETURN rt.spy_inner(t);
+CREATE INDEX rt_wrap_idx ON rt.notes (rt.spy_wrap(body));
 ALTER TABLE rt.notes ADD CONSTRAINT rt_op CHECK (body OPERATOR(rt.===) body) NOT VALID;
 RESET SESSION AUTHORIZATION;
 CREATE TRIGGER rt_copy AFTER INSERT OR UPDATE ON rt.notes FOR EACH ROW EXECUTE FUNCTION rt.copy_row();
@@ -205,6 +208,10 @@ SELECT throws_ok($q$CREATE OR REPLACE FUNCTION rt.spy(t text) RETURNS text LANGU
 	'owner: replacing a function an index of a protected table evaluates refused');
 SELECT throws_ok('ALTER FUNCTION rt.spy(text) SET search_path = rt', '42501', NULL,
 	'owner: altering it (its search path) refused');
+SELECT throws_ok($q$CREATE OR REPLACE FUNCTION rt.spy_inner(t text) RETURNS text LANGUAGE sql IMMUTABLE AS
+	$b$ SELECT t || rt.spy_write(t) $b$ $q$, '42501',
+	'cannot change function rt.spy_inner(text): it is evaluated over the rows of protected table "notes"',
+	'owner: replacing a function that an index''s function calls from its SQL-standard body refused');
 SELECT throws_ok($$CREATE OR REPLACE FUNCTION rt.spy_eq(a text, b text) RETURNS bool LANGUAGE sql IMMUTABLE AS
 	'SELECT a = b'$$, '42501', NULL,
 	'owner: replacing the function behind an operator a constraint uses refused');
@@ -215,7 +222,7 @@ SELECT lives_ok($q$CREATE OR REPLACE FUNCTION rt.spy_write(t text) RETURNS void 
 	$b$ INSERT INTO rt.seen VALUES (t) $b$ $q$,
 	'owner: a function no protected table evaluates directly may change (calls inside bodies are not tracked)');
 RESET SESSION AUTHORIZATION;
-DROP INDEX rt.rt_spy_idx;
+DROP INDEX rt.rt_spy_idx, rt.rt_wrap_idx;
 ALTER TABLE rt.notes DROP CONSTRAINT rt_op;
 DROP TRIGGER rt_copy ON rt.notes;
 SELECT toms.clear_tenant();
