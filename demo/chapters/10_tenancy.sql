@@ -89,4 +89,19 @@ SELECT toms.enter_tenant(:'old_token');
 SELECT toms.enter_tenant(overlay(:'acme_token' placing
 	CASE WHEN substr(:'acme_token', 30, 1) = 'A' THEN 'B' ELSE 'A' END from 30 for 1));
 \set ON_ERROR_STOP 1
+\echo 'A cursor opened for one tenant cannot be read once the connection has moved'
+\echo 'on to another, and no cursor over tenant data may outlive its transaction:'
+BEGIN;
+SET LOCAL toms.context = :'token';
+DECLARE c CURSOR FOR SELECT name FROM training.learners ORDER BY id;
+FETCH 1 FROM c;
+SET LOCAL toms.context = :'acme_token';
+\set ON_ERROR_STOP 0
+FETCH 1 FROM c;
+ROLLBACK;
+BEGIN;
+SET LOCAL toms.context = :'token';
+DECLARE h CURSOR WITH HOLD FOR SELECT name FROM training.learners;
+ROLLBACK;
+\set ON_ERROR_STOP 1
 RESET SESSION AUTHORIZATION;
