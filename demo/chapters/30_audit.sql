@@ -1,5 +1,5 @@
 \echo
-\echo '=== 3. Access audit (measures 4b, 5c, 7, 10b) ==============================='
+\echo '=== 2. Access audit (measures 4b, 5c, 7, 10b) ==============================='
 \echo
 \echo 'Everything the previous chapter did to protected tables is in toms.audit_log:'
 \echo 'one record per statement and table -- who, as which actor, in which tenant,'

@@ -1,5 +1,5 @@
 \echo
-\echo '=== 4. Sealed columns (measures 6, 7, 9b) ================================='
+\echo '=== 3. Sealed columns (measures 6, 7, 9b) ================================='
 \echo
 \echo 'Learners'' e-mail addresses move into a sealed column: ciphertext under a'
 \echo 'per-tenant key (XChaCha20-Poly1305), plus a blind index for lookups.'

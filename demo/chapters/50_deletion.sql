@@ -1,5 +1,5 @@
 \echo
-\echo '=== 5. Two-stage deletion (measures 6b, 8a) =================================='
+\echo '=== 4. Two-stage deletion (measures 6b, 8a) =================================='
 \echo
 \echo 'The provider keeps a reporting copy of simulation results outside toms'' row'
 \echo 'security.  The DBA registers it, so deletions purge it too.'

@@ -1,5 +1,5 @@
 \echo
-\echo '=== Accounts: password policy and deactivation (TOMs 4a, 4c, 4d) ==='
+\echo '=== 5. Accounts: password policy and deactivation (measures 4a, 4c, 4d) ==='
 \echo
 \echo 'toms checks every new password in CREATE/ALTER ROLE.  A trainer picks a'
 \echo 'weak one; toms names the rule that failed and never echoes the password:'

@@ -6,7 +6,7 @@ set -eu
 PSQL=("$BIN/psql" -X -q -v ON_ERROR_STOP=1)
 HBA=$("${PSQL[@]}" -At -c 'SHOW hba_file')
 echo
-echo '=== Accounts: lock-out after repeated failed logins (TOMs 4a, 4e) ==='
+echo '=== 6. Accounts: lock-out after repeated failed logins (measures 4a, 4e) ==='
 echo
 echo 'An operator account logs in with a password (scram-sha-256).'
 soon=$("${PSQL[@]}" -At -c "SELECT (now() + interval '60 days')::date")

@@ -1,5 +1,5 @@
 \echo
-\echo '=== 9. Self-assessment (measures 11a, 2) ===================================='
+\echo '=== 7. Self-assessment (measures 11a, 2) ===================================='
 \echo
 \echo 'An auditor checks what the database enforces: toms.assess() returns one row'
 \echo 'per measure (pass / warn / fail / n/a) with the evidence it saw.'
