@@ -31,6 +31,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_inherits.h"
+#include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
@@ -149,6 +150,27 @@ typedef struct TenantStmt
 } TenantStmt;
 
 static TenantStmt *tenant_stmts = NULL;
+
+/*
+ * SECURITY DEFINER functions being run, innermost last (fmgr_hook): inside
+ * one owned by a superuser or BYPASSRLS role, PostgreSQL applies no row
+ * security, so such a function would hand a caller who is subject to the
+ * tenant filter every tenant's rows.  toms' own functions are exempt.
+ * definer_eff[d] is the kind in force at depth d: a function that only
+ * has SET clauses changes no user and inherits the kind of its caller.
+ */
+typedef enum DefinerKind
+{
+	DEFINER_NONE = 0,			/* outside any SECURITY DEFINER function */
+	DEFINER_INHERIT,			/* (cached per call site: no user change) */
+	DEFINER_FOREIGN,			/* a SECURITY DEFINER function not of toms */
+	DEFINER_TOMS				/* one of toms' own */
+} DefinerKind;
+
+#define DEFINER_MAX_DEPTH 1024
+static int	definer_depth = 0;
+static uint8 definer_eff[DEFINER_MAX_DEPTH];
+static fmgr_hook_type prev_fmgr_hook = NULL;
 
 /* ----------------------------------------------------------------
  * Helpers
@@ -767,6 +789,66 @@ toms_protected(Oid relid)
  * security needs a verified context, even where the policy would never be
  * evaluated (an empty table, a constant-false filter).
  */
+static DefinerKind
+definer_kind(Oid fn_oid)
+{
+	HeapTuple	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
+	DefinerKind kind = DEFINER_INHERIT;
+
+	if (HeapTupleIsValid(tup))
+	{
+		Form_pg_proc proc = (Form_pg_proc) GETSTRUCT(tup);
+
+		if (proc->prosecdef)
+			kind = OidIsValid(toms_schema_oid()) && proc->pronamespace == toms_schema_oid() ?
+				DEFINER_TOMS : DEFINER_FOREIGN;
+		ReleaseSysCache(tup);
+	}
+	return kind;
+}
+
+static DefinerKind
+definer_in_force(void)
+{
+	return definer_depth > 0 && definer_depth <= DEFINER_MAX_DEPTH ?
+		(DefinerKind) definer_eff[definer_depth - 1] :
+		definer_depth > DEFINER_MAX_DEPTH ? DEFINER_FOREIGN : DEFINER_NONE;
+}
+
+static void
+tenant_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
+{
+	if (event == FHET_START)
+	{
+		DefinerKind kind = (DefinerKind) DatumGetInt32(*private);
+
+		if (kind == DEFINER_NONE)
+		{
+			kind = definer_kind(flinfo->fn_oid);
+			*private = Int32GetDatum((int32) kind);
+		}
+		if (kind == DEFINER_INHERIT)
+			kind = definer_in_force();
+		if (definer_depth < DEFINER_MAX_DEPTH)
+			definer_eff[definer_depth] = (uint8) kind;
+		definer_depth++;
+	}
+	else if (definer_depth > 0)
+		definer_depth--;		/* FHET_END, FHET_ABORT */
+
+	if (prev_fmgr_hook)
+		prev_fmgr_hook(event, flinfo, private);
+}
+
+/* Nothing is left running at the end of a top-level transaction. */
+static void
+tenant_xact_callback(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT ||
+		event == XACT_EVENT_PARALLEL_COMMIT || event == XACT_EVENT_PARALLEL_ABORT)
+		definer_depth = 0;
+}
+
 static void
 tenant_stmt_gone(void *arg)
 {
@@ -798,7 +880,26 @@ tenant_ExecutorStart(QueryDesc *queryDesc, int eflags)
 			if (toms_protected(rte->relid) == NULL)
 				continue;
 			if (check_enable_rls(rte->relid, InvalidOid, true) != RLS_ENABLED)
+			{
+				/*
+				 * Outside row security as the owner of a SECURITY DEFINER
+				 * function, called by a session that is subject to it
+				 * (foreign-key checks and maintenance commands excepted).
+				 */
+				if (definer_in_force() == DEFINER_FOREIGN && !InNoForceRLSOperation() &&
+					!InSecurityRestrictedOperation() &&
+					check_enable_rls(rte->relid, GetSessionUserId(), true) == RLS_ENABLED)
+				{
+					toms_audit_denied("protected table read by a privileged SECURITY DEFINER function",
+									  NULL, rte->relid, NULL);
+					ereport(ERROR,
+							(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+							 errmsg("protected table \"%s\" is reached through a SECURITY DEFINER function owned by a role that bypasses row security",
+									get_rel_name(rte->relid)),
+							 errhint("Give the function an owner subject to row security.")));
+				}
 				continue;
+			}
 
 			/*
 			 * The current user is subject to the filter, but the table is
@@ -1306,4 +1407,7 @@ tenant_init(void)
 	ExecutorStart_hook = tenant_ExecutorStart;
 	prev_ExecutorRun = ExecutorRun_hook;
 	ExecutorRun_hook = tenant_ExecutorRun;
+	prev_fmgr_hook = fmgr_hook;
+	fmgr_hook = tenant_fmgr_hook;
+	RegisterXactCallback(tenant_xact_callback, NULL);
 }

@@ -724,7 +724,7 @@ BEGIN
 							WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e');
 		IF cardinality(items) > 0 THEN
 			s := @extschema@._assess_worst(s, 'warn');
-			e := e || format('SECURITY DEFINER functions owned by roles outside row security name protected tables (inside them every tenant''s rows are visible): %s (give them an owner subject to row security)',
+			e := e || format('SECURITY DEFINER functions owned by roles outside row security name protected tables (refused to callers under the tenant filter, every tenant''s rows to anyone else): %s (give them an owner subject to row security)',
 							 @extschema@._assess_list(items));
 		END IF;
 		-- User-defined functions in a protected table's index, constraint,

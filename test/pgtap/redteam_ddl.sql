@@ -9,7 +9,7 @@
 \pset tuples_only true
 \pset pager off
 BEGIN;
-SELECT plan(66);
+SELECT plan(68);
 SET LOCAL client_min_messages = warning;
 
 CREATE ROLE regress_rt_owner LOGIN;
@@ -248,6 +248,11 @@ ALTER VIEW rt.v_bypass OWNER TO regress_rt_bypass;
 CREATE FUNCTION rt.all_notes_bypass() RETURNS SETOF text LANGUAGE sql SECURITY DEFINER
 	AS $$ SELECT body FROM rt.notes $$;
 ALTER FUNCTION rt.all_notes_bypass() OWNER TO regress_rt_bypass;
+CREATE FUNCTION rt.count_notes() RETURNS bigint LANGUAGE plpgsql AS
+	$$ BEGIN RETURN (SELECT count(*) FROM rt.notes); END $$;
+CREATE FUNCTION rt.all_notes_wrapped() RETURNS bigint LANGUAGE sql SECURITY DEFINER
+	AS $$ SELECT rt.count_notes() $$;
+GRANT EXECUTE ON FUNCTION rt.all_notes_wrapped() TO regress_rt_eve;
 GRANT SELECT ON rt.v_owner, rt.v_invoker, rt.v_super, rt.v_bypass TO regress_rt_eve;
 GRANT EXECUTE ON FUNCTION rt.all_notes_owner(), rt.all_notes_super(), rt.all_notes_bypass() TO regress_rt_eve;
 
@@ -259,10 +264,14 @@ SELECT results_eq('SELECT * FROM rt.all_notes_owner()', $$VALUES ('B-note')$$,
 	'owner''s SECURITY DEFINER function: only the caller''s tenant');
 SELECT results_eq('SELECT body FROM rt.v_owner', $$VALUES ('B-note')$$, 'owner''s view: only the caller''s tenant');
 SELECT results_eq('SELECT body FROM rt.v_invoker', $$VALUES ('B-note')$$, 'security_invoker view: only the caller''s tenant');
-SELECT is((SELECT count(*) FROM rt.all_notes_super()), 11::bigint,
-	'documented limit: a superuser-owned SECURITY DEFINER function reads every tenant (superusers bypass row security)');
-SELECT is((SELECT count(*) FROM rt.all_notes_bypass()), 11::bigint,
-	'documented limit: so does one owned by a BYPASSRLS role');
+SELECT throws_ok('SELECT count(*) FROM rt.all_notes_super()', '42501',
+	'protected table "notes" is reached through a SECURITY DEFINER function owned by a role that bypasses row security',
+	'a superuser-owned SECURITY DEFINER function (inside it row security is off): refused for callers subject to the policy');
+SELECT throws_ok('SELECT count(*) FROM rt.all_notes_bypass()', '42501', NULL,
+	'a BYPASSRLS-owned SECURITY DEFINER function: refused too');
+SELECT throws_ok('SELECT rt.all_notes_wrapped()', '42501', NULL,
+	'... also when it reaches the table through a function without SECURITY DEFINER');
+
 SELECT throws_ok('SELECT count(*) FROM rt.v_super', '42501',
 	'protected table "notes" is reached through a view owned by a role that bypasses row security',
 	'a superuser-owned view over a protected table: refused for callers subject to the policy');
@@ -270,6 +279,8 @@ SELECT throws_ok('SELECT count(*) FROM rt.v_bypass', '42501', NULL,
 	'a BYPASSRLS-owned view: refused too');
 SELECT toms.clear_tenant();
 RESET SESSION AUTHORIZATION;
+SELECT is((SELECT count(*) FROM rt.all_notes_super()), 11::bigint,
+	'a superuser session calling it: unaffected (outside row security anyway)');
 
 -- 6. COPY.
 SET SESSION AUTHORIZATION regress_rt_eve;
