@@ -162,7 +162,7 @@ static TenantStmt *tenant_stmts = NULL;
 typedef enum DefinerKind
 {
 	DEFINER_NONE = 0,			/* outside any SECURITY DEFINER function */
-	DEFINER_INHERIT,			/* (cached per call site: no user change) */
+	DEFINER_INHERIT,			/* SET clauses only: no user change */
 	DEFINER_FOREIGN,			/* a SECURITY DEFINER function not of toms */
 	DEFINER_TOMS				/* one of toms' own */
 } DefinerKind;
@@ -820,22 +820,23 @@ tenant_fmgr_hook(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 {
 	if (event == FHET_START)
 	{
-		DefinerKind kind = (DefinerKind) DatumGetInt32(*private);
+		DefinerKind kind;
 
-		if (kind == DEFINER_NONE)
-		{
-			kind = definer_kind(flinfo->fn_oid);
-			*private = Int32GetDatum((int32) kind);
-		}
+		/* the other hooks first: an error there leaves nothing pushed */
+		if (prev_fmgr_hook)
+			prev_fmgr_hook(event, flinfo, private);
+
+		/* (*private belongs to whichever hook claims it, so no caching) */
+		kind = definer_kind(flinfo->fn_oid);
 		if (kind == DEFINER_INHERIT)
 			kind = definer_in_force();
 		if (definer_depth < DEFINER_MAX_DEPTH)
 			definer_eff[definer_depth] = (uint8) kind;
 		definer_depth++;
+		return;
 	}
-	else if (definer_depth > 0)
+	if (definer_depth > 0)
 		definer_depth--;		/* FHET_END, FHET_ABORT */
-
 	if (prev_fmgr_hook)
 		prev_fmgr_hook(event, flinfo, private);
 }
