@@ -9,7 +9,7 @@
 \pset tuples_only true
 \pset pager off
 BEGIN;
-SELECT plan(68);
+SELECT plan(69);
 SET LOCAL client_min_messages = warning;
 
 CREATE ROLE regress_rt_owner LOGIN;
@@ -253,6 +253,7 @@ CREATE FUNCTION rt.count_notes() RETURNS bigint LANGUAGE plpgsql AS
 CREATE FUNCTION rt.all_notes_wrapped() RETURNS bigint LANGUAGE sql SECURITY DEFINER
 	AS $$ SELECT rt.count_notes() $$;
 GRANT EXECUTE ON FUNCTION rt.all_notes_wrapped() TO regress_rt_eve;
+GRANT regress_rt_bypass TO regress_rt_eve;
 GRANT SELECT ON rt.v_owner, rt.v_invoker, rt.v_super, rt.v_bypass TO regress_rt_eve;
 GRANT EXECUTE ON FUNCTION rt.all_notes_owner(), rt.all_notes_super(), rt.all_notes_bypass() TO regress_rt_eve;
 
@@ -271,6 +272,14 @@ SELECT throws_ok('SELECT count(*) FROM rt.all_notes_bypass()', '42501', NULL,
 	'a BYPASSRLS-owned SECURITY DEFINER function: refused too');
 SELECT throws_ok('SELECT rt.all_notes_wrapped()', '42501', NULL,
 	'... also when it reaches the table through a function without SECURITY DEFINER');
+-- The refusal unwinds cleanly: afterwards, a role the session may SET ROLE
+-- to (outside row security, no SECURITY DEFINER function involved) reads
+-- as before.
+DO $$ BEGIN PERFORM rt.all_notes_super(); EXCEPTION WHEN insufficient_privilege THEN NULL; END $$;
+SET ROLE regress_rt_bypass;
+SELECT is((SELECT count(*) FROM rt.notes), 11::bigint,
+	'after a caught refusal, SET ROLE to a BYPASSRLS role the login belongs to still reads (nothing left on the definer stack)');
+RESET ROLE;
 
 SELECT throws_ok('SELECT count(*) FROM rt.v_super', '42501',
 	'protected table "notes" is reached through a view owned by a role that bypasses row security',
