@@ -18,7 +18,10 @@
  *	  filter compares the tenant column with toms.current_tenant(); guard.c
  *	  keeps anyone from weakening it.  An ExecutorStart hook makes the check
  *	  fail closed even where the policy would not be evaluated (an empty
- *	  table still raises "no tenant context").
+ *	  table still raises "no tenant context"); an ExecutorRun hook keeps a
+ *	  cursor to the tenant it was opened under; an fmgr hook follows the
+ *	  SECURITY DEFINER functions being run, so that one owned by a role
+ *	  outside row security cannot hand out every tenant's rows.
  *
  *-------------------------------------------------------------------------
  */
@@ -784,11 +787,7 @@ toms_protected(Oid relid)
 	return pe->is_protected ? &pe->info : NULL;
 }
 
-/*
- * Fail closed: a statement that touches a protected table under row
- * security needs a verified context, even where the policy would never be
- * evaluated (an empty table, a constant-false filter).
- */
+/* What entering function fn_oid means for the SECURITY DEFINER stack. */
 static DefinerKind
 definer_kind(Oid fn_oid)
 {
@@ -850,6 +849,7 @@ tenant_xact_callback(XactEvent event, void *arg)
 		definer_depth = 0;
 }
 
+/* A statement's memory is going: forget its entry. */
 static void
 tenant_stmt_gone(void *arg)
 {
@@ -863,6 +863,13 @@ tenant_stmt_gone(void *arg)
 		}
 }
 
+/*
+ * Fail closed: a statement that touches a protected table under row
+ * security needs a verified context, even where the policy would never be
+ * evaluated (an empty table, a constant-false filter).  Also refused here:
+ * a protected table reached through a view or SECURITY DEFINER function
+ * whose owner bypasses row security, and a cursor WITH HOLD over one.
+ */
 static void
 tenant_ExecutorStart(QueryDesc *queryDesc, int eflags)
 {
