@@ -435,13 +435,10 @@ check_created(Oid classId, Oid objectId, int subId)
 	}
 }
 
-/* Does the stored expression in column col of a catalog row call one? */
+/* Does a stored expression (pg_node_tree, maybe NULL) call one? */
 static bool
-stored_expr_calls_user_function(HeapTuple tup, TupleDesc desc, AttrNumber col)
+stored_expr_calls_user_function(Datum d, bool isnull)
 {
-	bool		isnull;
-	Datum		d = heap_getattr(tup, col, desc, &isnull);
-
 	return !isnull && calls_user_function(stringToNode(TextDatumGetCString(d)), NULL);
 }
 
@@ -460,8 +457,7 @@ constraint_calls_user_function(Oid conoid)
 		bool		isnull;
 		Datum		d = SysCacheGetAttr(CONSTROID, tup, Anum_pg_constraint_conbin, &isnull);
 
-		if (!isnull)
-			result = calls_user_function(stringToNode(TextDatumGetCString(d)), NULL);
+		result = stored_expr_calls_user_function(d, isnull);
 		ReleaseSysCache(tup);
 	}
 	return result;
@@ -1130,9 +1126,13 @@ toms_warn_policy_functions(Oid relid)
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		Form_pg_policy pol = (Form_pg_policy) GETSTRUCT(tup);
+		bool		qnull,
+					cnull;
+		Datum		qual = heap_getattr(tup, Anum_pg_policy_polqual, RelationGetDescr(rel), &qnull);
+		Datum		check = heap_getattr(tup, Anum_pg_policy_polwithcheck, RelationGetDescr(rel), &cnull);
 
-		if (stored_expr_calls_user_function(tup, RelationGetDescr(rel), Anum_pg_policy_polqual) ||
-			stored_expr_calls_user_function(tup, RelationGetDescr(rel), Anum_pg_policy_polwithcheck))
+		if (stored_expr_calls_user_function(qual, qnull) ||
+			stored_expr_calls_user_function(check, cnull))
 			ereport(WARNING,
 					(errmsg("policy \"%s\" on table \"%s\" calls a user-defined function",
 							NameStr(pol->polname), get_rel_name(relid)),

@@ -146,7 +146,7 @@ typedef struct TenantStmt
 {
 	QueryDesc  *qd;
 	uint64		version;		/* context_version when last checked */
-	char	   *tenant;			/* the tenant it started under */
+	char		tenant[TOMS_MAX_TENANT_LEN + 1];	/* the tenant it started under */
 	Oid			relid;			/* a protected table it reads (for the audit) */
 	MemoryContextCallback cb;
 	struct TenantStmt *next;
@@ -864,6 +864,23 @@ tenant_stmt_gone(void *arg)
 }
 
 /*
+ * A protected table reached, by a caller under the tenant filter, through
+ * a view or SECURITY DEFINER function ("via") whose owner bypasses row
+ * security: it would hand out every tenant's rows.
+ */
+static void
+refuse_privileged_path(Oid relid, const char *via, const char *hint)
+{
+	toms_audit_denied(psprintf("protected table reached through a privileged %s", via),
+					  NULL, relid, NULL);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("protected table \"%s\" is reached through a %s owned by a role that bypasses row security",
+					get_rel_name(relid), via),
+			 errhint("%s", hint)));
+}
+
+/*
  * Fail closed: a statement that touches a protected table under row
  * security needs a verified context, even where the policy would never be
  * evaluated (an empty table, a constant-false filter).  Also refused here:
@@ -897,15 +914,8 @@ tenant_ExecutorStart(QueryDesc *queryDesc, int eflags)
 				if (definer_in_force() == DEFINER_FOREIGN && !InNoForceRLSOperation() &&
 					!InSecurityRestrictedOperation() &&
 					check_enable_rls(rte->relid, GetSessionUserId(), true) == RLS_ENABLED)
-				{
-					toms_audit_denied("protected table read by a privileged SECURITY DEFINER function",
-									  NULL, rte->relid, NULL);
-					ereport(ERROR,
-							(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-							 errmsg("protected table \"%s\" is reached through a SECURITY DEFINER function owned by a role that bypasses row security",
-									get_rel_name(rte->relid)),
-							 errhint("Give the function an owner subject to row security.")));
-				}
+					refuse_privileged_path(rte->relid, "SECURITY DEFINER function",
+										   "Give the function an owner subject to row security.");
 				continue;
 			}
 
@@ -916,15 +926,8 @@ tenant_ExecutorStart(QueryDesc *queryDesc, int eflags)
 			 */
 			if (OidIsValid(rte->checkAsUser) &&
 				check_enable_rls(rte->relid, rte->checkAsUser, true) != RLS_ENABLED)
-			{
-				toms_audit_denied("protected table reached through a privileged view",
-								  NULL, rte->relid, NULL);
-				ereport(ERROR,
-						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("protected table \"%s\" is reached through a view owned by a role that bypasses row security",
-								get_rel_name(rte->relid)),
-						 errhint("Give the view an owner subject to row security, or make it security_invoker.")));
-			}
+				refuse_privileged_path(rte->relid, "view",
+									   "Give the view an owner subject to row security, or make it security_invoker.");
 			filtered = rte->relid;
 		}
 		if (OidIsValid(filtered))
@@ -966,7 +969,7 @@ tenant_ExecutorStart(QueryDesc *queryDesc, int eflags)
 
 		ts->qd = queryDesc;
 		ts->version = context_version;
-		ts->tenant = pstrdup(tenant);
+		strlcpy(ts->tenant, tenant, sizeof(ts->tenant));
 		ts->relid = filtered;
 		ts->cb.func = tenant_stmt_gone;
 		ts->cb.arg = ts;

@@ -945,16 +945,13 @@ BEGIN
 					  AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL)
 	  INTO indexed;
 	BEGIN
+		EXECUTE format('WITH d AS (DELETE FROM ONLY %1$s WHERE ctid = ANY (ARRAY('
+					   'SELECT ctid FROM ONLY %1$s WHERE %4$s%2$I < $1 LIMIT %3$s)) RETURNING ctid) '
+					   'SELECT count(*), max(ctid) FROM d', leaf::regclass, r.time_column, batch,
+					   CASE WHEN indexed THEN '' ELSE 'ctid > $2 AND ' END)
+			INTO purged, last USING now() - r.keep, coalesce(after, '(0,0)');
 		IF indexed THEN
-			EXECUTE format('WITH d AS (DELETE FROM ONLY %1$s WHERE ctid = ANY (ARRAY('
-						   'SELECT ctid FROM ONLY %1$s WHERE %2$I < $1 LIMIT %3$s)) RETURNING 1) '
-						   'SELECT count(*) FROM d', leaf::regclass, r.time_column, batch)
-				INTO purged USING now() - r.keep;
-		ELSE
-			EXECUTE format('WITH d AS (DELETE FROM ONLY %1$s WHERE ctid = ANY (ARRAY('
-						   'SELECT ctid FROM ONLY %1$s WHERE ctid > $2 AND %2$I < $1 LIMIT %3$s)) RETURNING ctid) '
-						   'SELECT count(*), max(ctid) FROM d', leaf::regclass, r.time_column, batch)
-				INTO purged, last USING now() - r.keep, coalesce(after, '(0,0)');
+			last := NULL;		-- no cursor: the index finds the oldest rows
 		END IF;
 	EXCEPTION WHEN OTHERS THEN
 		-- A broken rule (column dropped, foreign key in the way) must not

@@ -37,6 +37,14 @@ AS $$
 	END
 $$;
 
+-- Is the object part of an installed extension (vetted by its installer)?
+CREATE FUNCTION @extschema@._assess_in_extension(classid regclass, objid oid) RETURNS boolean
+	LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT EXISTS (SELECT 1 FROM pg_depend d
+					WHERE d.classid = $1 AND d.objid = $2 AND d.deptype = 'e')
+$$;
+
 -- The worse of two statuses: fail > warn > pass > n/a.
 CREATE FUNCTION @extschema@._assess_worst(a text, b text) RETURNS text
 	LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
@@ -64,6 +72,7 @@ AS $$
 $$;
 
 REVOKE ALL ON FUNCTION @extschema@._assess_list(text[], int), @extschema@._assess_worst(text, text),
+	@extschema@._assess_in_extension(regclass, oid),
 	@extschema@._assess_policy_expr(name, oid) FROM PUBLIC;
 
 CREATE FUNCTION @extschema@.assess()
@@ -656,8 +665,7 @@ BEGIN
 		   AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
 		   AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace,
 									  '@extschema@'::regnamespace)
-		   AND NOT EXISTS (SELECT 1 FROM pg_depend d
-							WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+		   AND NOT @extschema@._assess_in_extension('pg_class', c.oid)
 		   AND NOT EXISTS (SELECT 1 FROM @extschema@.protected_tables pt WHERE pt.relid = c.oid);
 		SELECT count(*) INTO n FROM @extschema@.protected_tables;
 		IF cardinality(items) > 0 THEN
@@ -720,8 +728,7 @@ BEGIN
 		   AND x.tabs IS NOT NULL
 		   AND p.pronamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace,
 									  '@extschema@'::regnamespace)
-		   AND NOT EXISTS (SELECT 1 FROM pg_depend d
-							WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e');
+		   AND NOT @extschema@._assess_in_extension('pg_proc', p.oid);
 		IF cardinality(items) > 0 THEN
 			s := @extschema@._assess_worst(s, 'warn');
 			e := e || format('SECURITY DEFINER functions owned by roles outside row security name protected tables (refused to callers under the tenant filter, every tenant''s rows to anyone else): %s (give them an owner subject to row security)',
@@ -745,8 +752,7 @@ BEGIN
 		  ) t
 		  JOIN pg_depend d ON d.classid = t.classid AND d.objid = t.objid
 						  AND d.refclassid = 'pg_proc'::regclass AND d.refobjid >= 16384
-		 WHERE NOT EXISTS (SELECT 1 FROM pg_depend x
-							WHERE x.classid = 'pg_proc'::regclass AND x.objid = d.refobjid AND x.deptype = 'e');
+		 WHERE NOT @extschema@._assess_in_extension('pg_proc', d.refobjid);
 		IF cardinality(items) > 0 THEN
 			s := @extschema@._assess_worst(s, 'warn');
 			e := e || format('user-defined functions in expressions of protected tables (maintenance runs them over every tenant''s rows): %s (use built-in functions, or functions owned by toms_admin)',
