@@ -30,14 +30,6 @@
  */
 #include "postgres.h"
 
-/*
- * The Debian server headers are built with GSSAPI, so libpq-be.h wants
- * <gssapi/gssapi.h> (libkrb5-dev), which toms does not otherwise need.
- * Port keeps its "gss" member as a pointer either way (PostgreSQL keeps
- * the layout stable for extensions), and nothing here touches GSSAPI.
- */
-#undef ENABLE_GSS
-
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <fcntl.h>
@@ -137,7 +129,6 @@ static int	lock_base = -1;
 #define LoginLock	toms_lwlock(lock_base)
 #define FileLock	toms_lwlock(lock_base + 1)
 
-static ClientAuthentication_hook_type prev_client_auth_hook = NULL;
 
 static Size
 account_shmem_size(void)
@@ -472,8 +463,9 @@ lock_detail(const char *role, int nfail, TimestampTz until)
 	return s.data;
 }
 
-static void
-account_client_auth(Port *port, int status)
+/* ClientAuthentication_hook (hooks.c, after the other libraries' hooks). */
+void
+toms_account_client_auth(Port *port, int status)
 {
 	const char *role = port->user_name;
 	const char *method = port->hba ? hba_authname(port->hba->auth_method) : NULL;
@@ -484,9 +476,6 @@ account_client_auth(Port *port, int status)
 	bool		save = false;
 	int			nfail = 0;
 	TimestampTz until = 0;
-
-	if (prev_client_auth_hook)
-		prev_client_auth_hook(port, status);
 
 	/* The client hung up at the password prompt: not an attempt. */
 	if (status == STATUS_EOF || role == NULL || account == NULL)
@@ -699,7 +688,4 @@ account_init(void)
 							 PGC_SIGHUP, 0, NULL, NULL, NULL);
 
 	lock_base = toms_shmem_register(account_shmem_size(), 2, account_shmem_startup);
-
-	prev_client_auth_hook = ClientAuthentication_hook;
-	ClientAuthentication_hook = account_client_auth;
 }

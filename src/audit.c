@@ -51,12 +51,6 @@
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "funcapi.h"
-/*
- * libpq-be.h pulls in the GSSAPI headers when the server was built with
- * GSSAPI; Port's layout does not depend on them (its gss member is a
- * pointer either way), and toms needs none of it.
- */
-#undef ENABLE_GSS
 #include "libpq/libpq-be.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
@@ -88,6 +82,7 @@ PG_FUNCTION_INFO_V1(toms_audit_log_guard);
 PG_FUNCTION_INFO_V1(toms_verify_audit);
 PG_FUNCTION_INFO_V1(toms_audit_stats);
 PG_FUNCTION_INFO_V1(toms_audit_flush);
+PG_FUNCTION_INFO_V1(toms_audit_admin_sql);
 
 /* ----------------------------------------------------------------
  * Settings
@@ -164,11 +159,13 @@ static FullTransactionId xact_fxid;
 
 static int	copy_depth = 0;
 
-static ExecutorStart_hook_type prev_ExecutorStart = NULL;
-static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
-static ExecutorRun_hook_type prev_ExecutorRun = NULL;
-static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
-static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+/* COPY or TRUNCATE of protected tables in progress (ProcessUtility) */
+typedef struct AuditUtility
+{
+	List	   *recs;			/* AuditRec * */
+	List	   *writes;			/* int: in-transaction record */
+	bool		is_copy;
+} AuditUtility;
 
 /* ----------------------------------------------------------------
  * Records
@@ -932,7 +929,7 @@ static struct
 static int	relname_next = 0;
 
 static void
-relname_cache_flush(Datum arg, Oid relid)
+relname_cache_flush(Oid relid)
 {
 	int			i;
 
@@ -1117,8 +1114,8 @@ stmt_record(AuditStmt *st, Oid relid, const char *action, bool write, uint64 que
  * writes keep records of their own: their fate follows their
  * subtransaction.
  */
-static void
-audit_ExecutorStart(QueryDesc *queryDesc, int eflags)
+void
+toms_audit_executor_start(QueryDesc *queryDesc, int eflags)
 {
 	PlannedStmt *ps;
 	ListCell   *lc;
@@ -1126,11 +1123,6 @@ audit_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	AuditStmt  *st = NULL;
 	AuditStmt  *top = NULL;
 	MemoryContext oldcxt;
-
-	if (prev_ExecutorStart)
-		prev_ExecutorStart(queryDesc, eflags);
-	else
-		standard_ExecutorStart(queryDesc, eflags);
 
 	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) || copy_depth > 0 || !audit_backend_active())
 		return;
@@ -1181,55 +1173,32 @@ audit_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	}
 }
 
-static void
-audit_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
-				  bool execute_once)
+/*
+ * ExecutorRun and ExecutorFinish (hooks.c): the statement a nested one runs
+ * inside.  hooks.c restores the saved one with toms_audit_nest_leave in
+ * PG_FINALLY.
+ */
+void *
+toms_audit_nest_enter(QueryDesc *queryDesc)
 {
 	QueryDesc  *save_top = top_qd;
 
 	if (exec_depth == 0)
 		top_qd = queryDesc;
 	exec_depth++;
-	PG_TRY();
-	{
-		if (prev_ExecutorRun)
-			prev_ExecutorRun(queryDesc, direction, count, execute_once);
-		else
-			standard_ExecutorRun(queryDesc, direction, count, execute_once);
-	}
-	PG_FINALLY();
-	{
-		exec_depth--;
-		top_qd = save_top;
-	}
-	PG_END_TRY();
+	return save_top;
 }
 
-static void
-audit_ExecutorFinish(QueryDesc *queryDesc)
+void
+toms_audit_nest_leave(void *saved)
 {
-	QueryDesc  *save_top = top_qd;
-
-	if (exec_depth == 0)
-		top_qd = queryDesc;
-	exec_depth++;
-	PG_TRY();
-	{
-		if (prev_ExecutorFinish)
-			prev_ExecutorFinish(queryDesc);
-		else
-			standard_ExecutorFinish(queryDesc);
-	}
-	PG_FINALLY();
-	{
-		exec_depth--;
-		top_qd = save_top;
-	}
-	PG_END_TRY();
+	exec_depth--;
+	top_qd = (QueryDesc *) saved;
 }
 
-static void
-audit_ExecutorEnd(QueryDesc *queryDesc)
+/* ExecutorEnd (hooks.c), before the executor state goes. */
+void
+toms_audit_executor_end(QueryDesc *queryDesc)
 {
 	AuditStmt  *st = find_stmt(queryDesc);
 
@@ -1256,228 +1225,100 @@ audit_ExecutorEnd(QueryDesc *queryDesc)
 		if (audit_sync)
 			audit_wait_durable(last, false);
 	}
-
-	if (prev_ExecutorEnd)
-		prev_ExecutorEnd(queryDesc);
-	else
-		standard_ExecutorEnd(queryDesc);
 }
 
-/* ----------------------------------------------------------------
- * ProcessUtility: COPY and TRUNCATE records; toms.audit_log protection
- * ----------------------------------------------------------------
+/*
+ * ProcessUtility (hooks.c): COPY and TRUNCATE of a protected table.
+ * toms_audit_utility_begin returns the records to complete (NULL if none);
+ * hooks.c runs the statement in PG_TRY and calls toms_audit_utility_failed
+ * or toms_audit_utility_end.
  */
-static bool
-is_audit_relation(Oid relid)
-{
-	Oid			nsp;
-
-	if (!OidIsValid(relid))
-		return false;
-	nsp = toms_schema_oid();
-	if (!OidIsValid(nsp) || get_rel_namespace(relid) != nsp)
-		return false;
-	{
-		char	   *name = get_rel_name(relid);
-
-		return name && (strcmp(name, "audit_log") == 0 || strcmp(name, "incidents") == 0);
-	}
-}
-
-static bool
-rangevar_is_audit(RangeVar *rv)
-{
-	if (rv == NULL)
-		return false;
-	return is_audit_relation(RangeVarGetRelid(rv, NoLock, true));
-}
-
-/* For DROP TRIGGER/RULE/POLICY: the object name minus its last part. */
-static bool
-objname_on_audit(List *names)
-{
-	if (list_length(names) < 2)
-		return false;
-	return rangevar_is_audit(makeRangeVarFromNameList(list_truncate(list_copy(names),
-																	list_length(names) - 1)));
-}
-
-static void
-refuse_audit_ddl(void)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("the toms audit trail is append-only"),
-			 errdetail("The audit trail and its incidents cannot be altered, renamed, truncated or have their triggers and rules changed, by any role.")));
-}
-
-static void
-guard_audit_ddl(Node *parsetree)
-{
-	ListCell   *lc;
-
-	if (creating_extension || !OidIsValid(toms_schema_oid()))
-		return;
-	switch (nodeTag(parsetree))
-	{
-		case T_AlterTableStmt:
-			if (rangevar_is_audit(((AlterTableStmt *) parsetree)->relation))
-				refuse_audit_ddl();
-			break;
-		case T_RenameStmt:
-			if (rangevar_is_audit(((RenameStmt *) parsetree)->relation))
-				refuse_audit_ddl();
-			break;
-		case T_AlterObjectSchemaStmt:
-			if (rangevar_is_audit(((AlterObjectSchemaStmt *) parsetree)->relation))
-				refuse_audit_ddl();
-			break;
-		case T_TruncateStmt:
-			foreach(lc, ((TruncateStmt *) parsetree)->relations)
-				if (rangevar_is_audit(lfirst(lc)))
-					refuse_audit_ddl();
-			break;
-		case T_RuleStmt:
-			if (rangevar_is_audit(((RuleStmt *) parsetree)->relation))
-				refuse_audit_ddl();
-			break;
-		case T_CreateTrigStmt:
-			if (rangevar_is_audit(((CreateTrigStmt *) parsetree)->relation))
-				refuse_audit_ddl();
-			break;
-		case T_CreatePolicyStmt:
-			if (rangevar_is_audit(((CreatePolicyStmt *) parsetree)->table))
-				refuse_audit_ddl();
-			break;
-		case T_AlterPolicyStmt:
-			if (rangevar_is_audit(((AlterPolicyStmt *) parsetree)->table))
-				refuse_audit_ddl();
-			break;
-		case T_DropStmt:
-			{
-				DropStmt   *ds = (DropStmt *) parsetree;
-
-				foreach(lc, ds->objects)
-				{
-					if (ds->removeType == OBJECT_TABLE)
-					{
-						if (rangevar_is_audit(makeRangeVarFromNameList(lfirst(lc))))
-							refuse_audit_ddl();
-					}
-					else if (ds->removeType == OBJECT_TRIGGER ||
-							 ds->removeType == OBJECT_RULE ||
-							 ds->removeType == OBJECT_POLICY)
-					{
-						if (objname_on_audit(lfirst(lc)))
-							refuse_audit_ddl();
-					}
-				}
-			}
-			break;
-		case T_AlterExtensionContentsStmt:
-			{
-				AlterExtensionContentsStmt *s = (AlterExtensionContentsStmt *) parsetree;
-
-				if (s->action < 0 && s->objtype == OBJECT_TABLE &&
-					rangevar_is_audit(makeRangeVarFromNameList(castNode(List, s->object))))
-					refuse_audit_ddl();
-			}
-			break;
-		default:
-			break;
-	}
-}
-
-static void
-audit_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
-					 ProcessUtilityContext context, ParamListInfo params,
-					 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+void *
+toms_audit_utility_begin(PlannedStmt *pstmt)
 {
 	Node	   *parsetree = pstmt->utilityStmt;
-	List	   *volatile recs = NIL;
-	List	   *volatile writes = NIL;
+	List	   *recs = NIL;
+	List	   *writes = NIL;
 	ListCell   *lc;
+	AuditUtility *au;
 
-	if (IsTransactionState())
-		guard_audit_ddl(parsetree);
-
-	if (audit_backend_active() && IsTransactionState())
+	if (!audit_backend_active() || !IsTransactionState())
+		return NULL;
+	if (IsA(parsetree, CopyStmt) && ((CopyStmt *) parsetree)->relation)
 	{
-		if (IsA(parsetree, CopyStmt) && ((CopyStmt *) parsetree)->relation)
+		CopyStmt   *cs = (CopyStmt *) parsetree;
+		Oid			relid = RangeVarGetRelid(cs->relation, NoLock, true);
+
+		if (OidIsValid(relid) && toms_protected(relid))
 		{
-			CopyStmt   *cs = (CopyStmt *) parsetree;
-			Oid			relid = RangeVarGetRelid(cs->relation, NoLock, true);
+			recs = lappend(recs, access_record(relid, "COPY", pstmt->queryId));
+			writes = lappend_int(writes, cs->is_from);
+			check_privileged(relid, cs->is_from ? "COPY FROM" : "SELECT");
+		}
+	}
+	else if (IsA(parsetree, TruncateStmt))
+	{
+		foreach(lc, ((TruncateStmt *) parsetree)->relations)
+		{
+			Oid			relid = RangeVarGetRelid(lfirst(lc), NoLock, true);
 
 			if (OidIsValid(relid) && toms_protected(relid))
 			{
-				recs = lappend(recs, access_record(relid, "COPY", pstmt->queryId));
-				writes = lappend_int(writes, cs->is_from);
-				check_privileged(relid, cs->is_from ? "COPY FROM" : "SELECT");
-			}
-		}
-		else if (IsA(parsetree, TruncateStmt))
-		{
-			foreach(lc, ((TruncateStmt *) parsetree)->relations)
-			{
-				Oid			relid = RangeVarGetRelid(lfirst(lc), NoLock, true);
-
-				if (OidIsValid(relid) && toms_protected(relid))
-				{
-					recs = lappend(recs, access_record(relid, "TRUNCATE", pstmt->queryId));
-					writes = lappend_int(writes, true);
-				}
+				recs = lappend(recs, access_record(relid, "TRUNCATE", pstmt->queryId));
+				writes = lappend_int(writes, true);
 			}
 		}
 	}
+	if (recs == NIL)
+		return NULL;
+	au = palloc(sizeof(AuditUtility));
+	au->recs = recs;
+	au->writes = writes;
+	au->is_copy = IsA(parsetree, CopyStmt);
+	copy_depth++;
+	return au;
+}
 
-	if (recs)
-		copy_depth++;
-	PG_TRY();
+/* The statement failed: a failed COPY is recorded; a refused TRUNCATE the guard records. */
+void
+toms_audit_utility_failed(void *arg)
+{
+	AuditUtility *au = arg;
+	ListCell   *lc;
+
+	copy_depth--;
+	if (!au->is_copy)
+		return;
+	foreach(lc, au->recs)
 	{
-		if (prev_ProcessUtility)
-			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-								queryEnv, dest, qc);
+		audit_rec_set_str(lfirst(lc), RS_FATE, "failed");
+		audit_queue(lfirst(lc), MyDatabaseId, true);
+	}
+}
+
+void
+toms_audit_utility_end(void *arg, QueryCompletion *qc)
+{
+	AuditUtility *au = arg;
+	ListCell   *lc;
+	ListCell   *lw;
+	uint64		last = 0;
+
+	copy_depth--;
+	forboth(lc, au->recs, lw, au->writes)
+	{
+		AuditRec   *rec = lfirst(lc);
+		bool		write = lfirst_int(lw);
+
+		if (qc)
+			audit_rec_set_int(rec, RI_ROW_COUNT, (int64) qc->nprocessed);
+		if (write)
+			audit_insert_in_xact(rec);
 		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-									queryEnv, dest, qc);
+			last = audit_enqueue(rec, MyDatabaseId, false);
 	}
-	PG_CATCH();
-	{
-		if (recs)
-		{
-			copy_depth--;
-			/* a failed COPY is recorded; a refused TRUNCATE the guard records */
-			if (IsA(parsetree, CopyStmt))
-				foreach(lc, recs)
-				{
-					audit_rec_set_str(lfirst(lc), RS_FATE, "failed");
-					audit_queue(lfirst(lc), MyDatabaseId, true);
-				}
-		}
-		PG_RE_THROW();
-	}
-	PG_END_TRY();
-
-	if (recs)
-	{
-		ListCell   *lw;
-		uint64		last = 0;
-
-		copy_depth--;
-		forboth(lc, recs, lw, writes)
-		{
-			AuditRec   *rec = lfirst(lc);
-
-			if (qc)
-				audit_rec_set_int(rec, RI_ROW_COUNT, (int64) qc->nprocessed);
-			if (lfirst_int(lw))
-				audit_insert_in_xact(rec);
-			else
-				last = audit_enqueue(rec, MyDatabaseId, false);
-		}
-		if (audit_sync)
-			audit_wait_durable(last, false);
-	}
+	if (audit_sync)
+		audit_wait_durable(last, false);
 }
 
 /* ----------------------------------------------------------------
@@ -1928,6 +1769,17 @@ toms_audit_flush(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(done);
 }
 
+/* toms.audit_admin_event(): an administrative act done in SQL */
+Datum
+toms_audit_admin_sql(PG_FUNCTION_ARGS)
+{
+	toms_audit_admin(PG_ARGISNULL(0) ? "unknown" : text_to_cstring(PG_GETARG_TEXT_PP(0)),
+					 PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
+					 PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)));
+	PG_RETURN_VOID();
+}
+
+
 /* ----------------------------------------------------------------
  * Settings and hooks
  * ----------------------------------------------------------------
@@ -1989,18 +1841,7 @@ audit_init(void)
 
 	/* query ids are part of the record */
 	EnableQueryId();
-
-	prev_ExecutorStart = ExecutorStart_hook;
-	ExecutorStart_hook = audit_ExecutorStart;
-	prev_ExecutorEnd = ExecutorEnd_hook;
-	ExecutorEnd_hook = audit_ExecutorEnd;
-	prev_ExecutorRun = ExecutorRun_hook;
-	ExecutorRun_hook = audit_ExecutorRun;
-	prev_ExecutorFinish = ExecutorFinish_hook;
-	ExecutorFinish_hook = audit_ExecutorFinish;
-	prev_ProcessUtility = ProcessUtility_hook;
-	ProcessUtility_hook = audit_ProcessUtility;
 	RegisterXactCallback(audit_xact_callback, NULL);
 	RegisterSubXactCallback(audit_subxact_callback, NULL);
-	CacheRegisterRelcacheCallback(relname_cache_flush, (Datum) 0);
+	toms_on_relcache(relname_cache_flush);
 }

@@ -42,6 +42,7 @@
 #include "catalog/pg_statistic_ext.h"
 #include "catalog/pg_trigger.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "commands/policy.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -64,40 +65,10 @@
 
 #include "toms.h"
 
-static ProcessUtility_hook_type prev_ProcessUtility = NULL;
-static object_access_hook_type prev_object_access = NULL;
-
-/* Set while toms itself runs DDL through toms_run_ddl(). */
-static bool guard_bypass = false;
 
 /* A toms_tenant policy being restored, to check once it exists. */
 static Oid	restored_policy_relid = InvalidOid;
 
-bool
-toms_guard_bypassed(void)
-{
-	return guard_bypass;
-}
-
-void
-toms_run_ddl(const char *sql)
-{
-	bool		save = guard_bypass;
-
-	guard_bypass = true;
-	PG_TRY();
-	{
-		int			rc = SPI_execute(sql, false, 0);
-
-		if (rc < 0)
-			elog(ERROR, "toms could not run \"%s\": %s", sql, SPI_result_code_string(rc));
-	}
-	PG_FINALLY();
-	{
-		guard_bypass = save;
-	}
-	PG_END_TRY();
-}
 
 static void
 refuse(const char *relname, const char *what, const char *hint)
@@ -861,24 +832,147 @@ hide_context_value(Node *parsetree)
 						   "SET toms.context = <hidden>");
 }
 
+/* ----------------------------------------------------------------
+ * The audit trail (toms.audit_log, toms.incidents) is append-only
+ * ----------------------------------------------------------------
+ */
+static bool
+is_audit_relation(Oid relid)
+{
+	Oid			nsp;
+
+	if (!OidIsValid(relid))
+		return false;
+	nsp = toms_schema_oid();
+	if (!OidIsValid(nsp) || get_rel_namespace(relid) != nsp)
+		return false;
+	{
+		char	   *name = get_rel_name(relid);
+
+		return name && (strcmp(name, "audit_log") == 0 || strcmp(name, "incidents") == 0);
+	}
+}
+
+static bool
+rangevar_is_audit(RangeVar *rv)
+{
+	if (rv == NULL)
+		return false;
+	return is_audit_relation(RangeVarGetRelid(rv, NoLock, true));
+}
+
+/* For DROP TRIGGER/RULE/POLICY: the object name minus its last part. */
+static bool
+objname_on_audit(List *names)
+{
+	if (list_length(names) < 2)
+		return false;
+	return rangevar_is_audit(makeRangeVarFromNameList(list_truncate(list_copy(names),
+																	list_length(names) - 1)));
+}
+
 static void
-guard_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
-					 bool readOnlyTree, ProcessUtilityContext context,
-					 ParamListInfo params, QueryEnvironment *queryEnv,
-					 DestReceiver *dest, QueryCompletion *qc)
+refuse_audit_ddl(void)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("the toms audit trail is append-only"),
+			 errdetail("The audit trail and its incidents cannot be altered, renamed, truncated or have their triggers and rules changed, by any role.")));
+}
+
+static void
+check_audit_ddl(Node *parsetree)
+{
+	ListCell   *lc;
+
+	if (creating_extension || !OidIsValid(toms_schema_oid()))
+		return;
+	switch (nodeTag(parsetree))
+	{
+		case T_AlterTableStmt:
+			if (rangevar_is_audit(((AlterTableStmt *) parsetree)->relation))
+				refuse_audit_ddl();
+			break;
+		case T_RenameStmt:
+			if (rangevar_is_audit(((RenameStmt *) parsetree)->relation))
+				refuse_audit_ddl();
+			break;
+		case T_AlterObjectSchemaStmt:
+			if (rangevar_is_audit(((AlterObjectSchemaStmt *) parsetree)->relation))
+				refuse_audit_ddl();
+			break;
+		case T_TruncateStmt:
+			foreach(lc, ((TruncateStmt *) parsetree)->relations)
+				if (rangevar_is_audit(lfirst(lc)))
+					refuse_audit_ddl();
+			break;
+		case T_RuleStmt:
+			if (rangevar_is_audit(((RuleStmt *) parsetree)->relation))
+				refuse_audit_ddl();
+			break;
+		case T_CreateTrigStmt:
+			if (rangevar_is_audit(((CreateTrigStmt *) parsetree)->relation))
+				refuse_audit_ddl();
+			break;
+		case T_CreatePolicyStmt:
+			if (rangevar_is_audit(((CreatePolicyStmt *) parsetree)->table))
+				refuse_audit_ddl();
+			break;
+		case T_AlterPolicyStmt:
+			if (rangevar_is_audit(((AlterPolicyStmt *) parsetree)->table))
+				refuse_audit_ddl();
+			break;
+		case T_DropStmt:
+			{
+				DropStmt   *ds = (DropStmt *) parsetree;
+
+				foreach(lc, ds->objects)
+				{
+					if (ds->removeType == OBJECT_TABLE)
+					{
+						if (rangevar_is_audit(makeRangeVarFromNameList(lfirst(lc))))
+							refuse_audit_ddl();
+					}
+					else if (ds->removeType == OBJECT_TRIGGER ||
+							 ds->removeType == OBJECT_RULE ||
+							 ds->removeType == OBJECT_POLICY)
+					{
+						if (objname_on_audit(lfirst(lc)))
+							refuse_audit_ddl();
+					}
+				}
+			}
+			break;
+		case T_AlterExtensionContentsStmt:
+			{
+				AlterExtensionContentsStmt *s = (AlterExtensionContentsStmt *) parsetree;
+
+				if (s->action < 0 && s->objtype == OBJECT_TABLE &&
+					rangevar_is_audit(makeRangeVarFromNameList(castNode(List, s->object))))
+					refuse_audit_ddl();
+			}
+			break;
+		default:
+			break;
+	}
+}
+
+/* ProcessUtility (hooks.c), before the statement runs: refuse what weakens the protection. */
+void
+toms_guard_utility_before(PlannedStmt *pstmt)
 {
 	restored_policy_relid = InvalidOid;
+	if (IsTransactionState())
+		check_audit_ddl(pstmt->utilityStmt);
 	hide_context_value(pstmt->utilityStmt);
-	if (!guard_bypass && toms_extension_exists())
+	if (!toms_ddl_in_progress() && toms_extension_exists())
 		check_utility(pstmt->utilityStmt);
+}
 
-	if (prev_ProcessUtility)
-		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-							params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
-
+/* ProcessUtility (hooks.c), after the statement ran. */
+void
+toms_guard_utility_after(void)
+{
 	if (OidIsValid(restored_policy_relid))
 	{
 		Oid			relid = restored_policy_relid;
@@ -1143,14 +1237,12 @@ toms_warn_policy_functions(Oid relid)
 	table_close(rel, AccessShareLock);
 }
 
-static void
-guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
-					int subId, void *arg)
+/* object_access_hook (hooks.c, after the other libraries' hooks). */
+void
+toms_guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+						 int subId, void *arg)
 {
-	if (prev_object_access)
-		prev_object_access(access, classId, objectId, subId, arg);
-
-	if (guard_bypass)
+	if (toms_ddl_in_progress())
 		return;
 	if (access == OAT_DROP &&
 		(classId == RelationRelationId || classId == PolicyRelationId ||
@@ -1167,11 +1259,3 @@ guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 		check_function_change(objectId);
 }
 
-void
-guard_init(void)
-{
-	prev_ProcessUtility = ProcessUtility_hook;
-	ProcessUtility_hook = guard_ProcessUtility;
-	prev_object_access = object_access_hook;
-	object_access_hook = guard_object_access;
-}

@@ -69,7 +69,7 @@ static long nhidden = 0;
 static Oid	requests_relid = InvalidOid;
 
 static void
-lifecycle_relcache_cb(Datum arg, Oid relid)
+lifecycle_relcache_cb(Oid relid)
 {
 	if (!OidIsValid(relid) || relid == requests_relid || !OidIsValid(requests_relid))
 		hidden_valid = false;
@@ -302,5 +302,5 @@ lifecycle_init(void)
 							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
 
-	CacheRegisterRelcacheCallback(lifecycle_relcache_cb, (Datum) 0);
+	toms_on_relcache(lifecycle_relcache_cb);
 }

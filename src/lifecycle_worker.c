@@ -600,9 +600,14 @@ toms_lifecycle_worker_main(Datum arg)
 	 */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
-	if (!toms_installed())
-		proc_exit(0);
+	/*
+	 * The lock first, then the check: DROP EXTENSION toms holds the same
+	 * lock until it commits (guard.c), so toms seen installed under the lock
+	 * stays installed while this worker runs.
+	 */
 	if (!lock_database())
+		proc_exit(0);
+	if (!toms_installed())
 		proc_exit(0);
 
 	reconcile();

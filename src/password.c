@@ -19,10 +19,8 @@
  *	  so the history row commits or rolls back with the password change, is
  *	  WAL-logged (reaches standbys) and survives restarts.
  *
- *	  No message raised here contains the password.  Because PostgreSQL
- *	  itself prints the statement text (log_statement, the STATEMENT line of
- *	  an error), an emit_log_hook hides the statement and blanks password
- *	  literals in any log line raised while such a statement runs.
+ *	  No message raised here contains the password; what PostgreSQL itself
+ *	  prints (the statement text) is redacted by redact.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -66,9 +64,6 @@ static int	password_max_age = 90 * 24 * 3600;	/* seconds */
 static bool password_allow_prehashed = false;
 static char *password_common_file = NULL;
 
-static check_password_hook_type prev_check_password_hook = NULL;
-static emit_log_hook_type prev_emit_log_hook = NULL;
-static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
 static HTAB *common_passwords = NULL;
 static char *common_loaded_from = NULL;
@@ -433,7 +428,8 @@ check_valid_until(Datum validuntil_time, bool validuntil_null)
 						 password_max_age / 86400));
 }
 
-static void
+/* check_password_hook (hooks.c, after the other libraries' hooks). */
+void
 toms_check_password(const char *username, const char *shadow_pass,
 					PasswordType password_type, Datum validuntil_time,
 					bool validuntil_null)
@@ -441,10 +437,6 @@ toms_check_password(const char *username, const char *shadow_pass,
 	char	   *lower;
 	char	   *lname;
 	int			nclasses;
-
-	if (prev_check_password_hook)
-		prev_check_password_hook(username, shadow_pass, password_type,
-								 validuntil_time, validuntil_null);
 
 	/* Hashes: complexity cannot be checked; MD5 is broken. */
 	if (password_type == PASSWORD_TYPE_MD5)
@@ -637,227 +629,25 @@ rename_history(const char *oldname, const char *newname)
 	PG_END_TRY();
 }
 
-static void
-password_ProcessUtility(PlannedStmt *pstmt, const char *queryString,
-						bool readOnlyTree, ProcessUtilityContext context,
-						ParamListInfo params, QueryEnvironment *queryEnv,
-						DestReceiver *dest, QueryCompletion *qc)
+/* ProcessUtility (hooks.c), before the statement runs. */
+void
+toms_password_utility_before(Node *parsetree)
 {
-	if (IsA(pstmt->utilityStmt, AlterRoleStmt))
-		check_alter_role((AlterRoleStmt *) pstmt->utilityStmt);
+	if (IsA(parsetree, AlterRoleStmt))
+		check_alter_role((AlterRoleStmt *) parsetree);
+}
 
-	if (prev_ProcessUtility)
-		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-							params, queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context,
-								params, queryEnv, dest, qc);
-
-	if (IsA(pstmt->utilityStmt, RenameStmt) &&
-		((RenameStmt *) pstmt->utilityStmt)->renameType == OBJECT_ROLE)
+/* ProcessUtility (hooks.c), after the statement ran: the history follows a renamed role. */
+void
+toms_password_utility_after(Node *parsetree)
+{
+	if (IsA(parsetree, RenameStmt) &&
+		((RenameStmt *) parsetree)->renameType == OBJECT_ROLE)
 	{
-		RenameStmt *r = (RenameStmt *) pstmt->utilityStmt;
+		RenameStmt *r = (RenameStmt *) parsetree;
 
 		rename_history(r->subname, r->newname);
 	}
-}
-
-/* --- log redaction ---------------------------------------------------- */
-
-/*
- * Might the statement set a role's password?  CREATE/ALTER ROLE/USER/GROUP
- * somewhere in the string (it may hold several statements) and PASSWORD.
- */
-static bool
-sets_password(const char *q)
-{
-	const char *p;
-	bool		role = false;
-	bool		pw = false;
-
-	for (p = q; *p && !(role && pw); p++)
-	{
-		if (!pw && pg_strncasecmp(p, "password", 8) == 0)
-			pw = true;
-		if (!role && (p == q || !isalnum((unsigned char) p[-1])))
-		{
-			const char *w = NULL;
-
-			if (pg_strncasecmp(p, "create", 6) == 0)
-				w = p + 6;
-			else if (pg_strncasecmp(p, "alter", 5) == 0)
-				w = p + 5;
-			if (w && isspace((unsigned char) *w))
-			{
-				while (isspace((unsigned char) *w))
-					w++;
-				role = pg_strncasecmp(w, "role", 4) == 0 ||
-					pg_strncasecmp(w, "user", 4) == 0 ||
-					pg_strncasecmp(w, "group", 5) == 0;
-			}
-		}
-	}
-	return role && pw;
-}
-
-/*
- * End of the secret that starts at q, after a PASSWORD keyword (and, if
- * assigned, its '='), or NULL if none starts there: '...' or "..." with
- * doubled quotes, E'...' with backslash escapes, $tag$...$tag$, or -- in
- * connection strings (password=...) only -- a bare word (*quoted false).
- * An unterminated literal runs to the end.
- */
-static const char *
-secret_end(const char *q, bool assigned, bool *quoted)
-{
-	*quoted = true;
-	if ((q[0] == 'E' || q[0] == 'e') && q[1] == '\'')
-	{
-		bool		esc = false;
-
-		for (q += 2; *q; q++)
-		{
-			if (esc)
-				esc = false;
-			else if (*q == '\\')
-				esc = true;
-			else if (*q == '\'' && q[1] == '\'')
-				q++;
-			else if (*q == '\'')
-				return q + 1;
-		}
-		return q;
-	}
-	if (*q == '\'' || *q == '"')
-	{
-		char		quote = *q;
-
-		for (q++; *q; q++)
-		{
-			if (*q == quote && q[1] == quote)
-				q++;
-			else if (*q == quote)
-				return q + 1;
-		}
-		return q;
-	}
-	if (*q == '$')
-	{
-		const char *t = q + 1;
-		const char *end;
-
-		while (*t && *t != '$' && (isalnum((unsigned char) *t) || *t == '_'))
-			t++;
-		if (*t != '$')
-			return NULL;
-		for (end = t + 1; *end; end++)
-			if (strncmp(end, q, t - q + 1) == 0)
-				return end + (t - q + 1);
-		return end;
-	}
-	*quoted = false;
-	if (assigned && *q && pg_strncasecmp(q, "null", 4) != 0)
-	{
-		const char *w = q;
-
-		while (*w && !isspace((unsigned char) *w) && *w != ';' && *w != ',' &&
-			   *w != '\'' && *w != ')')
-			w++;
-		return w > q ? w : NULL;
-	}
-	return NULL;
-}
-
-/*
- * Copy s with the secrets toms knows how to spot replaced: the literal
- * after every PASSWORD keyword (CREATE/ALTER ROLE) by '********', the value
- * of password=... in connection strings and the password of user:password@
- * in URIs by ***.  Used for the server log and for audited statement text.
- */
-char *
-toms_redact_secrets(const char *s)
-{
-	StringInfoData out;
-	const char *p = s;
-
-	initStringInfo(&out);
-	while (*p)
-	{
-		if (pg_strncasecmp(p, "password", 8) == 0)
-		{
-			const char *q = p + 8;
-			const char *end;
-			bool		assigned = false;
-			bool		quoted;
-
-			while (isspace((unsigned char) *q))
-				q++;
-			if (*q == '=')
-			{
-				assigned = true;
-				for (q++; *q == ' ' || *q == '\t'; q++)
-					;
-			}
-			end = secret_end(q, assigned, &quoted);
-			if (end)
-			{
-				appendBinaryStringInfo(&out, p, q - p);
-				appendStringInfoString(&out, quoted ? "'********'" : "***");
-				p = end;
-				continue;
-			}
-			appendBinaryStringInfo(&out, p, 8);
-			p += 8;
-			continue;
-		}
-		if (p[0] == ':' && p[1] == '/' && p[2] == '/')
-		{
-			const char *q = p + 3;
-			const char *colon = NULL;
-			const char *at = NULL;
-
-			while (*q && *q != '/' && *q != ' ' && *q != '\'' && *q != '"')
-			{
-				if (*q == ':' && colon == NULL)
-					colon = q;
-				if (*q == '@')
-					at = q;
-				q++;
-			}
-			if (colon && at && colon < at)
-			{
-				appendBinaryStringInfo(&out, p, colon - p + 1);
-				appendStringInfoString(&out, "***");
-				p = at;
-				continue;
-			}
-		}
-		appendStringInfoChar(&out, *p++);
-	}
-	return out.data;
-}
-
-static void
-redact_field(char **field)
-{
-	if (*field && (strstr(*field, "assword") || strstr(*field, "ASSWORD")))
-		*field = toms_redact_secrets(*field);
-}
-
-static void
-toms_emit_log(ErrorData *edata)
-{
-	if (debug_query_string && sets_password(debug_query_string))
-	{
-		edata->hide_stmt = true;
-		redact_field(&edata->message);
-		redact_field(&edata->detail);
-		redact_field(&edata->detail_log);
-		redact_field(&edata->context);
-		redact_field(&edata->internalquery);
-	}
-	if (prev_emit_log_hook)
-		prev_emit_log_hook(edata);
 }
 
 /* --- set-up ----------------------------------------------------------- */
@@ -893,11 +683,4 @@ password_init(void)
 							   gettext_noop("File of common passwords to refuse; empty means the list shipped with toms."),
 							   NULL, &password_common_file, "",
 							   PGC_SIGHUP, 0, NULL, NULL, NULL);
-
-	prev_check_password_hook = check_password_hook;
-	check_password_hook = toms_check_password;
-	prev_emit_log_hook = emit_log_hook;
-	emit_log_hook = toms_emit_log;
-	prev_ProcessUtility = ProcessUtility_hook;
-	ProcessUtility_hook = password_ProcessUtility;
 }

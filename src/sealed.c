@@ -91,8 +91,6 @@ static Oid	keys_relid = InvalidOid;
 static bool callbacks_registered = false;
 
 /* Server log: hide bound parameter values (they may be plaintext). */
-static bool redact_log_parameters = true;
-static emit_log_hook_type prev_emit_log_hook = NULL;
 
 /* Re-sealing. */
 static int	reseal_batch_size = 500;
@@ -128,7 +126,7 @@ keycache_flush(void)
 }
 
 static void
-keycache_relcache_cb(Datum arg, Oid relid)
+keycache_relcache_cb(Oid relid)
 {
 	if (relid == InvalidOid || relid == keys_relid)
 		keycache_flush();
@@ -190,7 +188,7 @@ keycache_setup(void)
 	}
 	if (!callbacks_registered)
 	{
-		CacheRegisterRelcacheCallback(keycache_relcache_cb, (Datum) 0);
+		toms_on_relcache(keycache_relcache_cb);
 		callbacks_registered = true;
 	}
 }
@@ -1483,40 +1481,10 @@ toms_sealed_check(PG_FUNCTION_ARGS)
 	return PointerGetDatum(newtup);
 }
 
-/*
- * An application that seals with bound parameters (INSERT ... VALUES
- * (toms.seal($1))) keeps the plaintext out of the statement text, but
- * PostgreSQL logs the values of bound parameters with log_statement,
- * log_min_duration_statement and errors ("parameters: $1 = '...'").  This
- * hook removes those values from whatever goes to the server log.
- */
-static void
-sealed_emit_log(ErrorData *edata)
-{
-	if (redact_log_parameters && edata->output_to_server)
-	{
-		if (edata->detail && strncmp(edata->detail, "parameters: ", 12) == 0)
-			edata->detail = pstrdup("parameters: (hidden by toms.redact_log_parameters)");
-		if (edata->detail_log && strncmp(edata->detail_log, "parameters: ", 12) == 0)
-			edata->detail_log = pstrdup("parameters: (hidden by toms.redact_log_parameters)");
-		if (edata->context && strstr(edata->context, "with parameters: ") != NULL)
-			edata->context = pstrdup("parameters hidden by toms.redact_log_parameters");
-	}
-	if (prev_emit_log_hook)
-		prev_emit_log_hook(edata);
-}
-
 void
 sealed_init(void)
 {
 	crypto_init();
-
-	DefineCustomBoolVariable("toms.redact_log_parameters",
-							 gettext_noop("Hides the values of bound parameters in the server log."),
-							 NULL, &redact_log_parameters, true,
-							 PGC_SIGHUP, 0, NULL, NULL, NULL);
-	prev_emit_log_hook = emit_log_hook;
-	emit_log_hook = sealed_emit_log;
 
 	DefineCustomIntVariable("toms.reseal_batch_size",
 							gettext_noop("Rows the reseal worker rewrites per transaction."),

@@ -35,8 +35,6 @@ static int	nparts = 0;
 static int	nlocks_total = 0;
 static LWLockPadded *locks = NULL;
 
-static shmem_request_hook_type prev_shmem_request_hook = NULL;
-static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 int
 toms_shmem_register(Size size, int nlocks, toms_shmem_startup_cb startup)
@@ -63,14 +61,13 @@ toms_lwlock(int index)
 	return &locks[index].lock;
 }
 
-static void
+/* shmem_request_hook (hooks.c) */
+void
 toms_shmem_request(void)
 {
 	Size		total = 0;
 	int			i;
 
-	if (prev_shmem_request_hook)
-		prev_shmem_request_hook();
 	for (i = 0; i < nparts; i++)
 		total = add_size(total, MAXALIGN(parts[i].size));
 	RequestAddinShmemSpace(total);
@@ -78,26 +75,15 @@ toms_shmem_request(void)
 		RequestNamedLWLockTranche("toms", nlocks_total);
 }
 
-static void
+/* shmem_startup_hook (hooks.c) */
+void
 toms_shmem_startup(void)
 {
 	int			i;
-
-	if (prev_shmem_startup_hook)
-		prev_shmem_startup_hook();
 
 	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
 	for (i = 0; i < nparts; i++)
 		if (parts[i].startup)
 			parts[i].startup();
 	LWLockRelease(AddinShmemInitLock);
-}
-
-void
-shmem_init(void)
-{
-	prev_shmem_request_hook = shmem_request_hook;
-	shmem_request_hook = toms_shmem_request;
-	prev_shmem_startup_hook = shmem_startup_hook;
-	shmem_startup_hook = toms_shmem_startup;
 }

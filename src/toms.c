@@ -32,17 +32,21 @@ _PG_init(void)
 	if (IsBinaryUpgrade)
 		return;
 
-	shmem_init();				/* shmem_request_hook, shmem_startup_hook */
-	tenant_init();				/* toms.context, current_tenant() cache */
+	toms_catalog_init();		/* the one relcache callback */
+	toms_protected_init();		/* protected-table cache */
+	toms_context_init();		/* toms.context, verified-context cache */
+	toms_tenant_exec_init();	/* SECURITY DEFINER stack reset */
 	token_init();				/* PASETO v4.public verification */
-	guard_init();				/* ProcessUtility_hook: policy guard */
-	audit_init();				/* executor hooks, audit queue */
+	audit_init();				/* audit settings, shared queue */
 	audit_worker_init();		/* background worker: drains, chains */
 	sealed_init();				/* master key, toms.sealed */
 	lifecycle_init();			/* deletion and retention settings */
 	lifecycle_worker_init();	/* background worker: stage 2, retention */
-	account_init();				/* check_password_hook, ClientAuthentication_hook */
+	account_init();				/* password and lock-out settings */
 	assess_init();				/* self-assessment settings */
+	toms_redact_init();			/* what the server log must not show */
+
+	toms_hooks_install();		/* every hook, in the order hooks.c shows */
 
 	MarkGUCPrefixReserved("toms");
 }

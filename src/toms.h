@@ -11,8 +11,15 @@
 #ifndef TOMS_H
 #define TOMS_H
 
-#include "postgres.h"
 #include "access/attnum.h"
+#include "access/htup.h"
+#include "access/tupdesc.h"
+#include "catalog/objectaccess.h"
+#include "executor/execdesc.h"
+#include "fmgr.h"
+#include "libpq/crypt.h"
+#include "tcop/cmdtag.h"
+#include "utils/elog.h"
 #include "datatype/timestamp.h"
 #include "nodes/pg_list.h"
 #include "postmaster/bgworker.h"
@@ -58,9 +65,54 @@ extern void toms_bgworker(BackgroundWorker *bgw, const char *function, const cha
 typedef void (*toms_shmem_startup_cb) (void);
 extern int	toms_shmem_register(Size size, int nlocks, toms_shmem_startup_cb startup);
 extern LWLock *toms_lwlock(int index);
-extern void shmem_init(void);
+extern void toms_shmem_request(void);
+extern void toms_shmem_startup(void);
 
-/* tenant.c */
+/* catalog.c: toms' objects, its tables read without SPI, invalidation */
+extern Oid	toms_schema_oid(void);
+extern bool toms_extension_exists(void);
+extern Oid	toms_relid(const char *relname);
+/* the latest committed state of toms' tables; the caller unregisters it */
+extern Snapshot toms_lookup_snapshot(void);
+/* scan toms' table relname through indexname for text column attnum = value */
+typedef bool (*toms_row_cb) (HeapTuple tup, TupleDesc desc, void *arg);
+extern void toms_scan_by_text(const char *relname, const char *indexname, AttrNumber attnum,
+							  const char *value, toms_row_cb cb, void *arg);
+extern char *toms_tuple_text(HeapTuple tup, TupleDesc desc, const char *colname);
+extern Datum toms_tuple_datum(HeapTuple tup, TupleDesc desc, const char *colname, bool *isnull);
+/*
+ * Run one DDL statement through SPI on toms' own behalf: the guard lets it
+ * pass (protect, unprotect, and what they delegate to other parts).
+ * The caller must be inside SPI_connect().
+ */
+extern void toms_run_ddl(const char *sql);
+extern bool toms_ddl_in_progress(void);
+/* the one relcache callback of toms calls these; relid InvalidOid: all */
+typedef void (*toms_relcache_cb) (Oid relid);
+extern void toms_on_relcache(toms_relcache_cb cb);
+extern void toms_catalog_init(void);
+
+/* protected.c: the protected-table cache */
+
+/* Description of a table under toms.protect(). */
+typedef struct TomsProtected
+{
+	Oid			relid;
+	AttrNumber	tenant_attnum;
+	Oid			tenant_type;
+	AttrNumber	subject_attnum; /* InvalidAttrNumber if none */
+	int			nsensitive;
+	AttrNumber *sensitive;		/* attnums of sealed columns */
+} TomsProtected;
+
+/* NULL if relid is not protected.  Valid until the next invalidation. */
+extern const TomsProtected *toms_protected(Oid relid);
+extern void toms_protected_init(void);
+
+/* tenant_id.c: pure C, fuzzed.  What is wrong with a tenant id, or NULL. */
+extern const char *toms_tenant_id_problem(const char *tenant);
+
+/* context.c: the tenant context (toms.context, verified where used) */
 
 /*
  * The verified tenant context of this backend.  Valid until the next call
@@ -83,38 +135,19 @@ typedef struct TomsContext
  * 42501 error that names the problem.
  */
 extern const TomsContext *toms_context(bool missing_ok);
-
-/* Description of a table under toms.protect(). */
-typedef struct TomsProtected
-{
-	Oid			relid;
-	AttrNumber	tenant_attnum;
-	Oid			tenant_type;
-	AttrNumber	subject_attnum; /* InvalidAttrNumber if none */
-	int			nsensitive;
-	AttrNumber *sensitive;		/* attnums of sealed columns */
-} TomsProtected;
-
-/* NULL if relid is not protected.  Cached per backend, kept current by
- * relcache invalidation. */
-extern const TomsProtected *toms_protected(Oid relid);
-extern bool toms_extension_exists(void);
-extern Snapshot toms_lookup_snapshot(void);
-extern Oid	toms_schema_oid(void);
+/* bumped by every change of toms.context (SET, RESET, rollback) */
+extern uint64 toms_context_version;
 extern void toms_validate_tenant_id(const char *tenant);
+extern void toms_context_init(void);
 
-/* tenant_id.c: pure C, fuzzed.  What is wrong with a tenant id, or NULL. */
-extern const char *toms_tenant_id_problem(const char *tenant);
+/* tenant_exec.c: the filter at execution time, called by hooks.c */
+extern Oid	toms_tenant_executor_check(QueryDesc *queryDesc, int eflags, char *tenant);
+extern void toms_tenant_executor_started(QueryDesc *queryDesc, int eflags, Oid filtered,
+										 const char *tenant);
+extern void toms_tenant_executor_run(QueryDesc *queryDesc);
+extern void toms_tenant_fmgr(FmgrHookEventType event, FmgrInfo *flinfo);
+extern void toms_tenant_exec_init(void);
 
-/*
- * Run one DDL statement through SPI on toms' own behalf: the guard lets it
- * pass (protect, unprotect, and what they delegate to other parts).
- * The caller must be inside SPI_connect().
- */
-extern void toms_run_ddl(const char *sql);
-extern bool toms_guard_bypassed(void);
-extern void toms_warn_policy_functions(Oid relid);
-extern void tenant_init(void);
 
 /* token.c */
 
@@ -180,8 +213,12 @@ extern const char *toms_paseto_footer_kid(const unsigned char *footer, size_t le
 										  char *kid, bool *has_kid);
 extern bool toms_json_check(const unsigned char *json, size_t len, int max_depth);
 
-/* guard.c */
-extern void guard_init(void);
+/* guard.c: ProcessUtility and object_access checks, called by hooks.c */
+extern void toms_warn_policy_functions(Oid relid);
+extern void toms_guard_utility_before(PlannedStmt *pstmt);
+extern void toms_guard_utility_after(void);
+extern void toms_guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+									 int subId, void *arg);
 
 /* audit.c */
 
@@ -198,6 +235,14 @@ extern void toms_audit_login(bool success, const char *role, const char *databas
 /* Suspicious event: toms.incidents (deduplicated) + NOTIFY toms_incident. */
 extern void toms_incident(const char *kind, const char *severity, const char *tenant, const char *detail);
 extern void audit_init(void);
+/* executor and ProcessUtility capture, called by hooks.c */
+extern void toms_audit_executor_start(QueryDesc *queryDesc, int eflags);
+extern void *toms_audit_nest_enter(QueryDesc *queryDesc);
+extern void toms_audit_nest_leave(void *saved);
+extern void toms_audit_executor_end(QueryDesc *queryDesc);
+extern void *toms_audit_utility_begin(PlannedStmt *pstmt);
+extern void toms_audit_utility_failed(void *arg);
+extern void toms_audit_utility_end(void *arg, QueryCompletion *qc);
 
 /* audit_worker.c */
 extern void audit_worker_init(void);
@@ -244,11 +289,25 @@ extern void lifecycle_init(void);
 extern void lifecycle_worker_init(void);
 
 /* account.c */
+struct Port;
 extern void account_init(void);
+extern void toms_account_client_auth(struct Port *port, int status);
 
 /* password.c (part of account security; set up by account_init) */
 extern void password_init(void);
+extern void toms_check_password(const char *username, const char *shadow_pass,
+								PasswordType password_type, Datum validuntil_time,
+								bool validuntil_null);
+extern void toms_password_utility_before(Node *parsetree);
+extern void toms_password_utility_after(Node *parsetree);
+
+/* redact.c: secrets out of the server log and the audited statement text */
 extern char *toms_redact_secrets(const char *s);
+extern void toms_redact_log(ErrorData *edata);
+extern void toms_redact_init(void);
+
+/* hooks.c: the only file that installs PostgreSQL hooks */
+extern void toms_hooks_install(void);
 
 /* assess.c */
 

@@ -1,0 +1,258 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  Core: finding toms' own objects and reading its tables without SPI,
+ *	  and the one place that registers cache-invalidation callbacks.
+ *
+ *	  PostgreSQL allows an extension few relcache callbacks (ten for the
+ *	  whole server); toms registers one, here, and the parts that cache
+ *	  something about relations register with toms_on_relcache(), in the
+ *	  order they are set up.  Syscache callbacks likewise go through
+ *	  CacheRegisterSyscacheCallback().
+ *
+ *	  Depends on nothing else of toms.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+
+#include "toms.h"
+
+PG_FUNCTION_INFO_V1(toms_invalidate_trigger);
+
+#define TOMS_MAX_CALLBACKS 8
+
+/* Set while toms itself runs DDL through toms_run_ddl(). */
+static bool ddl_in_progress = false;
+
+static toms_relcache_cb relcache_cbs[TOMS_MAX_CALLBACKS];
+static int	n_relcache_cbs = 0;
+
+/*
+ * toms' schema, and whether the extension is installed in this database:
+ * asked by every statement, so the two syscache lookups are remembered
+ * until pg_namespace or pg_class changes (the invalidation that would
+ * refresh the syscache resets this too, so it is never stale).
+ */
+static bool ext_cache_valid = false;
+static Oid	ext_nsp = InvalidOid;
+static bool ext_installed = false;
+
+static void
+ext_cache_callback(Datum arg, int cacheid, uint32 hashvalue)
+{
+	ext_cache_valid = false;
+}
+
+static void
+ext_cache_fill(void)
+{
+	ext_nsp = get_namespace_oid(TOMS_SCHEMA, true);
+	ext_installed = OidIsValid(ext_nsp) &&
+		OidIsValid(get_relname_relid("protected_tables", ext_nsp));
+	ext_cache_valid = true;
+}
+
+Oid
+toms_schema_oid(void)
+{
+	if (!ext_cache_valid)
+		ext_cache_fill();
+	return ext_nsp;
+}
+
+bool
+toms_extension_exists(void)
+{
+	if (!IsTransactionState())
+		return false;
+	if (!ext_cache_valid)
+		ext_cache_fill();
+	return ext_installed;
+}
+
+Oid
+toms_relid(const char *relname)
+{
+	Oid			nsp = toms_schema_oid();
+
+	if (!OidIsValid(nsp))
+		return InvalidOid;
+	return get_relname_relid(relname, nsp);
+}
+
+
+/*
+ * The snapshot for reading toms' own tables: the latest committed state, so
+ * a revoked membership or distrusted key stops working at once.  A parallel
+ * worker cannot take a new snapshot; it uses the leader's.  The caller
+ * unregisters it.
+ */
+Snapshot
+toms_lookup_snapshot(void)
+{
+	if (IsInParallelMode())
+		return RegisterSnapshot(ActiveSnapshotSet() ? GetActiveSnapshot() : GetTransactionSnapshot());
+	return RegisterSnapshot(GetLatestSnapshot());
+}
+
+/*
+ * Scan one of toms' tables with an equality key on a text column, through
+ * the named index.  No SPI: this runs inside policy evaluation, and must
+ * neither recurse into the executor hooks nor depend on the caller's
+ * privileges on toms' tables.
+ */
+void
+toms_scan_by_text(const char *relname, const char *indexname, AttrNumber attnum,
+				  const char *value, toms_row_cb cb, void *arg)
+{
+	Oid			relid = toms_relid(relname);
+	Oid			indexid = toms_relid(indexname);
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	Snapshot	snap;
+
+	if (!OidIsValid(relid) || !OidIsValid(indexid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("extension \"toms\" is not installed in this database")));
+
+	rel = table_open(relid, AccessShareLock);
+	ScanKeyInit(&key, attnum, BTEqualStrategyNumber, F_TEXTEQ,
+				CStringGetTextDatum(value));
+	snap = toms_lookup_snapshot();
+	scan = systable_beginscan(rel, indexid, true, snap, 1, &key);
+	while (HeapTupleIsValid(tup = systable_getnext(scan)))
+		if (!cb(tup, RelationGetDescr(rel), arg))
+			break;
+	systable_endscan(scan);
+	UnregisterSnapshot(snap);
+	table_close(rel, AccessShareLock);
+}
+
+char *
+toms_tuple_text(HeapTuple tup, TupleDesc desc, const char *colname)
+{
+	int			attnum = SPI_fnumber(desc, colname);
+	bool		isnull;
+	Datum		d;
+
+	if (attnum <= 0)
+		elog(ERROR, "toms table lacks column \"%s\"", colname);
+	d = heap_getattr(tup, attnum, desc, &isnull);
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+Datum
+toms_tuple_datum(HeapTuple tup, TupleDesc desc, const char *colname, bool *isnull)
+{
+	int			attnum = SPI_fnumber(desc, colname);
+
+	if (attnum <= 0)
+		elog(ERROR, "toms table lacks column \"%s\"", colname);
+	return heap_getattr(tup, attnum, desc, isnull);
+}
+
+
+/*
+ * Statement trigger on toms' tenant tables: announce the change to every
+ * backend's context cache.  Relcache invalidations are transactional: other
+ * backends see them when this transaction commits, this one at once.
+ */
+Datum
+toms_invalidate_trigger(PG_FUNCTION_ARGS)
+{
+	Oid			tenants = toms_relid("tenants");
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "toms_invalidate_trigger: not called by trigger manager");
+	if (OidIsValid(tenants))
+		CacheInvalidateRelcacheByRelid(tenants);
+	return PointerGetDatum(NULL);
+}
+
+
+/* ----------------------------------------------------------------
+ * DDL on toms' own behalf
+ * ----------------------------------------------------------------
+ */
+
+/*
+ * Run one DDL statement through SPI on toms' own behalf (protect,
+ * unprotect and what they delegate): guard.c lets it pass.  The caller
+ * must be inside SPI_connect().
+ */
+void
+toms_run_ddl(const char *sql)
+{
+	bool		save = ddl_in_progress;
+
+	ddl_in_progress = true;
+	PG_TRY();
+	{
+		int			rc = SPI_execute(sql, false, 0);
+
+		if (rc < 0)
+			elog(ERROR, "toms could not run \"%s\": %s", sql, SPI_result_code_string(rc));
+	}
+	PG_FINALLY();
+	{
+		ddl_in_progress = save;
+	}
+	PG_END_TRY();
+}
+
+/* Is toms running DDL of its own (toms_run_ddl)? */
+bool
+toms_ddl_in_progress(void)
+{
+	return ddl_in_progress;
+}
+
+/* ----------------------------------------------------------------
+ * Invalidation registry
+ * ----------------------------------------------------------------
+ */
+static void
+catalog_relcache_callback(Datum arg, Oid relid)
+{
+	int			i;
+
+	for (i = 0; i < n_relcache_cbs; i++)
+		relcache_cbs[i] (relid);
+}
+
+/* cb(relid) on every relcache invalidation; InvalidOid means all relations. */
+void
+toms_on_relcache(toms_relcache_cb cb)
+{
+	if (n_relcache_cbs >= TOMS_MAX_CALLBACKS)
+		elog(ERROR, "too many toms relcache callbacks");
+	relcache_cbs[n_relcache_cbs++] = cb;
+}
+
+void
+toms_catalog_init(void)
+{
+	CacheRegisterRelcacheCallback(catalog_relcache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(NAMESPACEOID, ext_cache_callback, (Datum) 0);
+	CacheRegisterSyscacheCallback(RELNAMENSP, ext_cache_callback, (Datum) 0);
+}

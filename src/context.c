@@ -1,0 +1,582 @@
+/*-------------------------------------------------------------------------
+ *
+ * context.c
+ *	  The tenant context: the toms.context setting, its verification, and
+ *	  the functions that enter and leave a tenant.
+ *
+ *	  toms.context holds either a bare tenant id or a PASETO v4.public token.
+ *	  It is never trusted because it was set: toms_context() verifies it
+ *	  where it is used -- the session user's membership or live grant for a
+ *	  bare id, the signature, expiry and toms_app membership for a token --
+ *	  and caches the result per backend, keyed by the setting's value.  The
+ *	  cache is dropped whenever one of toms' tenant tables changes (their
+ *	  triggers send relcache invalidations, which are transactional) or role
+ *	  membership changes, and an entry never outlives its token's exp or its
+ *	  grant's end.
+ *
+ *	  A protected table carries the toms-owned policy "toms_tenant", whose
+ *	  filter compares the tenant column with toms.current_tenant(); guard.c
+ *	  keeps anyone from weakening it.  An ExecutorStart hook makes the check
+ *	  fail closed even where the policy would not be evaluated (an empty
+ *	  table still raises "no tenant context"); an ExecutorRun hook keeps a
+ *	  cursor to the tenant it was opened under; an fmgr hook follows the
+ *	  SECURITY DEFINER functions being run, so that one owned by a role
+ *	  outside row security cannot hand out every tenant's rows.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_attribute.h"
+#include "catalog/pg_inherits.h"
+#include "catalog/pg_proc.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "tcop/pquery.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/hsearch.h"
+#include "common/hashfn.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/portal.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/snapmgr.h"
+#include "utils/syscache.h"
+#include "utils/timestamp.h"
+
+#include "toms.h"
+
+PG_FUNCTION_INFO_V1(toms_current_tenant);
+PG_FUNCTION_INFO_V1(toms_current_tenant_opt);
+PG_FUNCTION_INFO_V1(toms_current_actor);
+PG_FUNCTION_INFO_V1(toms_set_tenant);
+PG_FUNCTION_INFO_V1(toms_enter_tenant);
+PG_FUNCTION_INFO_V1(toms_clear_tenant);
+PG_FUNCTION_INFO_V1(toms_validate_tenant);
+
+/* Longest toms.context value looked at (a token is a few hundred bytes). */
+#define TOMS_MAX_CONTEXT_LEN 8192
+
+/* Verified contexts remembered per backend before the cache starts over. */
+#define CTX_CACHE_MAX 1024
+
+/* toms.context: a tenant id or a token; verified where used */
+static char *context_value = NULL;
+
+/* Bumped by the setting's assign hook: every change, SET, RESET, rollback. */
+uint64		toms_context_version = 1;
+
+/* Bumped by invalidation of toms' tenant tables or of role membership. */
+static uint64 cache_generation = 1;
+
+/*
+ * Verified contexts, keyed by a hash of the setting's value (the value
+ * itself is compared too: a collision is a miss, never a false hit).
+ * Everything lives in ctx_cxt; invalidation callbacks only bump
+ * cache_generation, and the next toms_context() call starts the cache over,
+ * so a pointer handed out stays valid until the next call.
+ */
+typedef struct CtxCacheEntry
+{
+	uint64		key;			/* hash of value */
+	char	   *value;
+	Oid			session_user;
+	uint64		version;		/* toms_context_version when last confirmed */
+	TomsContext ctx;
+} CtxCacheEntry;
+
+static MemoryContext ctx_cxt = NULL;
+static HTAB *ctx_cache = NULL;
+static uint64 ctx_cache_generation = 0;
+static long ctx_cache_fills = 0;
+static CtxCacheEntry *ctx_last = NULL;
+
+/* toms.tenants, whose invalidation drops the cache (resolved before caching) */
+static Oid	watched_tenants = InvalidOid;
+
+/* ----------------------------------------------------------------
+ * Helpers
+ * ----------------------------------------------------------------
+ */
+
+void
+toms_validate_tenant_id(const char *tenant)
+{
+	const char *why = toms_tenant_id_problem(tenant);
+
+	if (why)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s", why),
+				 errdetail("A tenant id has 1 to %d bytes, no control characters, and does not start with \"v4.\".",
+						   TOMS_MAX_TENANT_LEN)));
+}
+
+/*
+ * Members, grants and trusted keys announce their changes as an
+ * invalidation of toms.tenants (toms_invalidate_trigger, catalog.c).
+ */
+static void
+context_relcache_cb(Oid relid)
+{
+	if (!OidIsValid(relid) || relid == watched_tenants)
+	{
+		cache_generation++;
+		/* the table may have been dropped and recreated */
+		watched_tenants = InvalidOid;
+	}
+}
+
+static void
+context_syscache_cb(Datum arg, int cacheid, uint32 hashvalue)
+{
+	/* role membership or attributes changed */
+	cache_generation++;
+}
+
+static void
+context_assign_hook(const char *newval, void *extra)
+{
+	toms_context_version++;
+}
+
+static bool
+tenant_status_cb(HeapTuple tup, TupleDesc desc, void *arg)
+{
+	*(char **) arg = toms_tuple_text(tup, desc, "status");
+	return false;
+}
+
+/* NULL if the tenant does not exist. */
+static char *
+tenant_status(const char *tenant)
+{
+	char	   *status = NULL;
+
+	toms_scan_by_text("tenants", "tenants_pkey", 1, tenant, tenant_status_cb, &status);
+	return status;
+}
+
+typedef struct AccessCheck
+{
+	Oid			member;
+	bool		is_member;
+	int64		grant_id;
+	char	   *justification;
+	TimestampTz valid_until;
+	TimestampTz now;
+} AccessCheck;
+
+static bool
+member_cb(HeapTuple tup, TupleDesc desc, void *arg)
+{
+	AccessCheck *ac = arg;
+	bool		isnull;
+	Oid			role = DatumGetObjectId(toms_tuple_datum(tup, desc, "role", &isnull));
+
+	if (!isnull && has_privs_of_role(ac->member, role))
+	{
+		ac->is_member = true;
+		return false;
+	}
+	return true;
+}
+
+static bool
+grant_cb(HeapTuple tup, TupleDesc desc, void *arg)
+{
+	AccessCheck *ac = arg;
+	bool		isnull;
+	Oid			role;
+	TimestampTz until;
+
+	(void) toms_tuple_datum(tup, desc, "revoked_at", &isnull);
+	if (!isnull)
+		return true;
+	until = DatumGetTimestampTz(toms_tuple_datum(tup, desc, "valid_until", &isnull));
+	if (isnull || until <= ac->now)
+		return true;
+	role = DatumGetObjectId(toms_tuple_datum(tup, desc, "role", &isnull));
+	if (isnull || !has_privs_of_role(ac->member, role))
+		return true;
+	/* of several live grants, use the one that lasts longest */
+	if (ac->grant_id == 0 || until > ac->valid_until)
+	{
+		ac->grant_id = DatumGetInt64(toms_tuple_datum(tup, desc, "id", &isnull));
+		ac->justification = toms_tuple_text(tup, desc, "justification");
+		ac->valid_until = until;
+	}
+	return true;
+}
+
+static Oid
+toms_app_role(void)
+{
+	return get_role_oid("toms_app", true);
+}
+
+/* Why a context was refused: message, optional hint, tenant if known. */
+typedef struct Denial
+{
+	const char *why;
+	const char *hint;
+	const char *tenant;
+} Denial;
+
+/* Refuse a context: audit the attempt, then raise 42501 naming the problem. */
+static void
+deny(const Denial *d)
+{
+	toms_audit_denied(d->why, d->tenant, InvalidOid, NULL);
+
+	/*
+	 * The statement may carry a token (SET toms.context = '...',
+	 * enter_tenant('...')): keep it out of the server log.
+	 */
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s", d->why),
+			 d->hint ? errhint("%s", d->hint) : 0,
+			 errhidestmt(true),
+			 errhidecontext(true)));
+}
+
+static bool
+tenant_active(const char *tenant, Denial *d)
+{
+	char	   *status = tenant_status(tenant);
+
+	d->tenant = tenant;
+	if (status == NULL)
+	{
+		d->why = psprintf("tenant \"%s\" does not exist", tenant);
+		return false;
+	}
+	if (strcmp(status, "active") != 0)
+	{
+		d->why = psprintf("tenant \"%s\" is not active", tenant);
+		d->hint = "The tenant is being deleted or has been deleted.";
+		return false;
+	}
+	return true;
+}
+
+/*
+ * Verify a context value from scratch.  On success fills *ctx (strings in
+ * the current memory context) and returns true; otherwise describes the
+ * problem in *d.  Raises only for what cannot happen in normal use.
+ */
+static bool
+verify_context(const char *value, Oid session_user, TomsContext *ctx, Denial *d)
+{
+	TimestampTz now = GetCurrentStatementStartTimestamp();
+
+	memset(ctx, 0, sizeof(*ctx));
+	memset(d, 0, sizeof(*d));
+	ctx->valid_until = DT_NOEND;
+
+	if (strlen(value) > TOMS_MAX_CONTEXT_LEN)
+	{
+		d->why = "token malformed";
+		return false;
+	}
+
+	if (strncmp(value, "v4.", 3) == 0)
+	{
+		TomsToken	tok;
+		const char *why = NULL;
+		Oid			app = toms_app_role();
+
+		if (!superuser_arg(session_user) &&
+			(!OidIsValid(app) || !is_member_of_role(session_user, app)))
+		{
+			d->why = psprintf("role \"%s\" may not use tenant tokens",
+							  GetUserNameFromId(session_user, false));
+			d->hint = "Grant toms_app to the application's login role.";
+			return false;
+		}
+
+		memset(&tok, 0, sizeof(tok));
+		if (!toms_token_verify(value, &tok, &why))
+		{
+			d->why = why ? why : "token malformed";
+			return false;
+		}
+		if (toms_tenant_id_problem(tok.tenant))
+		{
+			d->why = "token claims invalid";
+			return false;
+		}
+		if (!tenant_active(tok.tenant, d))
+			return false;
+		ctx->tenant = tok.tenant;
+		ctx->actor = tok.subject;
+		ctx->key_id = tok.key_id;
+		ctx->from_token = true;
+		ctx->valid_until = tok.expires;
+		return true;
+	}
+	else
+	{
+		AccessCheck ac;
+
+		if ((d->why = toms_tenant_id_problem(value)) != NULL)
+			return false;
+		if (!tenant_active(value, d))
+			return false;
+
+		memset(&ac, 0, sizeof(ac));
+		ac.member = session_user;
+		ac.now = now;
+		toms_scan_by_text("members", "members_tenant_idx", 2, value, member_cb, &ac);
+		if (!ac.is_member)
+		{
+			toms_scan_by_text("grants", "grants_tenant_idx", 3, value, grant_cb, &ac);
+			if (ac.grant_id == 0)
+			{
+				d->why = psprintf("role \"%s\" is not a member of tenant \"%s\"",
+								  GetUserNameFromId(session_user, false), value);
+				d->hint = "Ask a toms_admin for toms.add_member() or toms.grant_access().";
+				return false;
+			}
+			ctx->grant_id = ac.grant_id;
+			ctx->justification = ac.justification;
+			ctx->valid_until = ac.valid_until;
+		}
+		ctx->tenant = pstrdup(value);
+		ctx->actor = GetUserNameFromId(session_user, false);
+		return true;
+	}
+}
+
+static char *
+cache_strdup(const char *str)
+{
+	return str ? MemoryContextStrdup(ctx_cxt, str) : NULL;
+}
+
+static bool
+entry_live(CtxCacheEntry *e, Oid session_user, TimestampTz now)
+{
+	return e->session_user == session_user && now < e->ctx.valid_until;
+}
+
+/* Start the cache over if anything was invalidated or it grew too large. */
+static void
+ctx_cache_prepare(void)
+{
+	if (!OidIsValid(watched_tenants))
+		watched_tenants = toms_relid("tenants");
+	if (ctx_cache && ctx_cache_generation == cache_generation &&
+		ctx_cache_fills < CTX_CACHE_MAX)
+		return;
+	if (ctx_cxt == NULL)
+		ctx_cxt = AllocSetContextCreate(CacheMemoryContext, "toms context cache",
+										ALLOCSET_SMALL_SIZES);
+	else
+		MemoryContextReset(ctx_cxt);
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = sizeof(uint64);
+		ctl.entrysize = sizeof(CtxCacheEntry);
+		ctl.hcxt = ctx_cxt;
+		ctx_cache = hash_create("toms verified contexts", 64, &ctl,
+								HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	ctx_cache_generation = cache_generation;
+	ctx_cache_fills = 0;
+	ctx_last = NULL;
+}
+
+const TomsContext *
+toms_context(bool missing_ok)
+{
+	Oid			session_user = GetSessionUserId();
+	TimestampTz now = GetCurrentStatementStartTimestamp();
+	CtxCacheEntry *e;
+	TomsContext ctx;
+	Denial		denial;
+	uint64		key;
+	bool		found;
+
+	/* Fast path: the same setting as last time, nothing invalidated. */
+	e = ctx_last;
+	if (e && e->version == toms_context_version &&
+		ctx_cache_generation == cache_generation &&
+		entry_live(e, session_user, now))
+		return &e->ctx;
+
+	if (context_value == NULL || context_value[0] == '\0')
+	{
+		Denial		none = {"no tenant context",
+			"Call toms.set_tenant() or toms.enter_tenant(), or SET toms.context.", NULL};
+
+		if (missing_ok)
+			return NULL;
+		deny(&none);
+	}
+
+	ctx_cache_prepare();
+	key = hash_bytes_extended((const unsigned char *) context_value,
+							  strlen(context_value), 0);
+	e = hash_search(ctx_cache, &key, HASH_FIND, NULL);
+	if (e && strcmp(e->value, context_value) == 0 && entry_live(e, session_user, now))
+	{
+		e->version = toms_context_version;
+		ctx_last = e;
+		return &e->ctx;
+	}
+
+	if (!verify_context(context_value, session_user, &ctx, &denial))
+	{
+		if (missing_ok)
+			return NULL;
+		deny(&denial);
+	}
+
+	/* verification reads tables, which may have processed invalidations */
+	ctx_cache_prepare();
+	e = hash_search(ctx_cache, &key, HASH_ENTER, &found);
+	e->value = cache_strdup(context_value);
+	e->session_user = session_user;
+	e->version = toms_context_version;
+	e->ctx = ctx;
+	e->ctx.tenant = cache_strdup(ctx.tenant);
+	e->ctx.actor = cache_strdup(ctx.actor);
+	e->ctx.justification = cache_strdup(ctx.justification);
+	e->ctx.key_id = cache_strdup(ctx.key_id);
+	ctx_cache_fills++;
+	ctx_last = e;
+	return &e->ctx;
+}
+
+/* What entering function fn_oid means for the SECURITY DEFINER stack. */
+/* ----------------------------------------------------------------
+ * SQL-callable functions
+ * ----------------------------------------------------------------
+ */
+
+Datum
+toms_current_tenant(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(toms_context(false)->tenant));
+}
+
+Datum
+toms_current_tenant_opt(PG_FUNCTION_ARGS)
+{
+	const TomsContext *ctx = toms_context(PG_GETARG_BOOL(0));
+
+	if (ctx == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(ctx->tenant));
+}
+
+Datum
+toms_current_actor(PG_FUNCTION_ARGS)
+{
+	const TomsContext *ctx = toms_context(true);
+
+	if (ctx == NULL)
+		PG_RETURN_NULL();
+	PG_RETURN_TEXT_P(cstring_to_text(ctx->actor));
+}
+
+static void
+set_context(const char *value, bool is_local)
+{
+	(void) set_config_option("toms.context", value, PGC_USERSET, PGC_S_SESSION,
+							 is_local ? GUC_ACTION_LOCAL : GUC_ACTION_SET,
+							 true, 0, false);
+}
+
+/*
+ * set_tenant / enter_tenant store the value and verify it at once; the
+ * error aborts the transaction, which undoes the setting.
+ */
+Datum
+toms_set_tenant(PG_FUNCTION_ARGS)
+{
+	char	   *tenant;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("tenant id must not be null")));
+	tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	toms_validate_tenant_id(tenant);
+	set_context(tenant, PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1));
+	(void) toms_context(false);
+	PG_RETURN_VOID();
+}
+
+Datum
+toms_enter_tenant(PG_FUNCTION_ARGS)
+{
+	char	   *token;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("token must not be null")));
+	token = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (strncmp(token, "v4.public.", 10) != 0)
+	{
+		Denial		d = {"token malformed", "toms.enter_tenant() takes a PASETO v4.public token.", NULL};
+
+		deny(&d);
+	}
+	set_context(token, PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1));
+	(void) toms_context(false);
+	PG_RETURN_VOID();
+}
+
+Datum
+toms_clear_tenant(PG_FUNCTION_ARGS)
+{
+	set_context("", false);
+	PG_RETURN_VOID();
+}
+
+Datum
+toms_validate_tenant(PG_FUNCTION_ARGS)
+{
+	toms_validate_tenant_id(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	PG_RETURN_VOID();
+}
+
+void
+toms_context_init(void)
+{
+	DefineCustomStringVariable("toms.context",
+							   gettext_noop("Tenant context: a tenant id or a PASETO v4.public token, verified where it is used."),
+							   NULL,
+							   &context_value,
+							   "",
+							   PGC_USERSET,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
+							   NULL, context_assign_hook, NULL);
+
+	toms_on_relcache(context_relcache_cb);
+	CacheRegisterSyscacheCallback(AUTHMEMMEMROLE, context_syscache_cb, (Datum) 0);
+	CacheRegisterSyscacheCallback(AUTHOID, context_syscache_cb, (Datum) 0);
+}

@@ -1,0 +1,269 @@
+/*-------------------------------------------------------------------------
+ *
+ * hooks.c
+ *	  The one file that installs PostgreSQL hooks (as contrib/sepgsql's
+ *	  hooks.c does).  Each hook calls the features' checks in the order
+ *	  written below, so the order is visible here and does not depend on
+ *	  the order of the *_init() calls in toms.c.  Every hook chains to the
+ *	  hook that was installed before toms (another preloaded library) or to
+ *	  PostgreSQL's standard function.
+ *
+ *	  ProcessUtility
+ *	    1. password:  ALTER ROLE of a deactivated role        (password.c)
+ *	    2. audit:     COPY/TRUNCATE records begun             (audit.c)
+ *	    -- in PG_TRY, so that a refusal below is a failed COPY --
+ *	    3. guard:     refuse DDL that weakens the protection   (guard.c)
+ *	    4. the statement
+ *	    5. guard:     a restored policy is checked            (guard.c)
+ *	    -- end of PG_TRY; on error: audit records a failed COPY --
+ *	    6. audit:     COPY/TRUNCATE records completed          (audit.c)
+ *	    7. password:  history follows a renamed role          (password.c)
+ *
+ *	  ExecutorStart
+ *	    1. tenant:    fail closed without a context; privileged views and
+ *	                  SECURITY DEFINER paths; WITH HOLD  (tenant.c)
+ *	    2. the executor starts
+ *	    3. tenant:    the tenant the statement started under (tenant.c)
+ *	    4. audit:     one record per protected table and action (audit.c)
+ *	  ExecutorRun     tenant: a cursor stays in its tenant (tenant.c); audit
+ *	                  knows the client's statement nested ones run in
+ *	  ExecutorFinish  audit nesting, as ExecutorRun
+ *	  ExecutorEnd     audit: records completed with their row counts
+ *
+ *	  object_access_hook       guard (guard.c), after the other libraries
+ *	  fmgr_hook                SECURITY DEFINER stack (tenant.c)
+ *	  check_password_hook      password policy (password.c)
+ *	  ClientAuthentication_hook  TLS, login audit, lock-out (account.c)
+ *	  emit_log_hook            secrets out of the server log (redact.c)
+ *	  shmem_request/startup    toms' shared memory (shmem.c)
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/objectaccess.h"
+#include "commands/user.h"
+#include "executor/executor.h"
+#include "fmgr.h"
+#include "libpq/auth.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "tcop/utility.h"
+#include "utils/elog.h"
+
+#include "toms.h"
+
+static shmem_request_hook_type prev_shmem_request = NULL;
+static shmem_startup_hook_type prev_shmem_startup = NULL;
+static ProcessUtility_hook_type prev_ProcessUtility = NULL;
+static ExecutorStart_hook_type prev_ExecutorStart = NULL;
+static ExecutorRun_hook_type prev_ExecutorRun = NULL;
+static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
+static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
+static object_access_hook_type prev_object_access = NULL;
+static fmgr_hook_type prev_fmgr = NULL;
+static check_password_hook_type prev_check_password = NULL;
+static ClientAuthentication_hook_type prev_client_auth = NULL;
+static emit_log_hook_type prev_emit_log = NULL;
+
+static void
+toms_hook_shmem_request(void)
+{
+	if (prev_shmem_request)
+		prev_shmem_request();
+	toms_shmem_request();
+}
+
+static void
+toms_hook_shmem_startup(void)
+{
+	if (prev_shmem_startup)
+		prev_shmem_startup();
+	toms_shmem_startup();
+}
+
+static void
+toms_hook_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+						 ProcessUtilityContext context, ParamListInfo params,
+						 QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	Node	   *parsetree = pstmt->utilityStmt;
+	void	   *volatile audit = NULL;
+
+	toms_password_utility_before(parsetree);
+	audit = toms_audit_utility_begin(pstmt);
+	PG_TRY();
+	{
+		toms_guard_utility_before(pstmt);
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+									queryEnv, dest, qc);
+		toms_guard_utility_after();
+	}
+	PG_CATCH();
+	{
+		if (audit)
+			toms_audit_utility_failed(audit);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	if (audit)
+		toms_audit_utility_end(audit, qc);
+	toms_password_utility_after(parsetree);
+}
+
+static void
+toms_hook_ExecutorStart(QueryDesc *queryDesc, int eflags)
+{
+	char		tenant[TOMS_MAX_TENANT_LEN + 1];
+	Oid			filtered;
+
+	filtered = toms_tenant_executor_check(queryDesc, eflags, tenant);
+	if (prev_ExecutorStart)
+		prev_ExecutorStart(queryDesc, eflags);
+	else
+		standard_ExecutorStart(queryDesc, eflags);
+	if (OidIsValid(filtered))
+		toms_tenant_executor_started(queryDesc, eflags, filtered, tenant);
+	toms_audit_executor_start(queryDesc, eflags);
+}
+
+static void
+toms_hook_ExecutorRun(QueryDesc *queryDesc, ScanDirection direction, uint64 count,
+					  bool execute_once)
+{
+	void	   *saved;
+
+	toms_tenant_executor_run(queryDesc);
+	saved = toms_audit_nest_enter(queryDesc);
+	PG_TRY();
+	{
+		if (prev_ExecutorRun)
+			prev_ExecutorRun(queryDesc, direction, count, execute_once);
+		else
+			standard_ExecutorRun(queryDesc, direction, count, execute_once);
+	}
+	PG_FINALLY();
+	{
+		toms_audit_nest_leave(saved);
+	}
+	PG_END_TRY();
+}
+
+static void
+toms_hook_ExecutorFinish(QueryDesc *queryDesc)
+{
+	void	   *saved = toms_audit_nest_enter(queryDesc);
+
+	PG_TRY();
+	{
+		if (prev_ExecutorFinish)
+			prev_ExecutorFinish(queryDesc);
+		else
+			standard_ExecutorFinish(queryDesc);
+	}
+	PG_FINALLY();
+	{
+		toms_audit_nest_leave(saved);
+	}
+	PG_END_TRY();
+}
+
+static void
+toms_hook_ExecutorEnd(QueryDesc *queryDesc)
+{
+	toms_audit_executor_end(queryDesc);
+	if (prev_ExecutorEnd)
+		prev_ExecutorEnd(queryDesc);
+	else
+		standard_ExecutorEnd(queryDesc);
+}
+
+static void
+toms_hook_object_access(ObjectAccessType access, Oid classId, Oid objectId,
+						int subId, void *arg)
+{
+	if (prev_object_access)
+		prev_object_access(access, classId, objectId, subId, arg);
+	toms_guard_object_access(access, classId, objectId, subId, arg);
+}
+
+/*
+ * PostgreSQL calls fmgr_hook for SECURITY DEFINER functions and functions
+ * with SET clauses without asking needs_fmgr_hook; toms needs no others.
+ */
+static void
+toms_hook_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
+{
+	if (event == FHET_START)
+	{
+		/* the other hooks first: an error there leaves nothing pushed */
+		if (prev_fmgr)
+			prev_fmgr(event, flinfo, private);
+		toms_tenant_fmgr(event, flinfo);
+		return;
+	}
+	toms_tenant_fmgr(event, flinfo);
+	if (prev_fmgr)
+		prev_fmgr(event, flinfo, private);
+}
+
+static void
+toms_hook_check_password(const char *username, const char *shadow_pass,
+						 PasswordType password_type, Datum validuntil_time,
+						 bool validuntil_null)
+{
+	if (prev_check_password)
+		prev_check_password(username, shadow_pass, password_type,
+							validuntil_time, validuntil_null);
+	toms_check_password(username, shadow_pass, password_type,
+						validuntil_time, validuntil_null);
+}
+
+static void
+toms_hook_client_auth(Port *port, int status)
+{
+	if (prev_client_auth)
+		prev_client_auth(port, status);
+	toms_account_client_auth(port, status);
+}
+
+static void
+toms_hook_emit_log(ErrorData *edata)
+{
+	toms_redact_log(edata);
+	if (prev_emit_log)
+		prev_emit_log(edata);
+}
+
+void
+toms_hooks_install(void)
+{
+	prev_shmem_request = shmem_request_hook;
+	shmem_request_hook = toms_hook_shmem_request;
+	prev_shmem_startup = shmem_startup_hook;
+	shmem_startup_hook = toms_hook_shmem_startup;
+	prev_ProcessUtility = ProcessUtility_hook;
+	ProcessUtility_hook = toms_hook_ProcessUtility;
+	prev_ExecutorStart = ExecutorStart_hook;
+	ExecutorStart_hook = toms_hook_ExecutorStart;
+	prev_ExecutorRun = ExecutorRun_hook;
+	ExecutorRun_hook = toms_hook_ExecutorRun;
+	prev_ExecutorFinish = ExecutorFinish_hook;
+	ExecutorFinish_hook = toms_hook_ExecutorFinish;
+	prev_ExecutorEnd = ExecutorEnd_hook;
+	ExecutorEnd_hook = toms_hook_ExecutorEnd;
+	prev_object_access = object_access_hook;
+	object_access_hook = toms_hook_object_access;
+	prev_fmgr = fmgr_hook;
+	fmgr_hook = toms_hook_fmgr;
+	prev_check_password = check_password_hook;
+	check_password_hook = toms_hook_check_password;
+	prev_client_auth = ClientAuthentication_hook;
+	ClientAuthentication_hook = toms_hook_client_auth;
+	prev_emit_log = emit_log_hook;
+	emit_log_hook = toms_hook_emit_log;
+}
