@@ -66,7 +66,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char		kid[TOMS_PASETO_MAX_KID + 1];
 	bool		has_kid;
 
-	if (token == NULL || buf == NULL)
+	if (token == NULL || buf == NULL || sodium_init() < 0)
 		abort();
 	memcpy(token, data, size);
 

@@ -407,16 +407,15 @@ tls_version_name(int v)
 	return "?";
 }
 
-static void
-refuse_tls(Port *port, const char *method, const char *why, const char *detail)
-{
-	toms_audit_login(false, port->user_name, port->database_name, method, why);
-	ereport(FATAL,
-			(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION),
-			 errmsg("connection refused: %s", why),
-			 errdetail("%s", detail),
-			 errhint("Connect with sslmode=require (or stronger).")));
-}
+/* Refuse a login for its transport: audited first, then FATAL with a fixed message. */
+#define REFUSE_TLS(port, method, why, ...) \
+	do { \
+		toms_audit_login(false, (port)->user_name, (port)->database_name, (method), (why)); \
+		ereport(FATAL, \
+				(errcode(ERRCODE_INVALID_AUTHORIZATION_SPECIFICATION), \
+				 __VA_ARGS__, \
+				 errhint("Connect with sslmode=require (or stronger)."))); \
+	} while (0)
 
 static void
 check_tls(Port *port, const char *method)
@@ -428,18 +427,21 @@ check_tls(Port *port, const char *method)
 	if (port->raddr.addr.ss_family == AF_UNIX)
 	{
 		if (require_tls_local)
-			refuse_tls(port, method, "TLS is required",
-					   "Unix-domain socket connections cannot use TLS and toms.require_tls_local is on.");
+			REFUSE_TLS(port, method, "TLS is required",
+					   errmsg("connection refused: TLS is required"),
+					   errdetail("Unix-domain socket connections cannot use TLS and toms.require_tls_local is on."));
 		return;
 	}
 	v = tls_version_of(port);
 	if (v == 0)
-		refuse_tls(port, method, "TLS is required",
-				   "toms.require_tls is on and this connection does not use TLS.");
+		REFUSE_TLS(port, method, "TLS is required",
+				   errmsg("connection refused: TLS is required"),
+				   errdetail("toms.require_tls is on and this connection does not use TLS."));
 	if (v < min_tls_version)
-		refuse_tls(port, method, "TLS version too old",
-				   psprintf("This connection uses %s; toms.min_tls_version is %s.",
-							tls_version_name(v), tls_version_name(min_tls_version)));
+		REFUSE_TLS(port, method, "TLS version too old",
+				   errmsg("connection refused: TLS version too old"),
+				   errdetail("This connection uses %s; toms.min_tls_version is %s.",
+							 tls_version_name(v), tls_version_name(min_tls_version)));
 }
 
 static void
@@ -650,9 +652,9 @@ toms_unlock_role(PG_FUNCTION_ARGS)
 /* --- set-up ----------------------------------------------------------- */
 
 void
-account_init(void)
+toms_account_init(void)
 {
-	password_init();
+	toms_password_init();
 
 	DefineCustomIntVariable("toms.max_failed_logins",
 							gettext_noop("Failed logins within toms.lockout_window that lock a role; 0 disables the lock-out."),

@@ -117,6 +117,22 @@ static Oid	watched_tenants = InvalidOid;
  * ----------------------------------------------------------------
  */
 
+/*
+ * errmsg() with the fixed text of a tenant id problem (tenant_id.c), so
+ * that every message stays a translatable literal.
+ */
+static int
+errmsg_tenant_id(const char *why)
+{
+	if (strcmp(why, TOMS_TENANT_ID_EMPTY) == 0)
+		return errmsg("tenant id must not be empty");
+	if (strcmp(why, TOMS_TENANT_ID_TOO_LONG) == 0)
+		return errmsg("tenant id is too long");
+	if (strcmp(why, TOMS_TENANT_ID_CONTROL) == 0)
+		return errmsg("tenant id must not contain control characters");
+	return errmsg("tenant id must not start with \"v4.\"");
+}
+
 void
 toms_validate_tenant_id(const char *tenant)
 {
@@ -125,7 +141,7 @@ toms_validate_tenant_id(const char *tenant)
 	if (why)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s", why),
+				 errmsg_tenant_id(why),
 				 errdetail("A tenant id has 1 to %d bytes, no control characters, and does not start with \"v4.\".",
 						   TOMS_MAX_TENANT_LEN)));
 }
@@ -233,30 +249,119 @@ toms_app_role(void)
 	return get_role_oid("toms_app", true);
 }
 
-/* Why a context was refused: message, optional hint, tenant if known. */
+/* Why a context was refused. */
+typedef enum DenialKind
+{
+	DENY_NO_CONTEXT = 0,
+	DENY_TOKEN,					/* why: a TOMS_TOKEN_* reason */
+	DENY_NOT_A_TOKEN,			/* enter_tenant() of something else */
+	DENY_TENANT_ID,				/* why: a TOMS_TENANT_ID_* problem */
+	DENY_NO_TOKENS,				/* role may not use tokens */
+	DENY_NO_TENANT,
+	DENY_INACTIVE,
+	DENY_NOT_MEMBER
+} DenialKind;
+
 typedef struct Denial
 {
-	const char *why;
-	const char *hint;
-	const char *tenant;
+	DenialKind	kind;
+	const char *why;			/* DENY_TOKEN, DENY_TENANT_ID */
+	const char *tenant;			/* if known */
+	const char *role;			/* DENY_NO_TOKENS, DENY_NOT_MEMBER */
 } Denial;
 
-/* Refuse a context: audit the attempt, then raise 42501 naming the problem. */
+/* The audit record's action: the same words as the error. */
+static const char *
+denial_action(const Denial *d)
+{
+	switch (d->kind)
+	{
+		case DENY_NO_CONTEXT:
+			return "no tenant context";
+		case DENY_TOKEN:
+		case DENY_TENANT_ID:
+			return d->why;
+		case DENY_NOT_A_TOKEN:
+			return TOMS_TOKEN_MALFORMED;
+		case DENY_NO_TOKENS:
+			return psprintf("role \"%s\" may not use tenant tokens", d->role);
+		case DENY_NO_TENANT:
+			return psprintf("tenant \"%s\" does not exist", d->tenant);
+		case DENY_INACTIVE:
+			return psprintf("tenant \"%s\" is not active", d->tenant);
+		case DENY_NOT_MEMBER:
+			return psprintf("role \"%s\" is not a member of tenant \"%s\"", d->role, d->tenant);
+	}
+	return "tenant context refused";
+}
+
+/*
+ * Refuse a context: audit the attempt, then raise 42501 naming the problem.
+ * The statement may carry a token (SET toms.context = '...',
+ * enter_tenant('...')): it and the context stay out of the server log.
+ */
 static void
 deny(const Denial *d)
 {
-	toms_audit_denied(d->why, d->tenant, InvalidOid, NULL);
+	toms_audit_denied(denial_action(d), d->tenant, InvalidOid, NULL);
 
-	/*
-	 * The statement may carry a token (SET toms.context = '...',
-	 * enter_tenant('...')): keep it out of the server log.
-	 */
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("%s", d->why),
-			 d->hint ? errhint("%s", d->hint) : 0,
-			 errhidestmt(true),
-			 errhidecontext(true)));
+	switch (d->kind)
+	{
+		case DENY_NO_CONTEXT:
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("no tenant context"),
+					 errhint("Call toms.set_tenant() or toms.enter_tenant(), or SET toms.context."),
+					 errhidestmt(true), errhidecontext(true)));
+			break;
+		case DENY_TOKEN:
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 toms_errmsg_token(d->why),
+					 errhidestmt(true), errhidecontext(true)));
+			break;
+		case DENY_NOT_A_TOKEN:
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("token malformed"),
+					 errhint("toms.enter_tenant() takes a PASETO v4.public token."),
+					 errhidestmt(true), errhidecontext(true)));
+			break;
+		case DENY_TENANT_ID:
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg_tenant_id(d->why),
+					 errhidestmt(true), errhidecontext(true)));
+			break;
+		case DENY_NO_TOKENS:
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("role \"%s\" may not use tenant tokens", d->role),
+					 errhint("Grant toms_app to the application's login role."),
+					 errhidestmt(true), errhidecontext(true)));
+			break;
+		case DENY_NO_TENANT:
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("tenant \"%s\" does not exist", d->tenant),
+					 errhidestmt(true), errhidecontext(true)));
+			break;
+		case DENY_INACTIVE:
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("tenant \"%s\" is not active", d->tenant),
+					 errhint("The tenant is being deleted or has been deleted."),
+					 errhidestmt(true), errhidecontext(true)));
+			break;
+		case DENY_NOT_MEMBER:
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("role \"%s\" is not a member of tenant \"%s\"", d->role, d->tenant),
+					 errhint("Ask a toms_admin for toms.add_member() or toms.grant_access()."),
+					 errhidestmt(true), errhidecontext(true)));
+			break;
+	}
+	pg_unreachable();
 }
 
 static bool
@@ -267,13 +372,12 @@ tenant_active(const char *tenant, Denial *d)
 	d->tenant = tenant;
 	if (status == NULL)
 	{
-		d->why = psprintf("tenant \"%s\" does not exist", tenant);
+		d->kind = DENY_NO_TENANT;
 		return false;
 	}
 	if (strcmp(status, "active") != 0)
 	{
-		d->why = psprintf("tenant \"%s\" is not active", tenant);
-		d->hint = "The tenant is being deleted or has been deleted.";
+		d->kind = DENY_INACTIVE;
 		return false;
 	}
 	return true;
@@ -295,7 +399,8 @@ verify_context(const char *value, Oid session_user, TomsContext *ctx, Denial *d)
 
 	if (strlen(value) > TOMS_MAX_CONTEXT_LEN)
 	{
-		d->why = "token malformed";
+		d->kind = DENY_TOKEN;
+		d->why = TOMS_TOKEN_MALFORMED;
 		return false;
 	}
 
@@ -308,21 +413,22 @@ verify_context(const char *value, Oid session_user, TomsContext *ctx, Denial *d)
 		if (!superuser_arg(session_user) &&
 			(!OidIsValid(app) || !is_member_of_role(session_user, app)))
 		{
-			d->why = psprintf("role \"%s\" may not use tenant tokens",
-							  GetUserNameFromId(session_user, false));
-			d->hint = "Grant toms_app to the application's login role.";
+			d->kind = DENY_NO_TOKENS;
+			d->role = GetUserNameFromId(session_user, false);
 			return false;
 		}
 
 		memset(&tok, 0, sizeof(tok));
 		if (!toms_token_verify(value, &tok, &why))
 		{
-			d->why = why ? why : "token malformed";
+			d->kind = DENY_TOKEN;
+			d->why = why ? why : TOMS_TOKEN_MALFORMED;
 			return false;
 		}
 		if (toms_tenant_id_problem(tok.tenant))
 		{
-			d->why = "token claims invalid";
+			d->kind = DENY_TOKEN;
+			d->why = TOMS_TOKEN_CLAIMS;
 			return false;
 		}
 		if (!tenant_active(tok.tenant, d))
@@ -339,7 +445,10 @@ verify_context(const char *value, Oid session_user, TomsContext *ctx, Denial *d)
 		AccessCheck ac;
 
 		if ((d->why = toms_tenant_id_problem(value)) != NULL)
+		{
+			d->kind = DENY_TENANT_ID;
 			return false;
+		}
 		if (!tenant_active(value, d))
 			return false;
 
@@ -352,9 +461,9 @@ verify_context(const char *value, Oid session_user, TomsContext *ctx, Denial *d)
 			toms_scan_by_text("grants", "grants_tenant_idx", 3, value, grant_cb, &ac);
 			if (ac.grant_id == 0)
 			{
-				d->why = psprintf("role \"%s\" is not a member of tenant \"%s\"",
-								  GetUserNameFromId(session_user, false), value);
-				d->hint = "Ask a toms_admin for toms.add_member() or toms.grant_access().";
+				d->kind = DENY_NOT_MEMBER;
+				d->role = GetUserNameFromId(session_user, false);
+				d->tenant = value;
 				return false;
 			}
 			ctx->grant_id = ac.grant_id;
@@ -427,8 +536,7 @@ toms_context(bool missing_ok)
 
 	if (context_value == NULL || context_value[0] == '\0')
 	{
-		Denial		none = {"no tenant context",
-			"Call toms.set_tenant() or toms.enter_tenant(), or SET toms.context.", NULL};
+		Denial		none = {DENY_NO_CONTEXT, NULL, NULL, NULL};
 
 		if (missing_ok)
 			return NULL;
@@ -541,7 +649,7 @@ toms_enter_tenant(PG_FUNCTION_ARGS)
 	token = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	if (strncmp(token, "v4.public.", 10) != 0)
 	{
-		Denial		d = {"token malformed", "toms.enter_tenant() takes a PASETO v4.public token.", NULL};
+		Denial		d = {DENY_NOT_A_TOKEN, NULL, NULL, NULL};
 
 		deny(&d);
 	}

@@ -21,17 +21,17 @@
  *
  *	  ExecutorStart
  *	    1. tenant:    fail closed without a context; privileged views and
- *	                  SECURITY DEFINER paths; WITH HOLD  (tenant.c)
+ *	                  SECURITY DEFINER paths; WITH HOLD  (tenant_exec.c)
  *	    2. the executor starts
- *	    3. tenant:    the tenant the statement started under (tenant.c)
+ *	    3. tenant:    the tenant the statement started under (tenant_exec.c)
  *	    4. audit:     one record per protected table and action (audit.c)
- *	  ExecutorRun     tenant: a cursor stays in its tenant (tenant.c); audit
+ *	  ExecutorRun     tenant: a cursor stays in its tenant (tenant_exec.c); audit
  *	                  knows the client's statement nested ones run in
  *	  ExecutorFinish  audit nesting, as ExecutorRun
  *	  ExecutorEnd     audit: records completed with their row counts
  *
  *	  object_access_hook       guard (guard.c), after the other libraries
- *	  fmgr_hook                SECURITY DEFINER stack (tenant.c)
+ *	  fmgr_hook                SECURITY DEFINER stack (tenant_exec.c)
  *	  check_password_hook      password policy (password.c)
  *	  ClientAuthentication_hook  TLS, login audit, lock-out (account.c)
  *	  emit_log_hook            secrets out of the server log (redact.c)

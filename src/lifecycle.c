@@ -2,13 +2,13 @@
  *
  * lifecycle.c
  *	  Two-stage deletion, stage 1, and the settings of deletion and
- *	  retention (SPEC section 4; measures 6b, 8a).
+ *	  retention (docs/deletion.md; measures 6b, 8a).
  *
  *	  Stage 1 is SQL (sql/install/50_lifecycle.sql): request_deletion()
- *	  marks a whole tenant 'deleting', which tenant.c refuses to enter, or
+ *	  marks a whole tenant 'deleting', which context.c refuses to enter, or
  *	  records one data subject of a tenant.  Subjects are hidden by a
  *	  restrictive policy "toms_subject" that protect() asks us to put on
- *	  every table with a subject column (lifecycle_on_protect); its USING
+ *	  every table with a subject column (toms_lifecycle_on_protect); its USING
  *	  clause calls toms.subject_visible(subject) for each row.
  *
  *	  That function must be cheap per row and right after every commit, so
@@ -221,7 +221,7 @@ PG_FUNCTION_INFO_V1(toms_lifecycle_event);
  * toms._lifecycle_event(action, tenant, detail, invalidate): the audit
  * record of an administrative act of this part and, with invalidate, the
  * invalidation that makes every backend reload the hidden subjects (and
- * whatever tenant.c caches about toms.tenants) once we commit.
+ * whatever context.c caches about toms.tenants) once we commit.
  */
 Datum
 toms_lifecycle_event(PG_FUNCTION_ARGS)
@@ -253,11 +253,11 @@ toms_lifecycle_event(PG_FUNCTION_ARGS)
 /*
  * protect(..., subject_column => col): add the restrictive policy that
  * hides the subjects whose deletion was requested.  Called inside SPI by
- * tenant.c; the DDL passes the guard through toms_run_ddl(), and the guard
+ * protect.c; the DDL passes the guard through toms_run_ddl(), and the guard
  * keeps every toms_* policy from being dropped or altered afterwards.
  */
 void
-lifecycle_on_protect(Oid relid, const char *subject_column)
+toms_lifecycle_on_protect(Oid relid, const char *subject_column)
 {
 	char	   *relname;
 	char	   *nspname;
@@ -285,7 +285,7 @@ lifecycle_on_protect(Oid relid, const char *subject_column)
 }
 
 void
-lifecycle_init(void)
+toms_lifecycle_init(void)
 {
 	DefineCustomIntVariable("toms.deletion_grace",
 							gettext_noop("Grace period between a deletion request and its stage 2."),

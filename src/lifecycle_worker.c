@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * lifecycle_worker.c
- *	  Background workers for deletion stage 2 and retention (SPEC section
- *	  4; measures 6b, 8a).
+ *	  Background workers for deletion stage 2 and retention (docs/deletion.md;
+ *	  measures 6b, 8a).
  *
  *	  A launcher (static worker, connected to no database, as PostgreSQL's
  *	  logical replication launcher is) wakes every toms.lifecycle_naptime
@@ -617,7 +617,7 @@ toms_lifecycle_worker_main(Datum arg)
 }
 
 void
-lifecycle_worker_init(void)
+toms_lifecycle_worker_init(void)
 {
 	BackgroundWorker worker;
 

@@ -24,9 +24,9 @@
 #include "base64url.h"
 #include "toms.h"
 
-#define R_MALFORMED		"token malformed"
-#define R_SIGNATURE		"token signature invalid"
-#define R_UNKNOWN_KEY	"unknown key"
+#define R_MALFORMED		TOMS_TOKEN_MALFORMED
+#define R_SIGNATURE		TOMS_TOKEN_SIGNATURE
+#define R_UNKNOWN_KEY	TOMS_TOKEN_UNKNOWN_KEY
 
 static const char header[] = "v4.public.";
 
@@ -121,8 +121,6 @@ toms_paseto_verify(const TomsPaseto *tok, const unsigned char *public_key,
 	if (implicit_len > MAX_IMPLICIT ||
 		tok->payload_len > TOMS_TOKEN_MAX_LEN || tok->footer_len > TOMS_TOKEN_MAX_LEN)
 		return R_MALFORMED;
-	if (sodium_init() < 0)
-		return R_SIGNATURE;		/* fail closed */
 
 	/* PAE(h, m, f, i) = LE64(4) || each piece as LE64(len(piece)) || piece */
 	paelen = 8 + (8 + HEADER_LEN) + (8 + tok->payload_len) +

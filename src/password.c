@@ -653,11 +653,8 @@ toms_password_utility_after(Node *parsetree)
 /* --- set-up ----------------------------------------------------------- */
 
 void
-password_init(void)
+toms_password_init(void)
 {
-	if (sodium_init() < 0)
-		elog(FATAL, "libsodium could not be initialised");
-
 	DefineCustomIntVariable("toms.password_min_length",
 							gettext_noop("Minimum length of a new password, in characters."),
 							NULL, &password_min_length, 12, 1, 1000,

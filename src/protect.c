@@ -199,7 +199,8 @@ toms_protect(PG_FUNCTION_ARGS)
 	qualname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 										  get_rel_name(relid));
 
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	if (has_permissive_policies(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -248,7 +249,7 @@ toms_protect(PG_FUNCTION_ARGS)
 	}
 
 	sealed_on_protect(relid, nsens, sens_names);
-	lifecycle_on_protect(relid, subject_col);
+	toms_lifecycle_on_protect(relid, subject_col);
 	SPI_finish();
 
 	CacheInvalidateRelcacheByRelid(relid);
@@ -276,7 +277,8 @@ toms_unprotect(PG_FUNCTION_ARGS)
 	qualname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 										  get_rel_name(relid));
 
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "SELECT format('DROP POLICY %%I ON %%s', polname, %s) FROM pg_catalog.pg_policy"

@@ -172,19 +172,30 @@ tenant_stmt_gone(void *arg)
 
 /*
  * A protected table reached, by a caller under the tenant filter, through
- * a view or SECURITY DEFINER function ("via") whose owner bypasses row
- * security: it would hand out every tenant's rows.
+ * a view or SECURITY DEFINER function whose owner bypasses row security:
+ * it would hand out every tenant's rows.
  */
 static void
-refuse_privileged_path(Oid relid, const char *via, const char *hint)
+refuse_privileged_view(Oid relid)
 {
-	toms_audit_denied(psprintf("protected table reached through a privileged %s", via),
+	toms_audit_denied("protected table reached through a privileged view", NULL, relid, NULL);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("protected table \"%s\" is reached through a view owned by a role that bypasses row security",
+					get_rel_name(relid)),
+			 errhint("Give the view an owner subject to row security, or make it security_invoker.")));
+}
+
+static void
+refuse_privileged_definer(Oid relid)
+{
+	toms_audit_denied("protected table reached through a privileged SECURITY DEFINER function",
 					  NULL, relid, NULL);
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("protected table \"%s\" is reached through a %s owned by a role that bypasses row security",
-					get_rel_name(relid), via),
-			 errhint("%s", hint)));
+			 errmsg("protected table \"%s\" is reached through a SECURITY DEFINER function owned by a role that bypasses row security",
+					get_rel_name(relid)),
+			 errhint("Give the function an owner subject to row security.")));
 }
 
 /*
@@ -220,8 +231,7 @@ toms_tenant_executor_check(QueryDesc *queryDesc, int eflags, char *tenant)
 				if (definer_in_force() == DEFINER_FOREIGN && !InNoForceRLSOperation() &&
 					!InSecurityRestrictedOperation() &&
 					check_enable_rls(rte->relid, GetSessionUserId(), true) == RLS_ENABLED)
-					refuse_privileged_path(rte->relid, "SECURITY DEFINER function",
-										   "Give the function an owner subject to row security.");
+					refuse_privileged_definer(rte->relid);
 				continue;
 			}
 
@@ -232,8 +242,7 @@ toms_tenant_executor_check(QueryDesc *queryDesc, int eflags, char *tenant)
 			 */
 			if (OidIsValid(rte->checkAsUser) &&
 				check_enable_rls(rte->relid, rte->checkAsUser, true) != RLS_ENABLED)
-				refuse_privileged_path(rte->relid, "view",
-									   "Give the view an owner subject to row security, or make it security_invoker.");
+				refuse_privileged_view(rte->relid);
 			filtered = rte->relid;
 		}
 		if (OidIsValid(filtered))

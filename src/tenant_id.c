@@ -3,7 +3,7 @@
  * tenant_id.c
  *	  The rules for a tenant id, in pure C (libc only, no backend call), so
  *	  that they can be fuzzed on their own (fuzz/tenant_id_fuzz.c).
- *	  tenant.c applies them to every id that is created, entered, or named
+ *	  context.c applies them to every id that is created, entered, or named
  *	  in a token.
  *
  *-------------------------------------------------------------------------
@@ -24,13 +24,13 @@ toms_tenant_id_problem(const char *tenant)
 	size_t		len = strlen(tenant);
 
 	if (len == 0)
-		return "tenant id must not be empty";
+		return TOMS_TENANT_ID_EMPTY;
 	if (len > TOMS_MAX_TENANT_LEN)
-		return "tenant id is too long";
+		return TOMS_TENANT_ID_TOO_LONG;
 	for (p = (const unsigned char *) tenant; *p; p++)
 		if (*p < 0x20 || *p == 0x7f)
-			return "tenant id must not contain control characters";
+			return TOMS_TENANT_ID_CONTROL;
 	if (strncmp(tenant, "v4.", 3) == 0)
-		return "tenant id must not start with \"v4.\"";
+		return TOMS_TENANT_ID_V4;
 	return NULL;
 }

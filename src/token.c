@@ -46,12 +46,12 @@
 
 #include "toms.h"
 
-#define R_MALFORMED		"token malformed"
-#define R_UNKNOWN_KEY	"unknown key"
-#define R_SIGNATURE		"token signature invalid"
-#define R_EXPIRED		"token expired"
-#define R_NOT_YET		"token not yet valid"
-#define R_CLAIMS		"token claims invalid"
+#define R_MALFORMED		TOMS_TOKEN_MALFORMED
+#define R_UNKNOWN_KEY	TOMS_TOKEN_UNKNOWN_KEY
+#define R_SIGNATURE		TOMS_TOKEN_SIGNATURE
+#define R_EXPIRED		TOMS_TOKEN_EXPIRED
+#define R_NOT_YET		TOMS_TOKEN_NOT_YET_VALID
+#define R_CLAIMS		TOMS_TOKEN_CLAIMS
 
 /* Clock skew tolerated between the identity service and the database. */
 #define TOKEN_SKEW_USECS	(30 * USECS_PER_SEC)
@@ -67,13 +67,24 @@ PG_FUNCTION_INFO_V1(toms_distrust_key);
 PG_FUNCTION_INFO_V1(toms_verify_token);
 PG_FUNCTION_INFO_V1(toms_inspect_token);
 
-void
-token_init(void)
+/*
+ * errmsg() with the fixed text of a refusal reason, so that every message
+ * stays a translatable literal.
+ */
+int
+toms_errmsg_token(const char *why)
 {
-	if (sodium_init() < 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not initialise libsodium")));
+	if (strcmp(why, R_UNKNOWN_KEY) == 0)
+		return errmsg("unknown key");
+	if (strcmp(why, R_SIGNATURE) == 0)
+		return errmsg("token signature invalid");
+	if (strcmp(why, R_EXPIRED) == 0)
+		return errmsg("token expired");
+	if (strcmp(why, R_NOT_YET) == 0)
+		return errmsg("token not yet valid");
+	if (strcmp(why, R_CLAIMS) == 0)
+		return errmsg("token claims invalid");
+	return errmsg("token malformed");
 }
 
 /* ---------------------------------------------------------------------
@@ -597,7 +608,8 @@ toms_trust_key(PG_FUNCTION_ARGS)
 
 	values[0] = CStringGetTextDatum(key_id);
 	values[1] = PointerGetDatum(pk);
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	rc = SPI_execute_with_args("SELECT public_key FROM " TOMS_SCHEMA ".trusted_keys WHERE key_id = $1 FOR UPDATE",
 							   1, argtypes, values, NULL, false, 1);
 	if (rc != SPI_OK_SELECT)
@@ -649,7 +661,8 @@ toms_distrust_key(PG_FUNCTION_ARGS)
 	check_key_id(key_id);
 
 	values[0] = CStringGetTextDatum(key_id);
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	rc = SPI_execute_with_args("DELETE FROM " TOMS_SCHEMA ".trusted_keys WHERE key_id = $1",
 							   1, argtypes, values, NULL, false, 0);
 	if (rc != SPI_OK_DELETE)
@@ -700,7 +713,7 @@ toms_verify_token(PG_FUNCTION_ARGS)
 	if (r != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s", r),
+				 toms_errmsg_token(r),
 				 errdetail("A v4.public token is \"v4.public.\", unpadded base64url of payload and 64-byte signature, and optionally \".\" and a base64url footer, at most %d bytes.",
 						   TOMS_TOKEN_MAX_LEN),
 				 errhidestmt(true), errhidecontext(true)));
@@ -710,7 +723,7 @@ toms_verify_token(PG_FUNCTION_ARGS)
 	if (r != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("%s", r),
+				 toms_errmsg_token(r),
 				 errhidestmt(true), errhidecontext(true)));
 	if (!pg_verify_mbstr(GetDatabaseEncoding(), (const char *) tok.payload,
 						 (int) tok.payload_len, true))

@@ -9,6 +9,8 @@
  */
 #include "postgres.h"
 
+#include <sodium.h>
+
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
@@ -32,17 +34,22 @@ _PG_init(void)
 	if (IsBinaryUpgrade)
 		return;
 
+	/* libsodium, once for every part (idempotent, but not free) */
+	if (sodium_init() < 0)
+		ereport(FATAL,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not initialise libsodium")));
+
 	toms_catalog_init();		/* the one relcache callback */
 	toms_protected_init();		/* protected-table cache */
 	toms_context_init();		/* toms.context, verified-context cache */
 	toms_tenant_exec_init();	/* SECURITY DEFINER stack reset */
-	token_init();				/* PASETO v4.public verification */
 	audit_init();				/* audit settings, shared queue */
 	audit_worker_init();		/* background worker: drains, chains */
 	sealed_init();				/* master key, toms.sealed */
-	lifecycle_init();			/* deletion and retention settings */
-	lifecycle_worker_init();	/* background worker: stage 2, retention */
-	account_init();				/* password and lock-out settings */
+	toms_lifecycle_init();			/* deletion and retention settings */
+	toms_lifecycle_worker_init();	/* background worker: stage 2, retention */
+	toms_account_init();				/* password and lock-out settings */
 	assess_init();				/* self-assessment settings */
 	toms_redact_init();			/* what the server log must not show */
 

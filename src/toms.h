@@ -111,6 +111,10 @@ extern void toms_protected_init(void);
 
 /* tenant_id.c: pure C, fuzzed.  What is wrong with a tenant id, or NULL. */
 extern const char *toms_tenant_id_problem(const char *tenant);
+#define TOMS_TENANT_ID_EMPTY	"tenant id must not be empty"
+#define TOMS_TENANT_ID_TOO_LONG	"tenant id is too long"
+#define TOMS_TENANT_ID_CONTROL	"tenant id must not contain control characters"
+#define TOMS_TENANT_ID_V4		"tenant id must not start with \"v4.\""
 
 /* context.c: the tenant context (toms.context, verified where used) */
 
@@ -168,7 +172,17 @@ typedef struct TomsToken
  * (static strings); never raises for a bad token.
  */
 extern bool toms_token_verify(const char *token, TomsToken *out, const char **why);
-extern void token_init(void);
+
+/* The reasons a token is refused (paseto.c, token.c); also audit actions. */
+#define TOMS_TOKEN_MALFORMED		"token malformed"
+#define TOMS_TOKEN_UNKNOWN_KEY		"unknown key"
+#define TOMS_TOKEN_SIGNATURE		"token signature invalid"
+#define TOMS_TOKEN_EXPIRED			"token expired"
+#define TOMS_TOKEN_NOT_YET_VALID	"token not yet valid"
+#define TOMS_TOKEN_CLAIMS			"token claims invalid"
+
+/* errmsg() with the fixed text of one of those reasons, for ereport(). */
+extern int	toms_errmsg_token(const char *why);
 
 /* Longest token toms_token_verify() looks at (bytes). */
 #define TOMS_TOKEN_MAX_LEN 8192
@@ -282,19 +296,19 @@ extern void sealed_init(void);
 /* lifecycle.c */
 
 /* protect(..., subject_column => ...): subject-level deletion (in SPI). */
-extern void lifecycle_on_protect(Oid relid, const char *subject_column);
-extern void lifecycle_init(void);
+extern void toms_lifecycle_on_protect(Oid relid, const char *subject_column);
+extern void toms_lifecycle_init(void);
 
 /* lifecycle_worker.c */
-extern void lifecycle_worker_init(void);
+extern void toms_lifecycle_worker_init(void);
 
 /* account.c */
 struct Port;
-extern void account_init(void);
+extern void toms_account_init(void);
 extern void toms_account_client_auth(struct Port *port, int status);
 
-/* password.c (part of account security; set up by account_init) */
-extern void password_init(void);
+/* password.c (part of account security; set up by toms_account_init) */
+extern void toms_password_init(void);
 extern void toms_check_password(const char *username, const char *shadow_pass,
 								PasswordType password_type, Datum validuntil_time,
 								bool validuntil_null);
