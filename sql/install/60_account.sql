@@ -139,7 +139,7 @@ BEGIN
 		END IF;
 	END LOOP;
 
-	PERFORM @extschema@.audit_admin_event('deactivate_role', NULL,
+	PERFORM @extschema@._audit_admin_event('deactivate_role', NULL,
 		pg_catalog.json_build_object('role', rname, 'reason', reason, 'tenants', v_tenants,
 			'grants', v_grants, 'sessions_terminated', v_sessions)::text);
 END
@@ -181,7 +181,7 @@ BEGIN
 	EXECUTE pg_catalog.format('ALTER ROLE %I LOGIN', rname);
 	PERFORM @extschema@.unlock_role(rname);
 
-	PERFORM @extschema@.audit_admin_event('reactivate_role', NULL,
+	PERFORM @extschema@._audit_admin_event('reactivate_role', NULL,
 		pg_catalog.json_build_object('role', rname, 'reason', reason,
 			'deactivated_at', d.deactivated_at, 'deactivation_reason', d.reason,
 			'tenants_not_restored', d.tenants, 'grants_not_restored', d.grants)::text);

@@ -125,8 +125,11 @@ BEGIN
 	-- 4a: least privilege
 	control := '4a'; title := 'access only for roles that need it';
 	BEGIN
-		-- Admin functions: those granted to toms_admin, and those the
-		-- other parts define as admin-only; nobody else may run them.
+		-- Admin functions: those granted to toms_admin, the administration
+		-- functions by name, and the internal _* helpers beyond the grants
+		-- toms installs on some of them (the trigger function a restore
+		-- recreates, the function behind toms.audit_stats); nobody else may
+		-- run them.
 		SELECT array_agg(DISTINCT format('%s(%s) executable by %s', p.proname,
 										 pg_get_function_identity_arguments(p.oid),
 										 CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE a.grantee::regrole::text END)
@@ -141,7 +144,11 @@ BEGIN
 		   AND a.grantee <> p.proowner
 		   AND a.grantee <> 'toms_admin'::regrole
 		   AND (p.proname = ANY (admin_names)
-				OR p.proname LIKE '\_%'
+				OR (p.proname LIKE '\_%'
+					AND NOT EXISTS (SELECT 1 FROM pg_init_privs ip, aclexplode(ip.initprivs) ia
+									 WHERE ip.objoid = p.oid AND ip.classoid = 'pg_proc'::regclass
+									   AND ip.objsubid = 0 AND ia.grantee = a.grantee
+									   AND ia.privilege_type = 'EXECUTE'))
 				OR EXISTS (SELECT 1 FROM aclexplode(p.proacl) x
 							WHERE x.grantee = 'toms_admin'::regrole AND x.privilege_type = 'EXECUTE'
 							  AND NOT EXISTS (SELECT 1 FROM aclexplode(p.proacl) y
