@@ -64,7 +64,7 @@ CREATE TRIGGER incidents_append_only BEFORE INSERT OR UPDATE OR DELETE OR TRUNCA
 REVOKE ALL ON @extschema@.audit_log, @extschema@.incidents FROM PUBLIC;
 GRANT SELECT ON @extschema@.audit_log, @extschema@.incidents TO toms_auditor, toms_admin;
 
-CREATE FUNCTION @extschema@.verify_audit("from" bigint DEFAULT NULL, "to" bigint DEFAULT NULL,
+CREATE FUNCTION @extschema@.verify_audit(from_seq bigint DEFAULT NULL, to_seq bigint DEFAULT NULL,
 	OUT ok boolean, OUT first_bad bigint, OUT detail text)
 	RETURNS record
 	AS 'MODULE_PATHNAME', 'toms_verify_audit'
