@@ -73,9 +73,15 @@ AS $$
 	END
 $$;
 
+-- The names in toms.tenant_column_names, parsed as its check hook parses
+-- them (src/assess.c).
+CREATE FUNCTION @extschema@._tenant_column_names() RETURNS name[]
+	AS 'MODULE_PATHNAME', 'toms_tenant_column_names'
+	LANGUAGE C STABLE;
+
 REVOKE ALL ON FUNCTION @extschema@._assess_list(text[], int), @extschema@._assess_worst(text, text),
 	@extschema@._assess_in_extension(regclass, oid),
-	@extschema@._assess_policy_expr(name, oid) FROM PUBLIC;
+	@extschema@._assess_policy_expr(name, oid), @extschema@._tenant_column_names() FROM PUBLIC;
 
 -- The checks ------------------------------------------------------------------
 --
@@ -678,18 +684,16 @@ DECLARE
 	e			text[] := '{}';
 	items		text[];
 	n			bigint;
-	tenant_cols text[];
 BEGIN
 	control := '9a';
 	title := 'tenant tables protected, row security forced, policy intact';
 	s := 'pass';
-	tenant_cols := current_setting('toms.tenant_column_names')::text[];
 	-- Tables with a tenant column that toms does not protect.
 	SELECT array_agg(format('%s (column %s)', c.oid::regclass, a.attname) ORDER BY c.oid::regclass::text)
 	  INTO items
 	  FROM pg_class c
 	  JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
-	 WHERE a.attname = ANY (tenant_cols::name[])
+	 WHERE a.attname = ANY (@extschema@._tenant_column_names())
 	   AND c.relkind IN ('r', 'p') AND c.relpersistence <> 't'
 	   AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace,
 								  '@extschema@'::regnamespace)
@@ -699,10 +703,10 @@ BEGIN
 	IF cardinality(items) > 0 THEN
 		s := 'fail';
 		e := e || format('tables with a tenant column (toms.tenant_column_names = %s) not protected: %s (toms.protect() them)',
-						 array_to_string(tenant_cols, ','), @extschema@._assess_list(items));
+						 current_setting('toms.tenant_column_names'), @extschema@._assess_list(items));
 	ELSE
 		e := e || format('every table with a tenant column (%s) is protected: %s table(s)',
-						 array_to_string(tenant_cols, ','), n);
+						 current_setting('toms.tenant_column_names'), n);
 	END IF;
 	-- Protected tables whose row security or policy was altered behind the
 	-- guard (a superuser editing the catalogs, say).
