@@ -1,4 +1,4 @@
--- Tenant separation (SPEC section 1; measures 4a, 5a, 5b, 9a, 9b).
+-- Tenant separation (docs/tenancy.md; measures 4a, 5a, 5b, 9a, 9b).
 
 CREATE TABLE @extschema@.tenants (
 	tenant		text PRIMARY KEY,

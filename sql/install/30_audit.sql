@@ -1,4 +1,4 @@
--- Access audit (SPEC section 2; measures 4b, 4e, 5a, 5c, 7, 10b).
+-- Access audit (docs/audit.md; measures 4b, 4e, 5a, 5c, 7, 10b).
 
 -- The trail.  seq is the record's place in the hash chain: NULL for the few
 -- milliseconds between the commit of a write and the audit worker chaining

@@ -1,4 +1,4 @@
--- Sealed columns (SPEC section 3; measures 6, 7, 9b, 6b).  See docs/encryption.md.
+-- Sealed columns (docs/encryption.md; measures 6, 7, 9b, 6b).
 
 -- The type: ciphertext only.  Its text form is the armoured ciphertext
 -- ("sealed:v1:..."), so dump, restore and COPY move ciphertext unchanged.

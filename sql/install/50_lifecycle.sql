@@ -1,4 +1,4 @@
--- Two-stage deletion and data-lifecycle retention (SPEC section 4;
+-- Two-stage deletion and data-lifecycle retention (docs/deletion.md;
 -- measures 6b, 8a).  Stage 1 (request_deletion) runs in the caller's
 -- transaction; stage 2 is carried out by the lifecycle background worker
 -- (src/lifecycle_worker.c), one committed transaction per batch, through the

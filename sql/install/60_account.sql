@@ -1,4 +1,4 @@
--- Account security (SPEC section 5; measures 4a-4e, 6a).
+-- Account security (docs/accounts.md; measures 4a-4e, 6a).
 
 -- Previous passwords of each role, as Argon2id strings (libsodium
 -- crypto_pwhash_str) only; written by toms' check_password_hook inside the

@@ -5,7 +5,7 @@
 BEGIN;
 SELECT plan(28);
 
--- Who may assess (SPEC "Roles": toms_auditor, toms_admin)
+-- Who may assess (docs/assess.md: toms_auditor, toms_admin)
 SELECT ok(has_function_privilege('toms_auditor', 'toms.assess()', 'EXECUTE'), 'toms_auditor may run assess()');
 SELECT ok(has_function_privilege('toms_admin', 'toms.assess()', 'EXECUTE'), 'toms_admin may run assess()');
 SELECT ok(has_function_privilege('toms_auditor', 'toms.assess_report(text)', 'EXECUTE'), 'toms_auditor may run assess_report()');
