@@ -22,11 +22,16 @@ SELECT status FROM toms.assess() WHERE control = '9a';
 -- toms.tenant_column_names widens what counts as tenant data
 CREATE TABLE regress_assess_orgs (org_id int, name text);
 SELECT * FROM regress_assess_says('9a');
-SET toms.tenant_column_names = '{tenant_id, org_id}';
+SET toms.tenant_column_names = tenant_id, org_id;
 SELECT * FROM regress_assess_says('9a');
-SET toms.tenant_column_names = '{tenant_id';
-SET toms.tenant_column_names = '{tenant_id,}';
-SET toms.tenant_column_names = 'tenant_id';
+-- a list of identifiers, as search_path: unquoted names fold to lower case
+SET toms.tenant_column_names = 'tenant_id, "ORG_ID"';
+SELECT * FROM regress_assess_says('9a');
+SET toms.tenant_column_names = 'tenant_id, ORG_ID';
+SELECT * FROM regress_assess_says('9a');
+SET toms.tenant_column_names = 'tenant_id,';
+SET toms.tenant_column_names = 'tenant_id, "org_id';
+SET toms.tenant_column_names = 'tenant id';
 RESET toms.tenant_column_names;
 DROP TABLE regress_assess_orgs;
 

@@ -27,7 +27,7 @@ CREATE TABLE people (id int GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
 GRANT SELECT, INSERT, UPDATE, DELETE ON people TO regress_pa, regress_pb;
 CREATE INDEX ON people (email_idx);
 SELECT toms.protect('people', sensitive => '{email,note}');
-SELECT tgname, tgenabled, pg_get_triggerdef(oid) ~ 'sealed_check\(''email'', ''note''\)' AS args
+SELECT tgname, tgenabled, pg_get_triggerdef(oid) ~ 'toms\._sealed_check\(''email'', ''note''\)' AS args
   FROM pg_trigger WHERE tgrelid = 'people'::regclass AND NOT tgisinternal;
 
 SET SESSION AUTHORIZATION regress_pa;

@@ -3,118 +3,91 @@
  * assess.c
  *	  Self-assessment (measure 11a): the settings toms.assess() reads.
  *
- *	  The checks themselves are SQL (sql/install/70_assess.sql): they read
- *	  the catalogs, the statistics views and toms' own tables, and look up
- *	  by name whether the other parts' objects exist, so a check whose part
- *	  is not installed reports "n/a" and starts working when it is.  What
- *	  only C can know lives here: the settings, validated when they are set.
+ *	  The checks themselves are SQL (sql/install/70_assess.sql), one
+ *	  function per control; they read the catalogs, the statistics views
+ *	  and toms' own tables.  What only C can know lives here: the settings,
+ *	  validated when they are set, and the list of tenant column names
+ *	  parsed the way its check hook parses it.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
+#include "fmgr.h"
+#include "nodes/pg_list.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/varlena.h"
 
 #include "toms.h"
 
-/* toms.tenant_column_names: a text[] literal of column names. */
+PG_FUNCTION_INFO_V1(toms_tenant_column_names);
+
+/*
+ * toms.tenant_column_names: a list of column names, written like
+ * search_path (comma-separated identifiers, double-quoted where needed).
+ * GUC_LIST_INPUT only: PostgreSQL refuses GUC_LIST_QUOTE from extensions,
+ * so a name that needs quotes is given inside one string literal
+ * (SET toms.tenant_column_names = 'tenant_id, "OrgId"').
+ */
 static char *tenant_column_names = NULL;
 
 /* toms.assess_period: look-back of the checks that read the audit trail. */
 static int	assess_period = 7 * 24 * 3600;
 
 /*
- * Accept only a one-dimensional array literal of non-empty, non-null
- * column names that fit in a name; anything else would make every
- * assessment fail later, so refuse it when it is set.
+ * Refuse a value that is not a list of identifiers when it is set: later,
+ * it would only make every assessment fail.  SplitIdentifierString needs no
+ * catalog access, so this works outside a transaction (postmaster start).
  */
 static bool
 check_tenant_column_names(char **newval, void **extra, GucSource source)
 {
-	const char *s = *newval;
-	const char *p;
-	bool		in_quotes = false;
-	int			n = 0;
-	int			len = 0;
-	bool		quoted_elem = false;
+	char	   *rawstring;
+	List	   *names;
+	bool		ok;
 
-	if (s == NULL)
+	rawstring = pstrdup(*newval);
+	ok = SplitIdentifierString(rawstring, ',', &names);
+	list_free(names);
+	pfree(rawstring);
+	if (!ok)
+	{
+		GUC_check_errdetail("List syntax is invalid.");
 		return false;
-	while (*s == ' ')
-		s++;
-	if (*s != '{')
-	{
-		GUC_check_errdetail("The value must be an array literal of column names, such as '{tenant_id,org_id}'.");
-		return false;
-	}
-
-	/*
-	 * A small scanner rather than array_in(): a check hook may run outside
-	 * a transaction (postmaster start), where catalog lookups are not
-	 * allowed.
-	 */
-	for (p = s + 1; *p; p++)
-	{
-		if (in_quotes)
-		{
-			if (*p == '\\' && p[1])
-			{
-				p++;
-				len++;
-			}
-			else if (*p == '"')
-				in_quotes = false;
-			else
-				len++;
-			continue;
-		}
-		if (*p == '"')
-		{
-			in_quotes = true;
-			quoted_elem = true;
-		}
-		else if (*p == ',' || *p == '}')
-		{
-			if (len == 0 && !quoted_elem && *p == '}' && n == 0)
-				break;			/* '{}' */
-			if (len == 0)
-			{
-				GUC_check_errdetail("Column names must not be empty.");
-				return false;
-			}
-			if (len >= NAMEDATALEN)
-			{
-				GUC_check_errdetail("Column names must be shorter than %d bytes.", NAMEDATALEN);
-				return false;
-			}
-			n++;
-			len = 0;
-			quoted_elem = false;
-			if (*p == '}')
-				break;
-		}
-		else if (*p == '{')
-		{
-			GUC_check_errdetail("The value must be a one-dimensional array.");
-			return false;
-		}
-		else if (*p != ' ')
-			len++;
-	}
-	if (*p != '}' || in_quotes)
-	{
-		GUC_check_errdetail("The array literal is not terminated.");
-		return false;
-	}
-	for (p++; *p; p++)
-	{
-		if (*p != ' ')
-		{
-			GUC_check_errdetail("Nothing may follow the array literal.");
-			return false;
-		}
 	}
 	return true;
+}
+
+/*
+ * toms._tenant_column_names() -> name[]: the setting's column names, as
+ * they must match pg_attribute.attname (unquoted names folded to lower
+ * case, like every identifier).
+ */
+Datum
+toms_tenant_column_names(PG_FUNCTION_ARGS)
+{
+	char	   *rawstring;
+	List	   *names;
+	ListCell   *lc;
+	Datum	   *elems;
+	int			n = 0;
+
+	/* the check hook let only a valid list in */
+	rawstring = pstrdup(tenant_column_names ? tenant_column_names : "");
+	if (!SplitIdentifierString(rawstring, ',', &names))
+		elog(ERROR, "toms.tenant_column_names is not a list of identifiers");
+	elems = palloc(sizeof(Datum) * Max(list_length(names), 1));
+	foreach(lc, names)
+	{
+		Name		name = palloc0(NAMEDATALEN);
+
+		namestrcpy(name, (const char *) lfirst(lc));
+		elems[n++] = NameGetDatum(name);
+	}
+	PG_RETURN_ARRAYTYPE_P(construct_array(elems, n, NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR));
 }
 
 void
@@ -124,9 +97,9 @@ assess_init(void)
 							   gettext_noop("Column names that mark a table as holding tenant data; toms.assess() reports such tables that are not protected."),
 							   NULL,
 							   &tenant_column_names,
-							   "{tenant_id}",
+							   "tenant_id",
 							   PGC_SUSET,
-							   0,
+							   GUC_LIST_INPUT,
 							   check_tenant_column_names, NULL, NULL);
 
 	DefineCustomIntVariable("toms.assess_period",

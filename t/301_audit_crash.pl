@@ -1,4 +1,4 @@
-# Audit durability across crashes and restarts:
+# Audit durability across crashes and restarts (docs/audit.md):
 # - kill -9 of the postmaster under a write load: every committed write has
 #   its audit record (0 missing), none twice, and the chain verifies;
 # - with toms.audit_sync = on, rolled-back writes and denials whose

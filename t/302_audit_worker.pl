@@ -1,4 +1,4 @@
-# The audit worker:
+# The audit worker (docs/audit.md):
 # - SIGTERM: it drains its queue, exits, and is started again: no record
 #   lost, none twice;
 # - SIGKILL (the postmaster restarts every process): with

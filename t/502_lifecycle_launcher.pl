@@ -1,4 +1,4 @@
-# The launchers stay quiet (the lifecycle and the audit launcher):
+# The launchers stay quiet:
 # - the lifecycle launcher starts a database's worker at most once per
 #   toms.lifecycle_naptime, although the postmaster wakes it whenever one
 #   of its workers starts or exits (it used to start the next worker at

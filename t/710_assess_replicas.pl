@@ -82,11 +82,8 @@ is($s1->safe_psql('postgres',
 		"SELECT coalesce(string_agg(control || ': ' || evidence, '; '), '') FROM toms.assess() WHERE status = 'fail'"), '',
 	'the good configuration has no failure on the standby either');
 
-# The master key source is the same on every copy (once sealed columns exist).
-if ($s1->safe_psql('postgres', "SELECT to_regprocedure('toms.master_key_loaded()') IS NOT NULL") eq 't')
-{
-	is($s1->safe_psql('postgres', 'SELECT toms.master_key_loaded()'), 't', 'the standby loaded the master key');
-}
+# The master key source is the same on every copy.
+is($s1->safe_psql('postgres', 'SELECT toms.master_key_loaded()'), 't', 'the standby loaded the master key');
 
 # toms' writing functions refuse on a standby, with PostgreSQL's error.
 for my $sql ("SELECT toms.create_tenant('other', 'Other')",

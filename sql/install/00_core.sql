@@ -3,8 +3,9 @@
 
 \echo Use "CREATE EXTENSION toms" to load this file. \quit
 
--- Least-privilege roles (SPEC "Roles").  Roles are cluster-wide: a second
--- database that installs toms reuses them, and DROP EXTENSION keeps them.
+-- Least-privilege roles (docs/getting-started.md, Roles).  Roles are
+-- cluster-wide: a second database that installs toms reuses them, and DROP
+-- EXTENSION keeps them.
 DO $roles$
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'toms_admin') THEN

@@ -1,4 +1,4 @@
--- Tenant separation (SPEC section 1; measures 4a, 5a, 5b, 9a, 9b).
+-- Tenant separation (docs/tenancy.md; measures 4a, 5a, 5b, 9a, 9b).
 
 CREATE TABLE @extschema@.tenants (
 	tenant		text PRIMARY KEY,
@@ -70,17 +70,17 @@ GRANT SELECT ON @extschema@.tenants, @extschema@.members, @extschema@.grants,
 
 -- Every change to these tables resets the verified-context caches of all
 -- backends when it commits (relcache invalidation, transactional).
-CREATE FUNCTION @extschema@.invalidate_trigger() RETURNS trigger
+CREATE FUNCTION @extschema@._invalidate_trigger() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'toms_invalidate_trigger' LANGUAGE C;
-REVOKE ALL ON FUNCTION @extschema@.invalidate_trigger() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._invalidate_trigger() FROM PUBLIC;
 CREATE TRIGGER toms_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
-	ON @extschema@.tenants FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.invalidate_trigger();
+	ON @extschema@.tenants FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._invalidate_trigger();
 CREATE TRIGGER toms_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
-	ON @extschema@.members FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.invalidate_trigger();
+	ON @extschema@.members FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._invalidate_trigger();
 CREATE TRIGGER toms_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
-	ON @extschema@.grants FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.invalidate_trigger();
+	ON @extschema@.grants FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._invalidate_trigger();
 CREATE TRIGGER toms_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
-	ON @extschema@.trusted_keys FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.invalidate_trigger();
+	ON @extschema@.trusted_keys FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._invalidate_trigger();
 
 -- The tenant context -------------------------------------------------------
 
@@ -122,14 +122,14 @@ REVOKE ALL ON FUNCTION @extschema@.enter_tenant(text, boolean) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.enter_tenant(text, boolean) TO toms_app;
 
 -- Internal helpers (no privileges for anyone; used by the functions below).
-CREATE FUNCTION @extschema@.validate_tenant_id(tenant text) RETURNS void
+CREATE FUNCTION @extschema@._validate_tenant_id(tenant text) RETURNS void
 	AS 'MODULE_PATHNAME', 'toms_validate_tenant'
 	LANGUAGE C IMMUTABLE STRICT;
-CREATE FUNCTION @extschema@.audit_admin_event(action text, tenant text, detail text) RETURNS void
+CREATE FUNCTION @extschema@._audit_admin_event(action text, tenant text, detail text) RETURNS void
 	AS 'MODULE_PATHNAME', 'toms_audit_admin_sql'
 	LANGUAGE C VOLATILE;
-REVOKE ALL ON FUNCTION @extschema@.validate_tenant_id(text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION @extschema@.audit_admin_event(text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._validate_tenant_id(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._audit_admin_event(text, text, text) FROM PUBLIC;
 
 -- Administration (toms_admin) ----------------------------------------------
 
@@ -137,12 +137,12 @@ CREATE FUNCTION @extschema@.create_tenant(tenant text, name text) RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-	PERFORM @extschema@.validate_tenant_id(tenant);
+	PERFORM @extschema@._validate_tenant_id(tenant);
 	IF name IS NULL OR btrim(name) = '' THEN
 		RAISE EXCEPTION 'tenant name must not be empty' USING ERRCODE = '22023';
 	END IF;
 	INSERT INTO @extschema@.tenants (tenant, name) VALUES (create_tenant.tenant, create_tenant.name);
-	PERFORM @extschema@.audit_admin_event('create_tenant', tenant, NULL);
+	PERFORM @extschema@._audit_admin_event('create_tenant', tenant, NULL);
 EXCEPTION WHEN unique_violation THEN
 	RAISE EXCEPTION 'tenant "%" already exists', tenant USING ERRCODE = '42710';
 END
@@ -157,7 +157,7 @@ BEGIN
 	END IF;
 	INSERT INTO @extschema@.members (role, tenant) VALUES (add_member.role, add_member.tenant)
 		ON CONFLICT DO NOTHING;
-	PERFORM @extschema@.audit_admin_event('add_member', tenant, 'role=' || role::text);
+	PERFORM @extschema@._audit_admin_event('add_member', tenant, 'role=' || role::text);
 END
 $$;
 
@@ -169,7 +169,7 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'role "%" is not a member of tenant "%"', role, tenant USING ERRCODE = '42704';
 	END IF;
-	PERFORM @extschema@.audit_admin_event('remove_member', tenant, 'role=' || role::text);
+	PERFORM @extschema@._audit_admin_event('remove_member', tenant, 'role=' || role::text);
 END
 $$;
 
@@ -193,7 +193,7 @@ BEGIN
 		VALUES (grant_access.role, grant_access.tenant, grant_access.justification,
 				clock_timestamp() + valid_for)
 		RETURNING id INTO gid;
-	PERFORM @extschema@.audit_admin_event('grant_access', tenant,
+	PERFORM @extschema@._audit_admin_event('grant_access', tenant,
 		format('grant=%s role=%s valid_for=%s justification=%s', gid, role, valid_for, justification));
 	RETURN gid;
 END
@@ -211,7 +211,7 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'grant % does not exist or is already revoked', grant_id USING ERRCODE = '42704';
 	END IF;
-	PERFORM @extschema@.audit_admin_event('revoke_access', t, 'grant=' || grant_id);
+	PERFORM @extschema@._audit_admin_event('revoke_access', t, 'grant=' || grant_id);
 END
 $$;
 

@@ -1,6 +1,6 @@
 -- Tenant tokens: PASETO v4.public (Ed25519) tokens signed by the
--- application's identity service (SPEC section 1; measures 5a, 9a).
--- The database holds only public keys: see docs/tokens.md.
+-- application's identity service (docs/tokens.md; measures 5a, 9a).
+-- The database holds only public keys.
 
 -- Accept tokens signed by this key.  Audited.
 CREATE FUNCTION @extschema@.trust_key(key_id text, public_key bytea)

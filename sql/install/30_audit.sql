@@ -1,4 +1,4 @@
--- Access audit (SPEC section 2; measures 4b, 4e, 5a, 5c, 7, 10b).
+-- Access audit (docs/audit.md; measures 4b, 4e, 5a, 5c, 7, 10b).
 
 -- The trail.  seq is the record's place in the hash chain: NULL for the few
 -- milliseconds between the commit of a write and the audit worker chaining
@@ -45,17 +45,17 @@ CREATE UNIQUE INDEX incidents_open ON @extschema@.incidents (kind, (coalesce(ten
 	WHERE closed_at IS NULL;
 COMMENT ON TABLE @extschema@.incidents IS 'toms: suspicious events, deduplicated (NOTIFY toms_incident)';
 
-CREATE FUNCTION @extschema@.audit_log_guard() RETURNS trigger
+CREATE FUNCTION @extschema@._audit_log_guard() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'toms_audit_log_guard' LANGUAGE C;
-REVOKE ALL ON FUNCTION @extschema@.audit_log_guard() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._audit_log_guard() FROM PUBLIC;
 
 -- Statement triggers: they fire even when no row matches, and cost one
 -- call per statement.  session_replication_role = replica skips them; the
 -- hash chain catches what is done that way.
 CREATE TRIGGER audit_log_append_only BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE
-	ON @extschema@.audit_log FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.audit_log_guard();
+	ON @extschema@.audit_log FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._audit_log_guard();
 CREATE TRIGGER incidents_append_only BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE
-	ON @extschema@.incidents FOR EACH STATEMENT EXECUTE FUNCTION @extschema@.audit_log_guard();
+	ON @extschema@.incidents FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._audit_log_guard();
 
 -- Not marked with pg_extension_config_dump: the trail belongs to the
 -- cluster that wrote it (and to the SIEM copy), and a restore into a fresh
@@ -64,7 +64,7 @@ CREATE TRIGGER incidents_append_only BEFORE INSERT OR UPDATE OR DELETE OR TRUNCA
 REVOKE ALL ON @extschema@.audit_log, @extschema@.incidents FROM PUBLIC;
 GRANT SELECT ON @extschema@.audit_log, @extschema@.incidents TO toms_auditor, toms_admin;
 
-CREATE FUNCTION @extschema@.verify_audit("from" bigint DEFAULT NULL, "to" bigint DEFAULT NULL,
+CREATE FUNCTION @extschema@.verify_audit(from_seq bigint DEFAULT NULL, to_seq bigint DEFAULT NULL,
 	OUT ok boolean, OUT first_bad bigint, OUT detail text)
 	RETURNS record
 	AS 'MODULE_PATHNAME', 'toms_verify_audit'
@@ -82,17 +82,19 @@ COMMENT ON FUNCTION @extschema@.audit_flush(integer) IS
 REVOKE ALL ON FUNCTION @extschema@.audit_flush(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.audit_flush(integer) TO toms_auditor, toms_admin;
 
-CREATE FUNCTION @extschema@.audit_stats_fn(OUT queue_size integer, OUT queued bigint,
+-- Behind the view toms.audit_stats; executable by its readers (a view
+-- calls functions with its reader's privileges).
+CREATE FUNCTION @extschema@._audit_stats(OUT queue_size integer, OUT queued bigint,
 	OUT enqueued bigint, OUT written bigint, OUT queue_waits bigint,
 	OUT queue_full_errors bigint, OUT written_to_log bigint, OUT incidents_notified bigint,
 	OUT workers integer, OUT launcher_pid integer)
 	RETURNS record
 	AS 'MODULE_PATHNAME', 'toms_audit_stats'
 	LANGUAGE C;
-REVOKE ALL ON FUNCTION @extschema@.audit_stats_fn() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.audit_stats_fn() TO toms_auditor, toms_admin;
+REVOKE ALL ON FUNCTION @extschema@._audit_stats() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._audit_stats() TO toms_auditor, toms_admin;
 
-CREATE VIEW @extschema@.audit_stats AS SELECT * FROM @extschema@.audit_stats_fn();
+CREATE VIEW @extschema@.audit_stats AS SELECT * FROM @extschema@._audit_stats();
 COMMENT ON VIEW @extschema@.audit_stats IS 'toms: audit queue and worker counters (since server start)';
 REVOKE ALL ON @extschema@.audit_stats FROM PUBLIC;
 GRANT SELECT ON @extschema@.audit_stats TO toms_auditor, toms_admin;

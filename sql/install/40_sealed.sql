@@ -1,4 +1,4 @@
--- Sealed columns (SPEC section 3; measures 6, 7, 9b, 6b).  See docs/encryption.md.
+-- Sealed columns (docs/encryption.md; measures 6, 7, 9b, 6b).
 
 -- The type: ciphertext only.  Its text form is the armoured ciphertext
 -- ("sealed:v1:..."), so dump, restore and COPY move ciphertext unchanged.
@@ -46,12 +46,12 @@ CREATE UNIQUE INDEX tenant_keys_active ON @extschema@.tenant_keys (tenant, purpo
 COMMENT ON TABLE @extschema@.tenant_keys IS 'toms: per-tenant data and index keys, wrapped under the master key';
 
 -- Any change, by anyone, makes every backend forget its unwrapped keys.
-CREATE FUNCTION @extschema@.tenant_keys_changed() RETURNS trigger
+CREATE FUNCTION @extschema@._tenant_keys_changed() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'toms_tenant_keys_changed' LANGUAGE C;
-REVOKE ALL ON FUNCTION @extschema@.tenant_keys_changed() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @extschema@._tenant_keys_changed() FROM PUBLIC;
 CREATE TRIGGER tenant_keys_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON @extschema@.tenant_keys FOR EACH STATEMENT
-	EXECUTE FUNCTION @extschema@.tenant_keys_changed();
+	EXECUTE FUNCTION @extschema@._tenant_keys_changed();
 
 -- Rotations and the progress of re-sealing the values they left behind.
 CREATE TABLE @extschema@.key_rotations (
@@ -106,7 +106,7 @@ CREATE FUNCTION @extschema@._active_key_version(text) RETURNS integer
 	AS 'MODULE_PATHNAME', 'toms_active_key_version' LANGUAGE C STABLE STRICT;
 
 -- The enforcement trigger of protect(..., sensitive => ...).
-CREATE FUNCTION @extschema@.sealed_check() RETURNS trigger
+CREATE FUNCTION @extschema@._sealed_check() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'toms_sealed_check' LANGUAGE C;
 
 REVOKE ALL ON FUNCTION
@@ -119,15 +119,17 @@ REVOKE ALL ON FUNCTION
 	@extschema@.rotate_master_key(), @extschema@.destroy_tenant_keys(text),
 	@extschema@.reseal_step(integer), @extschema@.reseal_start(),
 	@extschema@._reseal(@extschema@.sealed, text), @extschema@._active_key_version(text),
-	@extschema@.sealed_check()
+	@extschema@._sealed_check()
 	FROM PUBLIC;
 -- Applications seal and open within their verified tenant context; the
 -- type's I/O functions are called by the type system without a check.
+-- _sealed_check: a restore recreates the trigger as the table's owner, and
+-- CREATE TRIGGER needs EXECUTE on the trigger's function.
 GRANT EXECUTE ON FUNCTION
 	@extschema@.seal(text), @extschema@.seal(bytea),
 	@extschema@.unseal(@extschema@.sealed), @extschema@.unseal_bytea(@extschema@.sealed),
 	@extschema@.blind_index(text, text), @extschema@.sealed_key_version(@extschema@.sealed),
-	@extschema@.sealed_check()
+	@extschema@._sealed_check()
 	TO PUBLIC;
 GRANT EXECUTE ON FUNCTION
 	@extschema@.master_key_loaded()

@@ -1,4 +1,4 @@
--- Two-stage deletion and data-lifecycle retention (SPEC section 4;
+-- Two-stage deletion and data-lifecycle retention (docs/deletion.md;
 -- measures 6b, 8a).  Stage 1 (request_deletion) runs in the caller's
 -- transaction; stage 2 is carried out by the lifecycle background worker
 -- (src/lifecycle_worker.c), one committed transaction per batch, through the
@@ -739,8 +739,7 @@ DECLARE
 	batch		int := current_setting('toms.deletion_batch_size')::int;
 	want		int := current_setting('toms.deletion_copies')::int;
 	patience	interval := current_setting('toms.deletion_copies_timeout')::interval;
-	keysfn		regprocedure := to_regprocedure('@extschema@.destroy_tenant_keys(text)');
-	kres		text;
+	nkeys		bigint;
 	confirmed	jsonb;
 	ok			bool;
 	cert		jsonb;
@@ -791,19 +790,11 @@ BEGIN
 		ELSIF r.state = 'shredding' THEN
 			CONTINUE WHEN blocked;
 			PERFORM set_config('synchronous_commit', 'on', true);
-			IF keysfn IS NULL THEN
-				UPDATE @extschema@.deletion_requests d
-				   SET keys = jsonb_build_object('destroyed', false,
-						'note', 'toms.destroy_tenant_keys() is not installed: no sealed-column keys to destroy')
-				 WHERE d.id = r.id;
-			ELSE
-				EXECUTE 'SELECT @extschema@.destroy_tenant_keys($1)::text' INTO kres USING r.tenant;
-				UPDATE @extschema@.deletion_requests d
-				   SET keys = jsonb_build_object('destroyed', true, 'destroyed_at', clock_timestamp(),
-												 'keys_destroyed', CASE WHEN kres ~ '^[0-9]+$'
-																   THEN kres::bigint END)
-				 WHERE d.id = r.id;
-			END IF;
+			nkeys := @extschema@.destroy_tenant_keys(r.tenant);
+			UPDATE @extschema@.deletion_requests d
+			   SET keys = jsonb_build_object('destroyed', true, 'destroyed_at', clock_timestamp(),
+											 'keys_destroyed', nkeys)
+			 WHERE d.id = r.id;
 			UPDATE @extschema@.deletion_requests d SET state = 'vacuuming' WHERE d.id = r.id;
 			action := 'step';
 			RETURN;

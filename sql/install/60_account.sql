@@ -1,4 +1,4 @@
--- Account security (SPEC section 5; measures 4a-4e, 6a).
+-- Account security (docs/accounts.md; measures 4a-4e, 6a).
 
 -- Previous passwords of each role, as Argon2id strings (libsodium
 -- crypto_pwhash_str) only; written by toms' check_password_hook inside the
@@ -51,12 +51,31 @@ COMMENT ON VIEW @extschema@.locked_roles IS 'toms: roles locked after too many f
 REVOKE ALL ON @extschema@.locked_roles FROM PUBLIC;
 GRANT SELECT ON @extschema@.locked_roles TO toms_admin, toms_auditor;
 
-CREATE FUNCTION @extschema@.unlock_role(role name) RETURNS boolean
+-- The lock-out state is kept by role name (a login attempt may name a role
+-- that does not exist); toms.unlock_role() and reactivate_role() pass the
+-- name of an existing role.
+CREATE FUNCTION @extschema@._unlock_role(role name) RETURNS boolean
 	AS 'MODULE_PATHNAME', 'toms_unlock_role'
 	LANGUAGE C VOLATILE STRICT;
-COMMENT ON FUNCTION @extschema@.unlock_role(name) IS 'toms: lift a lock-out; true if the role was locked';
-REVOKE ALL ON FUNCTION @extschema@.unlock_role(name) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@.unlock_role(name) TO toms_admin;
+REVOKE ALL ON FUNCTION @extschema@._unlock_role(name) FROM PUBLIC;
+
+CREATE FUNCTION @extschema@.unlock_role(role regrole) RETURNS boolean
+	LANGUAGE plpgsql VOLATILE STRICT SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	rname	name;
+BEGIN
+	SELECT r.rolname INTO rname FROM pg_catalog.pg_roles r WHERE r.oid = role;
+	IF rname IS NULL THEN
+		RAISE EXCEPTION 'role with OID % does not exist', role::oid USING ERRCODE = '42704';
+	END IF;
+	RETURN @extschema@._unlock_role(rname);
+END
+$$;
+COMMENT ON FUNCTION @extschema@.unlock_role(regrole) IS 'toms: lift a lock-out; true if the role was locked';
+REVOKE ALL ON FUNCTION @extschema@.unlock_role(regrole) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.unlock_role(regrole) TO toms_admin;
 
 -- Login roles without a successful login for older_than (measure 4d).  A
 -- role with no recorded login shows last_login NULL: toms records logins
@@ -139,7 +158,7 @@ BEGIN
 		END IF;
 	END LOOP;
 
-	PERFORM @extschema@.audit_admin_event('deactivate_role', NULL,
+	PERFORM @extschema@._audit_admin_event('deactivate_role', NULL,
 		pg_catalog.json_build_object('role', rname, 'reason', reason, 'tenants', v_tenants,
 			'grants', v_grants, 'sessions_terminated', v_sessions)::text);
 END
@@ -179,9 +198,9 @@ BEGIN
 	END IF;
 
 	EXECUTE pg_catalog.format('ALTER ROLE %I LOGIN', rname);
-	PERFORM @extschema@.unlock_role(rname);
+	PERFORM @extschema@._unlock_role(rname);
 
-	PERFORM @extschema@.audit_admin_event('reactivate_role', NULL,
+	PERFORM @extschema@._audit_admin_event('reactivate_role', NULL,
 		pg_catalog.json_build_object('role', rname, 'reason', reason,
 			'deactivated_at', d.deactivated_at, 'deactivation_reason', d.reason,
 			'tenants_not_restored', d.tenants, 'grants_not_restored', d.grants)::text);

@@ -13,7 +13,7 @@ SELECT plan(32);
 
 SELECT has_function('toms', 'deactivate_role', ARRAY['regrole', 'text'], 'deactivate_role exists');
 SELECT has_function('toms', 'reactivate_role', ARRAY['regrole', 'text'], 'reactivate_role exists');
-SELECT has_function('toms', 'unlock_role', ARRAY['name'], 'unlock_role exists');
+SELECT has_function('toms', 'unlock_role', ARRAY['regrole'], 'unlock_role exists');
 SELECT has_function('toms', 'stale_roles', ARRAY['interval'], 'stale_roles exists');
 SELECT has_view('toms', 'locked_roles', 'locked_roles view exists');
 SELECT has_table('toms', 'password_history', 'password_history table exists');
@@ -22,8 +22,8 @@ SELECT has_table('toms', 'password_history', 'password_history table exists');
 SELECT ok(has_function_privilege('toms_admin', 'toms.deactivate_role(regrole, text)', 'EXECUTE'), 'admin may deactivate');
 SELECT ok(NOT has_function_privilege('toms_auditor', 'toms.deactivate_role(regrole, text)', 'EXECUTE'), 'auditor may not deactivate');
 SELECT ok(NOT has_function_privilege('toms_app', 'toms.reactivate_role(regrole, text)', 'EXECUTE'), 'app may not reactivate');
-SELECT ok(has_function_privilege('toms_admin', 'toms.unlock_role(name)', 'EXECUTE'), 'admin may unlock');
-SELECT ok(NOT has_function_privilege('toms_app', 'toms.unlock_role(name)', 'EXECUTE'), 'app may not unlock');
+SELECT ok(has_function_privilege('toms_admin', 'toms.unlock_role(regrole)', 'EXECUTE'), 'admin may unlock');
+SELECT ok(NOT has_function_privilege('toms_app', 'toms.unlock_role(regrole)', 'EXECUTE'), 'app may not unlock');
 SELECT ok(has_function_privilege('toms_auditor', 'toms.stale_roles(interval)', 'EXECUTE'), 'auditor may list stale roles');
 SELECT ok(has_table_privilege('toms_auditor', 'toms.locked_roles', 'SELECT'), 'auditor may read locked_roles');
 SELECT ok(NOT has_table_privilege('toms_app', 'toms.locked_roles', 'SELECT'), 'app may not read locked_roles');
@@ -31,7 +31,7 @@ SELECT ok(NOT has_table_privilege('toms_admin', 'toms.password_history', 'SELECT
 SELECT ok(NOT has_table_privilege('toms_admin', 'toms.deactivated_roles', 'DELETE'), 'admin cannot delete deactivation records');
 SELECT is((SELECT count(*)::int FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
            WHERE n.nspname = 'toms' AND p.prosecdef
-             AND p.proname IN ('deactivate_role', 'reactivate_role')
+             AND p.proname IN ('deactivate_role', 'reactivate_role', 'unlock_role')
              AND NOT ('search_path=pg_catalog, pg_temp' = ANY (p.proconfig))), 0,
           'SECURITY DEFINER functions pin search_path');
 

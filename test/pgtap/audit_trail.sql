@@ -4,7 +4,7 @@
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
 BEGIN;
-SELECT plan(33);
+SELECT plan(34);
 
 -- Shape
 SELECT has_table('toms', 'audit_log', 'toms.audit_log exists');
@@ -14,9 +14,11 @@ SELECT columns_are('toms', 'audit_log', ARRAY['seq', 'ts', 'kind', 'action', 'se
 	'effective_role', 'actor', 'tenant', 'grant_id', 'justification', 'relname', 'row_count',
 	'query_id', 'client_addr', 'application_name', 'pid', 'xid', 'fate', 'statement', 'detail',
 	'hash'], 'audit_log has the documented columns');
-SELECT has_function('toms', 'verify_audit', ARRAY['bigint', 'bigint'], 'verify_audit(from, to)');
+SELECT has_function('toms', 'verify_audit', ARRAY['bigint', 'bigint'], 'verify_audit(from_seq, to_seq)');
 SELECT function_returns('toms', 'verify_audit', ARRAY['bigint', 'bigint'], 'record');
 SELECT is_definer('toms', 'verify_audit', ARRAY['bigint', 'bigint'], 'verify_audit is security definer');
+SELECT is((SELECT proargnames[1:2] FROM pg_proc WHERE oid = 'toms.verify_audit(bigint, bigint)'::regprocedure),
+	ARRAY['from_seq', 'to_seq'], 'verify_audit takes from_seq and to_seq (named or positional)');
 
 -- Settings and their defaults
 SELECT is(current_setting('toms.audit_flush_delay'), '200ms', 'flush delay 200 ms');

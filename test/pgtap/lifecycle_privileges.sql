@@ -1,4 +1,4 @@
--- Deletion and retention: least privilege (SPEC "Roles"), setting contexts,
+-- Deletion and retention: least privilege (docs/deletion.md), setting contexts,
 -- and the launcher (measures 6b, 8a).
 BEGIN;
 SELECT plan(16);
