@@ -612,7 +612,7 @@ toms_login_state(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
-/* toms.unlock_role(role name) -> bool: was it locked? */
+/* toms._unlock_role(role name) -> bool: was it locked? */
 Datum
 toms_unlock_role(PG_FUNCTION_ARGS)
 {

@@ -91,7 +91,7 @@ toms_tenant_column_names(PG_FUNCTION_ARGS)
 }
 
 void
-assess_init(void)
+toms_assess_init(void)
 {
 	DefineCustomStringVariable("toms.tenant_column_names",
 							   gettext_noop("Column names that mark a table as holding tenant data; toms.assess() reports such tables that are not protected."),

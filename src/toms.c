@@ -50,7 +50,7 @@ _PG_init(void)
 	toms_lifecycle_init();			/* deletion and retention settings */
 	toms_lifecycle_worker_init();	/* background worker: stage 2, retention */
 	toms_account_init();				/* password and lock-out settings */
-	assess_init();				/* self-assessment settings */
+	toms_assess_init();				/* self-assessment settings */
 	toms_redact_init();			/* what the server log must not show */
 
 	toms_hooks_install();		/* every hook, in the order hooks.c shows */

@@ -326,10 +326,10 @@ extern void toms_hooks_install(void);
 /* assess.c */
 
 /*
- * Settings toms.tenant_column_names (text[] literal, PGC_SUSET) and
+ * Settings toms.tenant_column_names (list of identifiers, PGC_SUSET) and
  * toms.assess_period (seconds, PGC_SUSET); the checks are SQL, in
  * sql/install/70_assess.sql.
  */
-extern void assess_init(void);
+extern void toms_assess_init(void);
 
 #endif							/* TOMS_H */
