@@ -42,8 +42,12 @@ PG_CFLAGS   += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-in
 # The TAP tests start clusters of their own from $(bindir) with
 # PostgreSQL::Test::Cluster, so they run as any user but root (initdb
 # refuses root); they get TEMP_CONFIG and WORK from here.  Debian's PGXS
-# has enable_tap_tests = yes; an installation configured without
-# --enable-tap-tests also lacks src/test/perl in its PGXS tree.  Subsets:
+# has enable_tap_tests = yes.  An installation configured without
+# --enable-tap-tests lacks src/test/perl in its PGXS tree; there, take the
+# modules from a PostgreSQL 15 source tree (not tried here):
+#   make installcheck enable_tap_tests=yes PROVE=prove \
+#     PG_PROVE_FLAGS='-I /path/to/postgresql/src/test/perl -I t'
+# Subsets:
 #   make installcheck TAP_TESTS=                     REGRESS and ISOLATION only
 #   make installcheck REGRESS= ISOLATION=            TAP only
 #   make installcheck REGRESS= ISOLATION= PROVE_TESTS=t/001_preload.pl
