@@ -1,7 +1,10 @@
-# Sourced by test/run and demo/run before clusters start ($WORK, $SRC set).
+# Sourced by test/run and demo/run before clusters start, run by "make
+# test-setup" ($WORK, $SRC set).
 # Test master keys for sealed columns: the one every cluster loads
 # (test/conf.d/40_sealed.conf), a second one for master key rotation
-# tests, and a badly protected one that must be refused.
+# tests, and a badly protected one that must be refused.  A key file must
+# belong to the server's user (or root): as root they go to postgres,
+# otherwise they stay with the user who runs the tests.
 mkdir -p "$WORK/sealed"
 umask_save=$(umask)
 umask 077
@@ -10,5 +13,5 @@ openssl rand -base64 32 > "$WORK/sealed/master2.key"
 openssl rand -hex 32 > "$WORK/sealed/open.key"
 umask "$umask_save"
 chmod 0644 "$WORK/sealed/open.key"
-chown -R postgres: "$WORK/sealed"
+[ "$(id -u)" != 0 ] || chown -R postgres: "$WORK/sealed"
 chmod 0700 "$WORK/sealed"
