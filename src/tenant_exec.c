@@ -306,7 +306,7 @@ toms_tenant_executor_started(QueryDesc *queryDesc, int eflags, Oid filtered,
  * the context changed: only under the tenant it started under.
  */
 void
-toms_tenant_executor_run(QueryDesc *queryDesc)
+toms_tenant_executor_run(const QueryDesc *queryDesc)
 {
 	TenantStmt *ts;
 

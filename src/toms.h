@@ -148,7 +148,7 @@ extern void toms_context_init(void);
 extern Oid	toms_tenant_executor_check(QueryDesc *queryDesc, int eflags, char *tenant);
 extern void toms_tenant_executor_started(QueryDesc *queryDesc, int eflags, Oid filtered,
 										 const char *tenant);
-extern void toms_tenant_executor_run(QueryDesc *queryDesc);
+extern void toms_tenant_executor_run(const QueryDesc *queryDesc);
 extern void toms_tenant_fmgr(FmgrHookEventType event, FmgrInfo *flinfo);
 extern void toms_tenant_exec_init(void);
 
