@@ -657,13 +657,13 @@ open_bytes(const char *tenant, const unsigned char *p, size_t len,
 static void
 check_stored(const unsigned char *p, size_t len)
 {
-	SealedFormatError err = sealed_check_binary(p, len);
+	SealedFormatError err = toms_sealed_check_binary(p, len);
 
 	if (err != SEALED_OK)
 		ereport(ERROR,
 				(errcode(err == SEALED_ERR_TRUNCATED ? ERRCODE_SEALED_TRUNCATED : ERRCODE_DATA_CORRUPTED),
 				 errmsg(err == SEALED_ERR_TRUNCATED ? "sealed value is truncated" : "sealed value is malformed"),
-				 errdetail("%s", sealed_format_strerror(err))));
+				 errdetail("%s", toms_sealed_format_strerror(err))));
 }
 
 static void
@@ -741,13 +741,13 @@ toms_sealed_in(PG_FUNCTION_ARGS)
 	size_t		binlen;
 	SealedFormatError err;
 
-	result = palloc(VARHDRSZ + sealed_unarmour_maxlen(textlen));
-	err = sealed_unarmour(text, textlen, (uint8_t *) VARDATA(result), &binlen);
+	result = palloc(VARHDRSZ + toms_sealed_unarmour_maxlen(textlen));
+	err = toms_sealed_unarmour(text, textlen, (uint8_t *) VARDATA(result), &binlen);
 	if (err != SEALED_OK)
 		ereport(ERROR,
 				(errcode(err == SEALED_ERR_TRUNCATED ? ERRCODE_SEALED_TRUNCATED : ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg(err == SEALED_ERR_TRUNCATED ? "sealed value is truncated" : "invalid input syntax for type sealed"),
-				 errdetail("%s", sealed_format_strerror(err))));
+				 errdetail("%s", toms_sealed_format_strerror(err))));
 	SET_VARSIZE(result, VARHDRSZ + binlen);
 	PG_RETURN_BYTEA_P(result);
 }
@@ -757,9 +757,9 @@ toms_sealed_out(PG_FUNCTION_ARGS)
 {
 	bytea	   *v = PG_GETARG_BYTEA_PP(0);
 	size_t		len = VARSIZE_ANY_EXHDR(v);
-	char	   *out = palloc(sealed_armour_len(len) + 1);
+	char	   *out = palloc(toms_sealed_armour_len(len) + 1);
 
-	sealed_armour((const uint8_t *) VARDATA_ANY(v), len, out);
+	toms_sealed_armour((const uint8_t *) VARDATA_ANY(v), len, out);
 	PG_RETURN_CSTRING(out);
 }
 
@@ -771,12 +771,12 @@ toms_sealed_recv(PG_FUNCTION_ARGS)
 	bytea	   *result;
 	SealedFormatError err;
 
-	err = sealed_check_binary((const uint8_t *) buf->data + buf->cursor, (size_t) len);
+	err = toms_sealed_check_binary((const uint8_t *) buf->data + buf->cursor, (size_t) len);
 	if (err != SEALED_OK)
 		ereport(ERROR,
 				(errcode(err == SEALED_ERR_TRUNCATED ? ERRCODE_SEALED_TRUNCATED : ERRCODE_INVALID_BINARY_REPRESENTATION),
 				 errmsg(err == SEALED_ERR_TRUNCATED ? "sealed value is truncated" : "invalid binary representation for type sealed"),
-				 errdetail("%s", sealed_format_strerror(err))));
+				 errdetail("%s", toms_sealed_format_strerror(err))));
 	result = palloc(VARHDRSZ + len);
 	SET_VARSIZE(result, VARHDRSZ + len);
 	pq_copymsgbytes(buf, VARDATA(result), len);
