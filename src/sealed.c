@@ -1484,7 +1484,7 @@ toms_sealed_check(PG_FUNCTION_ARGS)
 void
 sealed_init(void)
 {
-	crypto_init();
+	toms_crypto_init();
 
 	DefineCustomIntVariable("toms.reseal_batch_size",
 							gettext_noop("Rows the reseal worker rewrites per transaction."),

@@ -9,6 +9,8 @@
  */
 #include "postgres.h"
 
+#include <sodium.h>
+
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/guc.h"
@@ -27,6 +29,11 @@ _PG_init(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("toms must be loaded via shared_preload_libraries"),
 				 errhint("Add toms to the shared_preload_libraries configuration variable in postgresql.conf and restart the server.")));
+
+	/* libsodium is initialised here only; every part relies on it. */
+	if (sodium_init() < 0)
+		ereport(FATAL,
+				(errmsg("could not initialise libsodium")));
 
 	/* Nothing of ours may run while pg_upgrade moves the catalogs. */
 	if (IsBinaryUpgrade)

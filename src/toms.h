@@ -253,7 +253,8 @@ extern void audit_worker_init(void);
 #define TOMS_MASTER_ID_LEN	8	/* BLAKE2b check value of a master key */
 #define TOMS_WRAPPED_LEN	(24 + TOMS_KEY_LEN + 16)	/* nonce, key, tag */
 
-extern void crypto_init(void);
+/* settings and the master keys, in the postmaster (libsodium initialised) */
+extern void toms_crypto_init(void);
 extern bool toms_master_key_loaded(void);
 /* Raise 55000 "toms master key is not loaded" (with the reason) if so. */
 extern void toms_require_master_key(void);
