@@ -46,7 +46,8 @@ _PG_init(void)
 	token_init();				/* PASETO v4.public verification */
 	audit_init();				/* audit settings, shared queue */
 	audit_worker_init();		/* background worker: drains, chains */
-	sealed_init();				/* master key, toms.sealed */
+	toms_crypto_init();			/* master key */
+	toms_reseal_init();			/* sealed columns: reseal worker settings */
 	lifecycle_init();			/* deletion and retention settings */
 	lifecycle_worker_init();	/* background worker: stage 2, retention */
 	account_init();				/* password and lock-out settings */
