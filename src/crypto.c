@@ -357,13 +357,6 @@ toms_require_master_key(void)
 	lock_here();
 }
 
-const unsigned char *
-toms_master_key_id(void)
-{
-	toms_require_master_key();
-	return master->current_id;
-}
-
 /* Associated data of a wrapped key: what it is the key of. */
 static size_t
 wrap_ad(unsigned char *ad, const char *tenant, char purpose, int32 version)
