@@ -26,34 +26,34 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	SealedFormatError err;
 
 	/* Text input: the whole input as an armoured value. */
-	bin = malloc(sealed_unarmour_maxlen(size) + 1);
-	err = sealed_unarmour((const char *) data, size, bin, &binlen);
+	bin = malloc(toms_sealed_unarmour_maxlen(size) + 1);
+	err = toms_sealed_unarmour((const char *) data, size, bin, &binlen);
 	if (err == SEALED_OK)
 	{
-		if (binlen > sealed_unarmour_maxlen(size))
+		if (binlen > toms_sealed_unarmour_maxlen(size))
 			abort();
-		if (sealed_check_binary(bin, binlen) != SEALED_OK)
+		if (toms_sealed_check_binary(bin, binlen) != SEALED_OK)
 			abort();
-		text = malloc(sealed_armour_len(binlen) + 1);
-		sealed_armour(bin, binlen, text);
-		if (strlen(text) != sealed_armour_len(binlen) ||
+		text = malloc(toms_sealed_armour_len(binlen) + 1);
+		toms_sealed_armour(bin, binlen, text);
+		if (strlen(text) != toms_sealed_armour_len(binlen) ||
 			strlen(text) != size || memcmp(text, data, size) != 0)
 			abort();			/* accepted a non-canonical form */
 		free(text);
 	}
-	else if (sealed_format_strerror(err) == NULL)
+	else if (toms_sealed_format_strerror(err) == NULL)
 		abort();
 	free(bin);
 
 	/* Binary receive: the whole input as the bytes of a value. */
-	if (sealed_check_binary(data, size) == SEALED_OK)
+	if (toms_sealed_check_binary(data, size) == SEALED_OK)
 	{
-		size_t		alen = sealed_armour_len(size);
+		size_t		alen = toms_sealed_armour_len(size);
 
 		text = malloc(alen + 1);
-		sealed_armour(data, size, text);
-		bin = malloc(sealed_unarmour_maxlen(alen) + 1);
-		if (sealed_unarmour(text, alen, bin, &binlen) != SEALED_OK ||
+		toms_sealed_armour(data, size, text);
+		bin = malloc(toms_sealed_unarmour_maxlen(alen) + 1);
+		if (toms_sealed_unarmour(text, alen, bin, &binlen) != SEALED_OK ||
 			binlen != size || memcmp(bin, data, size) != 0)
 			abort();
 		free(bin);

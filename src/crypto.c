@@ -1,7 +1,10 @@
 /*-------------------------------------------------------------------------
  *
  * crypto.c
- *	  The master key and the wrapping of per-tenant keys (issue 4).
+ *	  The master key and the wrapping of per-tenant keys under it: the
+ *	  lowest layer of sealed columns (docs/encryption.md).  The sealed_*.c
+ *	  files wrap and unwrap tenant keys with it; nothing here touches a
+ *	  table.
  *
  *	  The master key comes from toms.master_key_file or, if that is empty,
  *	  from the standard output of toms.master_key_command.  Both settings
@@ -39,6 +42,24 @@
 /* How much of a key file or command output we look at. */
 #define KEY_SOURCE_MAX 256
 
+/* Why a master key is not loaded (worded in errdetail_key_problem()). */
+typedef enum KeyProblem
+{
+	KEY_OK = 0,
+	KEY_NOT_CONFIGURED,
+	KEY_NO_SECURE_MEMORY,
+	KEY_FILE_OPEN,
+	KEY_FILE_NOT_REGULAR,
+	KEY_FILE_MODE,
+	KEY_FILE_OWNER,
+	KEY_FILE_READ,
+	KEY_FILE_TOO_LONG,
+	KEY_COMMAND_START,
+	KEY_COMMAND_FAILED,
+	KEY_COMMAND_TOO_LONG,
+	KEY_ENCODING
+} KeyProblem;
+
 typedef struct MasterKeys
 {
 	unsigned char current[TOMS_KEY_LEN];
@@ -56,9 +77,45 @@ static char *previous_master_key_command = NULL;
 
 static MasterKeys *master = NULL;	/* sodium_malloc'd, read-only */
 static bool master_locked_here = false;
-static const char *master_problem = "toms.master_key_file and toms.master_key_command are both empty.";
+static KeyProblem master_problem = KEY_NOT_CONFIGURED;
 
-static const char *
+/* errdetail() for a KeyProblem: each reason is a fixed sentence. */
+static int
+errdetail_key_problem(KeyProblem problem)
+{
+	switch (problem)
+	{
+		case KEY_OK:
+			break;
+		case KEY_NOT_CONFIGURED:
+			return errdetail("toms.master_key_file and toms.master_key_command are both empty.");
+		case KEY_NO_SECURE_MEMORY:
+			return errdetail("Secure memory for the master key could not be allocated.");
+		case KEY_FILE_OPEN:
+			return errdetail("The master key file could not be opened.");
+		case KEY_FILE_NOT_REGULAR:
+			return errdetail("The master key file is not a regular file.");
+		case KEY_FILE_MODE:
+			return errdetail("The master key file is accessible by group or others; it must have mode 0600 or 0400.");
+		case KEY_FILE_OWNER:
+			return errdetail("The master key file must be owned by the server's user or by root.");
+		case KEY_FILE_READ:
+			return errdetail("The master key file could not be read.");
+		case KEY_FILE_TOO_LONG:
+			return errdetail("The master key file is too long.");
+		case KEY_COMMAND_START:
+			return errdetail("The master key command could not be started.");
+		case KEY_COMMAND_FAILED:
+			return errdetail("The master key command failed.");
+		case KEY_COMMAND_TOO_LONG:
+			return errdetail("The master key command's output is too long.");
+		case KEY_ENCODING:
+			return errdetail("The master key must be 32 bytes written as 64 hex digits or in base64.");
+	}
+	return 0;
+}
+
+static KeyProblem
 read_key_file(const char *path, unsigned char *buf, size_t *len)
 {
 	int			fd;
@@ -67,33 +124,33 @@ read_key_file(const char *path, unsigned char *buf, size_t *len)
 
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return "The master key file could not be opened.";
+		return KEY_FILE_OPEN;
 	if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
 	{
 		close(fd);
-		return "The master key file is not a regular file.";
+		return KEY_FILE_NOT_REGULAR;
 	}
 	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0)
 	{
 		close(fd);
-		return "The master key file is accessible by group or others; it must have mode 0600 or 0400.";
+		return KEY_FILE_MODE;
 	}
 	if (st.st_uid != geteuid() && st.st_uid != 0)
 	{
 		close(fd);
-		return "The master key file must be owned by the server's user or by root.";
+		return KEY_FILE_OWNER;
 	}
 	n = read(fd, buf, KEY_SOURCE_MAX);
 	close(fd);
 	if (n < 0)
-		return "The master key file could not be read.";
+		return KEY_FILE_READ;
 	if (n >= KEY_SOURCE_MAX)
-		return "The master key file is too long.";
+		return KEY_FILE_TOO_LONG;
 	*len = (size_t) n;
-	return NULL;
+	return KEY_OK;
 }
 
-static const char *
+static KeyProblem
 read_key_command(const char *command, unsigned char *buf, size_t *len)
 {
 	FILE	   *fp;
@@ -104,7 +161,7 @@ read_key_command(const char *command, unsigned char *buf, size_t *len)
 	fflush(NULL);
 	fp = popen(command, "r");
 	if (fp == NULL)
-		return "The master key command could not be started.";
+		return KEY_COMMAND_START;
 	while ((r = fread(buf + n, 1, KEY_SOURCE_MAX - n, fp)) > 0)
 	{
 		n += r;
@@ -121,15 +178,15 @@ read_key_command(const char *command, unsigned char *buf, size_t *len)
 	}
 	status = pclose(fp);
 	if (status != 0)
-		return "The master key command failed.";
+		return KEY_COMMAND_FAILED;
 	if (n >= KEY_SOURCE_MAX)
-		return "The master key command's output is too long.";
+		return KEY_COMMAND_TOO_LONG;
 	*len = n;
-	return NULL;
+	return KEY_OK;
 }
 
 /* 32 bytes as 64 hex digits or base64 (standard or url, padded or not). */
-static const char *
+static KeyProblem
 decode_key(const unsigned char *raw, size_t len, unsigned char *key)
 {
 	const char *s = (const char *) raw;
@@ -151,7 +208,7 @@ decode_key(const unsigned char *raw, size_t len, unsigned char *key)
 	if (len == 2 * TOMS_KEY_LEN &&
 		sodium_hex2bin(key, TOMS_KEY_LEN, s, len, NULL, &bin_len, NULL) == 0 &&
 		bin_len == TOMS_KEY_LEN)
-		return NULL;
+		return KEY_OK;
 	for (i = 0; i < lengthof(variants); i++)
 	{
 		const char *end = NULL;
@@ -159,31 +216,31 @@ decode_key(const unsigned char *raw, size_t len, unsigned char *key)
 		if (sodium_base642bin(key, TOMS_KEY_LEN, s, len, NULL, &bin_len, &end,
 							  variants[i]) == 0 &&
 			bin_len == TOMS_KEY_LEN && end == s + len)
-			return NULL;
+			return KEY_OK;
 	}
 	sodium_memzero(key, TOMS_KEY_LEN);
-	return "The master key must be 32 bytes written as 64 hex digits or in base64.";
+	return KEY_ENCODING;
 }
 
-static const char *
+static KeyProblem
 load_key(const char *file, const char *command, unsigned char *key,
 		 unsigned char *id)
 {
 	unsigned char *buf;
 	size_t		len = 0;
-	const char *why;
+	KeyProblem	why;
 
 	buf = sodium_malloc(KEY_SOURCE_MAX);
 	if (buf == NULL)
-		return "Secure memory for the master key could not be allocated.";
+		return KEY_NO_SECURE_MEMORY;
 	if (file != NULL && file[0] != '\0')
 		why = read_key_file(file, buf, &len);
 	else
 		why = read_key_command(command, buf, &len);
-	if (why == NULL)
+	if (why == KEY_OK)
 		why = decode_key(buf, len, key);
 	sodium_free(buf);			/* zeroes */
-	if (why == NULL)
+	if (why == KEY_OK)
 		crypto_generichash(id, TOMS_MASTER_ID_LEN,
 						   (const unsigned char *) "toms master key id", 18,
 						   key, TOMS_KEY_LEN);
@@ -200,14 +257,14 @@ configured(const char *file, const char *command)
 static void
 load_master_keys(void)
 {
-	const char *why;
+	KeyProblem	why;
 
 	master = sodium_malloc(sizeof(MasterKeys));
 	if (master == NULL)
 	{
-		master_problem = "Secure memory for the master key could not be allocated.";
+		master_problem = KEY_NO_SECURE_MEMORY;
 		ereport(WARNING, (errmsg("toms: master key not loaded"),
-						  errdetail("%s", master_problem)));
+						  errdetail_key_problem(master_problem)));
 		return;
 	}
 	memset(master, 0, sizeof(MasterKeys));
@@ -216,26 +273,26 @@ load_master_keys(void)
 	{
 		why = load_key(master_key_file, master_key_command,
 					   master->current, master->current_id);
-		if (why == NULL)
+		if (why == KEY_OK)
 			master->have_current = true;
 		else
 		{
 			master_problem = why;
 			ereport(WARNING,
 					(errmsg("toms: master key not loaded, sealed columns are unavailable"),
-					 errdetail("%s", why)));
+					 errdetail_key_problem(why)));
 		}
 	}
 	if (configured(previous_master_key_file, previous_master_key_command))
 	{
 		why = load_key(previous_master_key_file, previous_master_key_command,
 					   master->previous, master->previous_id);
-		if (why == NULL)
+		if (why == KEY_OK)
 			master->have_previous = true;
 		else
 			ereport(WARNING,
 					(errmsg("toms: previous master key not loaded"),
-					 errdetail("%s", why)));
+					 errdetail_key_problem(why)));
 	}
 	if (master->have_current && master->have_previous &&
 		sodium_memcmp(master->current_id, master->previous_id, TOMS_MASTER_ID_LEN) == 0)
@@ -244,8 +301,12 @@ load_master_keys(void)
 	sodium_mprotect_readonly(master);
 }
 
+/*
+ * Settings and the master keys.  Runs in the postmaster, after _PG_init
+ * (toms.c) has initialised libsodium.
+ */
 void
-crypto_init(void)
+toms_crypto_init(void)
 {
 	DefineCustomStringVariable("toms.master_key_file",
 							   gettext_noop("File holding the master key (32 bytes, hex or base64; mode 0600)."),
@@ -264,8 +325,6 @@ crypto_init(void)
 							   NULL, &previous_master_key_command, "",
 							   PGC_POSTMASTER, GUC_SUPERUSER_ONLY, NULL, NULL, NULL);
 
-	if (sodium_init() < 0)
-		ereport(FATAL, (errmsg("toms: libsodium could not be initialised")));
 	load_master_keys();
 }
 
@@ -293,16 +352,9 @@ toms_require_master_key(void)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("toms master key is not loaded"),
-				 errdetail("%s", master_problem),
+				 errdetail_key_problem(master_problem),
 				 errhint("Set toms.master_key_file or toms.master_key_command and restart the server.")));
 	lock_here();
-}
-
-const unsigned char *
-toms_master_key_id(void)
-{
-	toms_require_master_key();
-	return master->current_id;
 }
 
 /* Associated data of a wrapped key: what it is the key of. */

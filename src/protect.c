@@ -248,7 +248,7 @@ toms_protect(PG_FUNCTION_ARGS)
 			elog(ERROR, "could not record protected table");
 	}
 
-	sealed_on_protect(relid, nsens, sens_names);
+	toms_sealed_on_protect(relid, nsens, sens_names);
 	toms_lifecycle_on_protect(relid, subject_col);
 	SPI_finish();
 

@@ -4,9 +4,10 @@
  *	  Parsing and printing of toms.sealed values: the binary layout check
  *	  and the armoured text form (see sealed_format.h).
  *
- *	  No backend calls and no allocation: everything that comes from
- *	  outside (type input, binary receive) is checked here first, and this
- *	  file is what the fuzz target exercises.
+ *	  The bottom layer of sealed columns (docs/encryption.md): no backend
+ *	  calls and no allocation.  Everything that comes from outside (type
+ *	  input and binary receive in sealed.c) is checked here first, and this
+ *	  file is what the fuzz target (fuzz/sealed_fuzz.c) exercises.
  *
  *-------------------------------------------------------------------------
  */
@@ -19,7 +20,7 @@ static const char b64url[] =
 "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 const char *
-sealed_format_strerror(SealedFormatError err)
+toms_sealed_format_strerror(SealedFormatError err)
 {
 	switch (err)
 	{
@@ -44,7 +45,7 @@ sealed_format_strerror(SealedFormatError err)
 }
 
 SealedFormatError
-sealed_check_binary(const uint8_t *bin, size_t len)
+toms_sealed_check_binary(const uint8_t *bin, size_t len)
 {
 	uint32_t	ptlen;
 
@@ -65,13 +66,13 @@ sealed_check_binary(const uint8_t *bin, size_t len)
 }
 
 size_t
-sealed_armour_len(size_t len)
+toms_sealed_armour_len(size_t len)
 {
 	return SEALED_ARMOUR_PREFIX_LEN + (len / 3) * 4 + (len % 3 ? len % 3 + 1 : 0);
 }
 
 void
-sealed_armour(const uint8_t *bin, size_t len, char *out)
+toms_sealed_armour(const uint8_t *bin, size_t len, char *out)
 {
 	size_t		i;
 	char	   *p = out;
@@ -106,13 +107,13 @@ sealed_armour(const uint8_t *bin, size_t len, char *out)
 }
 
 size_t
-sealed_unarmour_maxlen(size_t textlen)
+toms_sealed_unarmour_maxlen(size_t textlen)
 {
 	return (textlen / 4) * 3 + 3;
 }
 
 SealedFormatError
-sealed_unarmour(const char *text, size_t textlen, uint8_t *out, size_t *outlen)
+toms_sealed_unarmour(const char *text, size_t textlen, uint8_t *out, size_t *outlen)
 {
 	size_t		o;
 	B64urlResult r;
@@ -129,7 +130,7 @@ sealed_unarmour(const char *text, size_t textlen, uint8_t *out, size_t *outlen)
 	if (r == B64URL_BAD_CHAR)
 		return SEALED_ERR_CHAR;
 	*outlen = o;
-	err = sealed_check_binary(out, o);
+	err = toms_sealed_check_binary(out, o);
 	/* A value cut short (say, by a copy and paste) says so first. */
 	if (err == SEALED_ERR_TRUNCATED)
 		return err;

@@ -4,7 +4,9 @@
  *	  The byte layout and the armoured text form of a toms.sealed value.
  *
  *	  Pure C (no backend calls) so that the parser can be built and fuzzed
- *	  on its own: see test/fuzz/sealed_fuzz.c.
+ *	  on its own: see fuzz/sealed_fuzz.c and test/suites.d/sealed_fuzz.sh.
+ *	  Every global name starts with toms_sealed_ (or SEALED_ for the
+ *	  constants), as everywhere in toms.
  *
  *	  A sealed value, format version 1, is
  *
@@ -58,29 +60,33 @@ typedef enum SealedFormatError
 	SEALED_ERR_TOO_LONG			/* plaintext length over the limit */
 } SealedFormatError;
 
-/* Human-readable reason (a full sentence, for errdetail). */
-extern const char *sealed_format_strerror(SealedFormatError err);
+/*
+ * Human-readable reason, a full sentence, for callers outside the server
+ * (the fuzz target); the server words its own translatable errdetail for
+ * each error (sealed.c).
+ */
+extern const char *toms_sealed_format_strerror(SealedFormatError err);
 
 /* Validate a binary sealed value (also what receive and unarmour check). */
-extern SealedFormatError sealed_check_binary(const uint8_t *bin, size_t len);
+extern SealedFormatError toms_sealed_check_binary(const uint8_t *bin, size_t len);
 
 /* Length of the armoured form of a binary value of len bytes (no NUL). */
-extern size_t sealed_armour_len(size_t len);
+extern size_t toms_sealed_armour_len(size_t len);
 
 /* Write the armoured form and a terminating NUL into out. */
-extern void sealed_armour(const uint8_t *bin, size_t len, char *out);
+extern void toms_sealed_armour(const uint8_t *bin, size_t len, char *out);
 
 /* Upper bound of the binary length of an armoured text of textlen bytes. */
-extern size_t sealed_unarmour_maxlen(size_t textlen);
+extern size_t toms_sealed_unarmour_maxlen(size_t textlen);
 
 /*
  * Parse an armoured value (not necessarily NUL-terminated) into out, which
- * must hold sealed_unarmour_maxlen(textlen) bytes; the result is checked
- * with sealed_check_binary().  Only the canonical encoding is accepted, so
- * a value has exactly one text form.
+ * must hold toms_sealed_unarmour_maxlen(textlen) bytes; the result is
+ * checked with toms_sealed_check_binary().  Only the canonical encoding is
+ * accepted, so a value has exactly one text form.
  */
-extern SealedFormatError sealed_unarmour(const char *text, size_t textlen,
-										 uint8_t *out, size_t *outlen);
+extern SealedFormatError toms_sealed_unarmour(const char *text, size_t textlen,
+											  uint8_t *out, size_t *outlen);
 
 static inline uint32_t
 sealed_get_u32(const uint8_t *p)

@@ -34,7 +34,7 @@ _PG_init(void)
 	if (IsBinaryUpgrade)
 		return;
 
-	/* libsodium, once for every part (idempotent, but not free) */
+	/* libsodium is initialised here only; every part relies on it. */
 	if (sodium_init() < 0)
 		ereport(FATAL,
 				(errcode(ERRCODE_INTERNAL_ERROR),
@@ -46,11 +46,12 @@ _PG_init(void)
 	toms_tenant_exec_init();	/* SECURITY DEFINER stack reset */
 	audit_init();				/* audit settings, shared queue */
 	audit_worker_init();		/* background worker: drains, chains */
-	sealed_init();				/* master key, toms.sealed */
-	toms_lifecycle_init();			/* deletion and retention settings */
+	toms_crypto_init();			/* master key */
+	toms_reseal_init();			/* sealed columns: reseal worker settings */
+	toms_lifecycle_init();		/* deletion and retention settings */
 	toms_lifecycle_worker_init();	/* background worker: stage 2, retention */
-	toms_account_init();				/* password and lock-out settings */
-	toms_assess_init();				/* self-assessment settings */
+	toms_account_init();		/* password and lock-out settings */
+	toms_assess_init();			/* self-assessment settings */
 	toms_redact_init();			/* what the server log must not show */
 
 	toms_hooks_install();		/* every hook, in the order hooks.c shows */

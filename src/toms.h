@@ -267,11 +267,11 @@ extern void audit_worker_init(void);
 #define TOMS_MASTER_ID_LEN	8	/* BLAKE2b check value of a master key */
 #define TOMS_WRAPPED_LEN	(24 + TOMS_KEY_LEN + 16)	/* nonce, key, tag */
 
-extern void crypto_init(void);
+/* settings and the master keys, in the postmaster (libsodium initialised) */
+extern void toms_crypto_init(void);
 extern bool toms_master_key_loaded(void);
 /* Raise 55000 "toms master key is not loaded" (with the reason) if so. */
 extern void toms_require_master_key(void);
-extern const unsigned char *toms_master_key_id(void);
 extern bool toms_master_id_is_current(const unsigned char *master_id);
 /* Wrap a tenant key under the current master key (AD: tenant, purpose, version). */
 extern void toms_key_wrap(const unsigned char *key, const char *tenant, char purpose,
@@ -281,17 +281,87 @@ extern bool toms_key_unwrap(const unsigned char *wrapped, size_t wrapped_len,
 							const unsigned char *master_id, const char *tenant,
 							char purpose, int32 version, unsigned char *key);
 
-/* sealed.c */
+/* sealed_keys.c: per-tenant keys, wrapped in toms.tenant_keys, and a cache */
 
-/* protect(..., sensitive => ...): enforce those columns (called in SPI). */
-extern void sealed_on_protect(Oid relid, int ncols, char **colnames);
+#define TOMS_KEY_DATA		'd'	/* purposes of a tenant key */
+#define TOMS_KEY_INDEX		'i'
+#define TOMS_KEY_ID_LEN		8	/* check value stored in each sealed value */
+
+/*
+ * A tenant key in the backend's cache.  The key lives in secure memory
+ * and stays valid only until the next toms_tenant_key() or anything that
+ * could accept invalidations (catalog access, lock acquisition).
+ */
+typedef struct TomsTenantKey
+{
+	int32		version;
+	unsigned char id[TOMS_KEY_ID_LEN];
+	const unsigned char *key;	/* TOMS_KEY_LEN bytes */
+} TomsTenantKey;
+
+/*
+ * The tenant's key of that purpose and version; version 0: the active one,
+ * created if missing when create is set.  NULL if there is none.  A
+ * shredded tenant's key raises 28T02 if destroyed_raises, else is NULL.
+ */
+extern const TomsTenantKey *toms_tenant_key(const char *tenant, char purpose, int32 version,
+											bool create, bool destroyed_raises);
+/* Wipe this backend's cache; make every backend wipe it (at commit). */
+extern void toms_tenant_keys_forget(void);
+extern void toms_tenant_keys_invalidate(void);
+
+/* Working on toms.tenant_keys: as its owner, safe search_path, in SPI. */
+typedef struct TomsKeysAccess
+{
+	Oid			save_userid;
+	int			save_sec_context;
+	int			save_nestlevel;
+} TomsKeysAccess;
+extern void toms_tenant_keys_open(TomsKeysAccess *ka);
+extern void toms_tenant_keys_close(TomsKeysAccess *ka);
+/* In toms_tenant_keys_open(): a new random key; false if it exists. */
+extern bool toms_tenant_key_create(const char *tenant, char purpose, int32 version);
+/* Raise 22023 "invalid tenant id" for an empty or too long one. */
+extern void toms_sealed_check_tenant(const char *tenant);
+/* Raise 28T02 "the tenant's keys have been destroyed". */
+extern void toms_sealed_raise_destroyed(void);
+
+/* sealed.c: the toms.sealed type, sealing and opening values */
+
+typedef enum TomsSealedOpen
+{
+	TOMS_OPEN_OK,
+	TOMS_OPEN_NO_KEY,			/* the tenant has no key of that version */
+	TOMS_OPEN_WRONG_KEY,		/* key id differs: another tenant's or key's */
+	TOMS_OPEN_TAMPERED			/* right key, authentication failed */
+} TomsSealedOpen;
+
+extern bytea *toms_sealed_seal(const char *tenant, const char *data, size_t len);
+/* palloc'd plaintext, NUL-terminated; the caller wipes it */
+extern char *toms_sealed_unseal(const char *tenant, bytea *v, size_t *outlen);
+/* out: NULL to authenticate only */
+extern TomsSealedOpen toms_sealed_open(const char *tenant, const unsigned char *p, size_t len,
+									   unsigned char *out);
+/* Raise 22T01 or XX001 for a value that is not well-formed. */
+extern void toms_sealed_check_stored(const unsigned char *p, size_t len);
+/* Raise 28T01 or 22T02 for a value that did not open; column may be NULL. */
+extern void toms_sealed_raise_open_error(TomsSealedOpen r, const char *column);
+
+/* sealed_admin.c: key rotation and crypto-shredding */
+
 /*
  * Crypto-shredding for the deletion capability: wipe every wrapped key of
  * the tenant (audited).  Returns the number of keys destroyed.  Runs with
  * toms' own privileges; the caller checks its caller's.
  */
 extern int64 toms_destroy_tenant_keys(const char *tenant);
-extern void sealed_init(void);
+
+/* sealed_reseal.c: re-sealing after a rotation, and its worker */
+extern void toms_reseal_launch_at_commit(void);
+extern void toms_reseal_init(void);
+
+/* sealed_protect.c: protect(..., sensitive => ...) and its trigger */
+extern void toms_sealed_on_protect(Oid relid, int ncols, char **colnames);
 
 /* lifecycle.c */
 
