@@ -2,41 +2,40 @@
  *
  * guard.c
  *	  Keeps toms' tenant filter from being weakened, by anyone, the table
- *	  owner and superusers included.
+ *	  owner and superusers included (docs/tenancy.md).
  *
- *	  Two hooks share the work.  The ProcessUtility hook sees statements:
- *	  DISABLE / NO FORCE ROW LEVEL SECURITY, ALTER or RENAME of a toms_*
- *	  policy or trigger, a permissive policy that would widen the filter,
- *	  retyping or renaming the tenant column, disabling triggers, rules,
- *	  triggers added or tables published by other than toms_admin,
- *	  inheritance tricks, and TRUNCATE.  The object-access hook sees every
- *	  drop however it was reached (DROP POLICY, DROP TABLE, DROP COLUMN,
- *	  DROP ... CASCADE, DROP OWNED, DROP EXTENSION), so nothing can remove a
- *	  toms policy, trigger or tenant column behind the statement check's
- *	  back; and every index, constraint, generated column and statistics
- *	  object as it is created, so that none evaluates a user-defined
- *	  function over every tenant's rows unless toms_admin made it.
+ *	  Two hooks share the work (hooks.c installs them and calls the entry
+ *	  points at the end of this file).  The ProcessUtility hook sees
+ *	  statements: DISABLE / NO FORCE ROW LEVEL SECURITY, ALTER or RENAME of
+ *	  a toms_* policy or trigger, a permissive policy that would widen the
+ *	  filter, retyping or renaming the tenant column, disabling triggers,
+ *	  rules, triggers added or tables published by other than toms_admin,
+ *	  inheritance tricks, and TRUNCATE; and DDL on the append-only audit
+ *	  trail.  The object-access hook sees every drop however it was reached
+ *	  (DROP POLICY, DROP TABLE, DROP COLUMN, DROP ... CASCADE, DROP OWNED,
+ *	  DROP EXTENSION), so nothing can remove a toms policy, trigger or
+ *	  tenant column behind the statement check's back.
  *
- *	  toms itself passes through toms_run_ddl(), which sets a backend-local
- *	  flag for the duration of one SPI statement; no SQL can set it.
+ *	  What DDL evaluates over a protected table's rows (user-defined
+ *	  functions in indexes, constraints, generated columns, statistics,
+ *	  policies, conversions) is checked by guard_expr.c, the layer below:
+ *	  this file calls it, never the other way round.
+ *
+ *	  toms itself passes through toms_run_ddl() (catalog.c), which sets a
+ *	  backend-local flag for the duration of one SPI statement; no SQL can
+ *	  set it.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/genam.h"
-#include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
-#include "catalog/dependency.h"
-#include "catalog/indexing.h"
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_attrdef.h"
 #include "catalog/pg_constraint.h"
-#include "catalog/pg_depend.h"
-#include "catalog/pg_index.h"
-#include "catalog/pg_operator.h"
 #include "catalog/pg_policy.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_statistic_ext.h"
@@ -47,21 +46,10 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
-#include "nodes/makefuncs.h"
-#include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
-#include "optimizer/optimizer.h"
-#include "parser/parse_type.h"
 #include "pgstat.h"
-#include "tcop/utility.h"
-#include "utils/acl.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
-#include "utils/regproc.h"
-#include "utils/rel.h"
-#include "utils/snapmgr.h"
-#include "utils/syscache.h"
 
 #include "toms.h"
 
@@ -70,22 +58,18 @@
 static Oid	restored_policy_relid = InvalidOid;
 
 
-static void
-refuse(const char *relname, const char *what, const char *hint)
+/* The hint of most refusals: what is protected can be unprotected. */
+static int
+hint_unprotect(void)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("cannot %s on protected table \"%s\"", what, relname),
-			 errhint("%s", hint ? hint : "Use toms.unprotect() (toms_admin) first.")));
+	return errhint("Use toms.unprotect() (toms_admin) first.");
 }
 
 static void
 refuse_drop_table(Oid relid)
 {
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("cannot drop protected table \"%s\"", get_rel_name(relid)),
-			 errhint("Use toms.unprotect() (toms_admin) first, or toms.request_deletion() to delete a tenant's data.")));
+	TOMS_REFUSE(errmsg("cannot drop protected table \"%s\"", get_rel_name(relid)),
+				errhint("Use toms.unprotect() (toms_admin) first, or toms.request_deletion() to delete a tenant's data."));
 }
 
 static bool
@@ -107,15 +91,6 @@ protected_rangevar(RangeVar *rv, Oid *relid)
 	return OidIsValid(oid) ? toms_protected(oid) : NULL;
 }
 
-/* May the current user add what sees every tenant's rows (toms_admin)? */
-static bool
-is_admin(void)
-{
-	Oid			admin = get_role_oid("toms_admin", true);
-
-	return superuser() || (OidIsValid(admin) && has_privs_of_role(GetUserId(), admin));
-}
-
 /*
  * Publishing a table ships every row to the subscriber, past row security:
  * toms_admin only.  (FOR ALL TABLES and TABLES IN SCHEMA are for
@@ -131,14 +106,13 @@ check_publication(List *pubobjects)
 		PublicationObjSpec *obj = lfirst(lc);
 
 		if (obj->pubobjtype == PUBLICATIONOBJ_TABLE && obj->pubtable &&
-			protected_rangevar(obj->pubtable->relation, NULL) && !is_admin())
-			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-					 errmsg("cannot publish protected table \"%s\"", obj->pubtable->relation->relname),
-					 errhint("Logical replication ships every tenant's rows: only toms_admin may publish a protected table.")));
+			protected_rangevar(obj->pubtable->relation, NULL) && !toms_guard_is_admin())
+			TOMS_REFUSE(errmsg("cannot publish protected table \"%s\"", obj->pubtable->relation->relname),
+						errhint("Logical replication ships every tenant's rows: only toms_admin may publish a protected table."));
 	}
 }
 
+/* The tenant, subject and sealed columns of a protected table. */
 static bool
 is_guarded_column(const TomsProtected *prot, const char *colname)
 {
@@ -156,295 +130,6 @@ is_guarded_column(const TomsProtected *prot, const char *colname)
 		if (prot->sensitive[i] == attnum)
 			return true;
 	return false;
-}
-
-/*
- * Expressions that DDL evaluates over every row run past row security: an
- * index's expressions and predicate, CHECK and exclusion constraints (also
- * a domain's, and VALIDATE CONSTRAINT), generated columns, extended
- * statistics' expressions (ANALYZE), and the conversion of ALTER COLUMN
- * ... TYPE.  Built-in functions and those of installed extensions (toms'
- * own among them) were vetted by whoever installed them; a user-defined
- * function can pass each row on (a NOTICE, a side table).  On a protected
- * table, only toms_admin may use one there.
- */
-static bool
-user_defined(Oid funcid, void *context)
-{
-	return funcid >= FirstNormalObjectId &&
-		!OidIsValid(getExtensionOfObject(ProcedureRelationId, funcid));
-}
-
-static bool
-calls_user_function(Node *node, void *context)
-{
-	if (node == NULL)
-		return false;
-	if (IsA(node, Query))
-		return query_tree_walker((Query *) node, calls_user_function, context, 0);
-	if (check_functions_in_node(node, user_defined, context))
-		return true;
-	return expression_tree_walker(node, calls_user_function, context);
-}
-
-static void
-refuse_user_function(Oid relid, const char *what)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("cannot %s calling a user-defined function on protected table \"%s\"",
-					what, get_rel_name(relid)),
-			 errhint("It is evaluated over every tenant's rows: only toms_admin may do this.")));
-}
-
-/*
- * ALTER COLUMN ... TYPE converts every row, by a USING expression or by a
- * cast; the statement is not yet analysed here, so: no USING, and both
- * types built in (a cast between built-in types is built in or made by a
- * superuser).
- */
-static void
-check_retype(Oid relid, const char *relname, const AlterTableCmd *cmd)
-{
-	const ColumnDef *def = (const ColumnDef *) cmd->def;
-	AttrNumber	attnum = get_attnum(relid, cmd->name);
-	Oid			newtype;
-
-	if (def == NULL || attnum == InvalidAttrNumber || is_admin())
-		return;
-	newtype = LookupTypeNameOid(NULL, def->typeName, true);
-	if (def->raw_default != NULL || newtype >= FirstNormalObjectId ||
-		get_atttype(relid, attnum) >= FirstNormalObjectId)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("cannot convert column \"%s\" of protected table \"%s\" with USING or through a type that is not built in",
-						cmd->name, relname),
-				 errhint("The conversion is evaluated over every tenant's rows: only toms_admin may do this.")));
-}
-
-/* A table whose rows toms guards. */
-static bool
-guarded_table(Oid relid)
-{
-	return toms_protected(relid) != NULL;
-}
-
-/* Does pred hold for any object that depends on (refclassid, refobjid)? */
-static bool
-any_dependent(Oid refclassid, Oid refobjid, bool (*pred) (Form_pg_depend dep, void *arg), void *arg)
-{
-	Relation	rel;
-	ScanKeyData key[2];
-	SysScanDesc scan;
-	HeapTuple	tup;
-	bool		found = false;
-
-	check_stack_depth();
-	rel = table_open(DependRelationId, AccessShareLock);
-	ScanKeyInit(&key[0], Anum_pg_depend_refclassid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(refclassid));
-	ScanKeyInit(&key[1], Anum_pg_depend_refobjid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(refobjid));
-	scan = systable_beginscan(rel, DependReferenceIndexId, true, NULL, 2, key);
-	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
-		found = pred((Form_pg_depend) GETSTRUCT(tup), arg);
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return found;
-}
-
-static bool guarded_domain(Oid typid);
-
-static bool
-guarded_column_or_domain(Form_pg_depend dep, void *arg)
-{
-	if (dep->classid == RelationRelationId && dep->objsubid > 0)
-		return guarded_table(dep->objid);
-	if (dep->classid == TypeRelationId && get_typtype(dep->objid) == TYPTYPE_DOMAIN)
-		return guarded_domain(dep->objid);
-	return false;
-}
-
-/*
- * A domain that a column of a protected table has as its type, directly or
- * through a domain over it: the columns that ALTER DOMAIN checks a new
- * constraint against (PostgreSQL does not check arrays or composites of a
- * domain, so neither is looked at here).
- */
-static bool
-guarded_domain(Oid typid)
-{
-	return any_dependent(TypeRelationId, typid, guarded_column_or_domain, NULL);
-}
-
-static void
-refuse_domain_function(Oid typid, const char *what)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("cannot %s calling a user-defined function on domain \"%s\", which a protected table uses",
-					what, format_type_be(typid)),
-			 errhint("It is evaluated over every tenant's rows: only toms_admin may do this.")));
-}
-
-/*
- * The stored expression of the catalog row found by key (one or two oid
- * columns), and the object it belongs to (relcol), if guarded says so.
- * Read with SnapshotSelf: a post-create hook runs before the command
- * counter moves.
- */
-static Node *
-created_expr(Oid catalog, Oid index, int nkeys, const AttrNumber *keycols, const Datum *keys,
-			 AttrNumber relcol, AttrNumber exprcol, bool (*guarded) (Oid), Oid *relid)
-{
-	Relation	rel = table_open(catalog, AccessShareLock);
-	ScanKeyData key[2];
-	SysScanDesc scan;
-	HeapTuple	tup;
-	Node	   *expr = NULL;
-	int			i;
-
-	*relid = InvalidOid;
-	for (i = 0; i < nkeys; i++)
-		ScanKeyInit(&key[i], keycols[i], BTEqualStrategyNumber,
-					i == 0 ? F_OIDEQ : F_INT2EQ, keys[i]);
-	scan = systable_beginscan(rel, index, true, SnapshotSelf, nkeys, key);
-	tup = systable_getnext(scan);
-	if (HeapTupleIsValid(tup))
-	{
-		bool		isnull;
-		Datum		d;
-
-		*relid = DatumGetObjectId(heap_getattr(tup, relcol, RelationGetDescr(rel), &isnull));
-		d = heap_getattr(tup, exprcol, RelationGetDescr(rel), &isnull);
-		if (!isnull && OidIsValid(*relid) && guarded(*relid))
-			expr = stringToNode(TextDatumGetCString(d));
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return expr;
-}
-
-/*
- * What a created (or altered) object evaluates over rows, found by its oid:
- * the catalog row's table (or domain) column and expression columns.
- */
-typedef struct CreatedExprs
-{
-	Oid			classId;
-	Oid			catalog;
-	Oid			index;
-	AttrNumber	keycol;
-	AttrNumber	relcol;
-	AttrNumber	exprcols[2];	/* 0: unused */
-	bool		domain;			/* relcol is a domain's type */
-	const char *what;
-} CreatedExprs;
-
-static const CreatedExprs created_exprs[] = {
-	/* an index if pg_index has it (the relcache does not know yet) */
-	{RelationRelationId, IndexRelationId, IndexRelidIndexId, Anum_pg_index_indexrelid,
-	 Anum_pg_index_indrelid, {Anum_pg_index_indexprs}, false, "create an index"},
-	{RelationRelationId, IndexRelationId, IndexRelidIndexId, Anum_pg_index_indexrelid,
-	 Anum_pg_index_indrelid, {Anum_pg_index_indpred}, false, "create a partial index"},
-	{ConstraintRelationId, ConstraintRelationId, ConstraintOidIndexId, Anum_pg_constraint_oid,
-	 Anum_pg_constraint_conrelid, {Anum_pg_constraint_conbin}, false, "add a constraint"},
-	/* a domain's constraint is checked against the columns using it */
-	{ConstraintRelationId, ConstraintRelationId, ConstraintOidIndexId, Anum_pg_constraint_oid,
-	 Anum_pg_constraint_contypid, {Anum_pg_constraint_conbin}, true, "add a constraint"},
-	/*
-	 * PostgreSQL evaluates restrictive policies before the permissive
-	 * toms_tenant: a user-defined function in one sees every tenant's rows
-	 * that the scan reads.
-	 */
-	{PolicyRelationId, PolicyRelationId, PolicyOidIndexId, Anum_pg_policy_oid,
-	 Anum_pg_policy_polrelid, {Anum_pg_policy_polqual, Anum_pg_policy_polwithcheck}, false,
-	 "create or alter a policy"},
-	{StatisticExtRelationId, StatisticExtRelationId, StatisticExtOidIndexId, Anum_pg_statistic_ext_oid,
-	 Anum_pg_statistic_ext_stxrelid, {Anum_pg_statistic_ext_stxexprs}, false, "create statistics"},
-};
-
-static void
-check_created(Oid classId, Oid objectId, int subId)
-{
-	Datum		keys[2] = {ObjectIdGetDatum(objectId), Int16GetDatum(subId)};
-	AttrNumber	cols[2];
-	Oid			relid;
-	int			i,
-				j;
-
-	for (i = 0; i < lengthof(created_exprs); i++)
-	{
-		const CreatedExprs *c = &created_exprs[i];
-
-		if (c->classId != classId || (classId == RelationRelationId && subId != 0))
-			continue;
-		for (j = 0; j < lengthof(c->exprcols) && c->exprcols[j] != 0; j++)
-		{
-			if (!calls_user_function(created_expr(c->catalog, c->index, 1, &c->keycol, keys,
-												  c->relcol, c->exprcols[j],
-												  c->domain ? guarded_domain : guarded_table,
-												  &relid), NULL))
-				continue;
-			if (c->domain)
-				refuse_domain_function(relid, c->what);
-			else
-				refuse_user_function(relid, c->what);
-		}
-	}
-	if (classId == AttrDefaultRelationId)
-	{
-		/* reported as (table, column); a default sees no row, a generated column does */
-		Node	   *expr;
-
-		cols[0] = Anum_pg_attrdef_adrelid;
-		cols[1] = Anum_pg_attrdef_adnum;
-		expr = created_expr(AttrDefaultRelationId, AttrDefaultIndexId, 2, cols, keys,
-							Anum_pg_attrdef_adrelid, Anum_pg_attrdef_adbin, guarded_table, &relid);
-		if (contain_var_clause(expr) && calls_user_function(expr, NULL))
-			refuse_user_function(relid, "add a generated column");
-	}
-}
-
-/* Does a stored expression (pg_node_tree, maybe NULL) call one? */
-static bool
-stored_expr_calls_user_function(Datum d, bool isnull)
-{
-	return !isnull && calls_user_function(stringToNode(TextDatumGetCString(d)), NULL);
-}
-
-/*
- * VALIDATE CONSTRAINT checks every row against a constraint made NOT VALID
- * earlier -- perhaps before the table was protected or the domain used.
- */
-static bool
-constraint_calls_user_function(Oid conoid)
-{
-	HeapTuple	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid));
-	bool		result = false;
-
-	if (HeapTupleIsValid(tup))
-	{
-		bool		isnull;
-		Datum		d = SysCacheGetAttr(CONSTROID, tup, Anum_pg_constraint_conbin, &isnull);
-
-		result = stored_expr_calls_user_function(d, isnull);
-		ReleaseSysCache(tup);
-	}
-	return result;
-}
-
-static void
-check_alter_domain(AlterDomainStmt *stmt)
-{
-	Oid			typid;
-
-	if (stmt->subtype != 'V' || is_admin())
-		return;
-	typid = LookupTypeNameOid(NULL, makeTypeNameFromNameList(stmt->typeName), true);
-	if (OidIsValid(typid) && guarded_domain(typid) &&
-		constraint_calls_user_function(get_domain_constraint_oid(typid, stmt->name, true)))
-		refuse_domain_function(typid, "validate a constraint");
 }
 
 static void
@@ -465,8 +150,9 @@ check_alter_table(AlterTableStmt *stmt)
 			PartitionCmd *pc = (PartitionCmd *) cmd->def;
 
 			if (protected_rangevar(pc->name, NULL))
-				refuse(pc->name->relname, "attach as a partition",
-					   "Rows of a partition are visible through its parent without the partition's policies.");
+				TOMS_REFUSE(errmsg("cannot attach protected table \"%s\" as a partition",
+								   pc->name->relname),
+							errhint("Rows of a partition are visible through its parent without the partition's policies."));
 		}
 	}
 
@@ -482,44 +168,49 @@ check_alter_table(AlterTableStmt *stmt)
 		switch (cmd->subtype)
 		{
 			case AT_DisableRowSecurity:
-				refuse(relname, "disable row level security", NULL);
+				TOMS_REFUSE(errmsg("cannot disable row level security on protected table \"%s\"",
+								   relname), hint_unprotect());
 				break;
 			case AT_NoForceRowSecurity:
-				refuse(relname, "stop forcing row level security", NULL);
+				TOMS_REFUSE(errmsg("cannot stop forcing row level security on protected table \"%s\"",
+								   relname), hint_unprotect());
 				break;
 			case AT_DropColumn:
 				if (is_guarded_column(prot, cmd->name))
-					refuse(relname, psprintf("drop column \"%s\"", cmd->name), NULL);
+					TOMS_REFUSE(errmsg("cannot drop column \"%s\" of protected table \"%s\"",
+									   cmd->name, relname), hint_unprotect());
 				break;
 			case AT_AlterColumnType:
 				if (is_guarded_column(prot, cmd->name))
-					refuse(relname, psprintf("change the type of column \"%s\"", cmd->name), NULL);
-				check_retype(relid, relname, cmd);
+					TOMS_REFUSE(errmsg("cannot change the type of column \"%s\" of protected table \"%s\"",
+									   cmd->name, relname), hint_unprotect());
+				toms_guard_check_retype(relid, relname, cmd->name, (ColumnDef *) cmd->def);
 				break;
 			case AT_ValidateConstraint:
-				if (!is_admin() &&
-					constraint_calls_user_function(get_relation_constraint_oid(relid, cmd->name, true)))
-					refuse_user_function(relid, "validate a constraint");
+				toms_guard_check_validate(relid, cmd->name);
 				break;
 			case AT_AddInherit:
-				refuse(relname, "add a parent table",
-					   "Rows of a child table are visible through its parent without the child's policies.");
+				TOMS_REFUSE(errmsg("cannot add a parent table to protected table \"%s\"", relname),
+							errhint("Rows of a child table are visible through its parent without the child's policies."));
 				break;
 			case AT_DisableTrig:
 			case AT_EnableAlwaysTrig:
 			case AT_EnableReplicaTrig:
 				if (is_toms_name(cmd->name))
-					refuse(relname, psprintf("change trigger \"%s\"", cmd->name), NULL);
+					TOMS_REFUSE(errmsg("cannot change trigger \"%s\" on protected table \"%s\"",
+									   cmd->name, relname), hint_unprotect());
 				break;
 			case AT_DisableTrigAll:
 			case AT_DisableTrigUser:
-				refuse(relname, "disable all triggers at once",
-					   "Name the triggers; toms' own triggers cannot be disabled.");
+				TOMS_REFUSE(errmsg("cannot disable all triggers at once on protected table \"%s\"",
+								   relname),
+							errhint("Name the triggers; toms' own triggers cannot be disabled."));
 				break;
 			case AT_EnableRule:
 			case AT_EnableAlwaysRule:
 			case AT_EnableReplicaRule:
-				refuse(relname, "enable a rule", "Rules cannot be used on protected tables.");
+				TOMS_REFUSE(errmsg("cannot enable a rule on protected table \"%s\"", relname),
+							errhint("Rules cannot be used on protected tables."));
 				break;
 			default:
 				break;
@@ -527,11 +218,33 @@ check_alter_table(AlterTableStmt *stmt)
 	}
 }
 
+/*
+ * RENAME of a policy or trigger on a protected table: toms' own keep their
+ * names, and no other takes a name reserved for toms.
+ */
 static void
-check_policy_name(Oid relid, const char *policy, const char *what)
+check_rename(const RenameStmt *stmt, const char *relname)
 {
-	if (is_toms_name(policy) && toms_protected(relid))
-		refuse(get_rel_name(relid), psprintf("%s policy \"%s\"", what, policy), NULL);
+	bool		policy = stmt->renameType == OBJECT_POLICY;
+
+	if (is_toms_name(stmt->subname))
+	{
+		if (policy)
+			TOMS_REFUSE(errmsg("cannot rename policy \"%s\" on protected table \"%s\"",
+							   stmt->subname, relname), hint_unprotect());
+		TOMS_REFUSE(errmsg("cannot rename trigger \"%s\" on protected table \"%s\"",
+						   stmt->subname, relname), hint_unprotect());
+	}
+	if (is_toms_name(stmt->newname))
+	{
+		if (policy)
+			TOMS_REFUSE(errmsg("cannot rename policy \"%s\" on protected table \"%s\" to \"%s\"",
+							   stmt->subname, relname, stmt->newname),
+						errhint("Policy names starting with toms_ are reserved for toms."));
+		TOMS_REFUSE(errmsg("cannot rename trigger \"%s\" on protected table \"%s\" to \"%s\"",
+						   stmt->subname, relname, stmt->newname),
+					errhint("Trigger names starting with toms_ are reserved for toms."));
+	}
 }
 
 /* Does toms.protected_tables have any row? */
@@ -566,7 +279,8 @@ quiesce_workers(void)
 {
 	if (!superuser())
 		return;					/* cannot signal them; PostgreSQL sorts it out */
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute("SELECT pg_catalog.pg_terminate_backend(pid, 10000) FROM pg_catalog.pg_stat_activity"
 					" WHERE datid = (SELECT oid FROM pg_catalog.pg_database"
 					"                 WHERE datname = pg_catalog.current_database())"
@@ -596,10 +310,8 @@ check_utility(Node *parsetree)
 					{
 						toms_audit_denied("truncate of protected table", NULL,
 										  RangeVarGetRelid(rv, NoLock, true), NULL);
-						ereport(ERROR,
-								(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-								 errmsg("cannot truncate protected table \"%s\"", rv->relname),
-								 errhint("TRUNCATE bypasses row level security; use toms.request_deletion() to delete a tenant's data.")));
+						TOMS_REFUSE(errmsg("cannot truncate protected table \"%s\"", rv->relname),
+									errhint("TRUNCATE bypasses row level security; use toms.request_deletion() to delete a tenant's data."));
 					}
 				}
 			}
@@ -608,12 +320,11 @@ check_utility(Node *parsetree)
 			check_alter_table((AlterTableStmt *) parsetree);
 			break;
 		case T_AlterDomainStmt:
-			check_alter_domain((AlterDomainStmt *) parsetree);
+			toms_guard_check_alter_domain((AlterDomainStmt *) parsetree);
 			break;
 		case T_CreatePolicyStmt:
 			{
 				CreatePolicyStmt *stmt = (CreatePolicyStmt *) parsetree;
-
 				Oid			relid;
 
 				if (!protected_rangevar(stmt->table, &relid))
@@ -633,46 +344,44 @@ check_utility(Node *parsetree)
 							restored_policy_relid = relid;
 						break;
 					}
-					refuse(stmt->table->relname,
-						   psprintf("create policy \"%s\"", stmt->policy_name),
-						   "Policy names starting with toms_ are reserved for toms.");
+					TOMS_REFUSE(errmsg("cannot create policy \"%s\" on protected table \"%s\"",
+									   stmt->policy_name, stmt->table->relname),
+								errhint("Policy names starting with toms_ are reserved for toms."));
 				}
 				if (stmt->permissive)
-					refuse(stmt->table->relname, "create a permissive policy",
-						   "A permissive policy widens the tenant filter; restrictive policies are allowed.");
+					TOMS_REFUSE(errmsg("cannot create a permissive policy on protected table \"%s\"",
+									   stmt->table->relname),
+								errhint("A permissive policy widens the tenant filter; restrictive policies are allowed."));
 			}
 			break;
 		case T_AlterPolicyStmt:
 			{
 				AlterPolicyStmt *stmt = (AlterPolicyStmt *) parsetree;
-				Oid			relid;
 
-				if (protected_rangevar(stmt->table, &relid))
-					check_policy_name(relid, stmt->policy_name, "alter");
+				if (protected_rangevar(stmt->table, NULL) && is_toms_name(stmt->policy_name))
+					TOMS_REFUSE(errmsg("cannot alter policy \"%s\" on protected table \"%s\"",
+									   stmt->policy_name, stmt->table->relname),
+								hint_unprotect());
 			}
 			break;
 		case T_RenameStmt:
 			{
 				RenameStmt *stmt = (RenameStmt *) parsetree;
-				Oid			relid;
 				const TomsProtected *prot;
 
 				if (stmt->renameType != OBJECT_POLICY &&
 					stmt->renameType != OBJECT_TRIGGER &&
 					stmt->renameType != OBJECT_COLUMN)
 					break;
-				prot = protected_rangevar(stmt->relation, &relid);
+				prot = protected_rangevar(stmt->relation, NULL);
 				if (prot == NULL)
 					break;
-				if (stmt->renameType == OBJECT_COLUMN)
-				{
-					if (is_guarded_column(prot, stmt->subname))
-						refuse(stmt->relation->relname,
-							   psprintf("rename column \"%s\"", stmt->subname), NULL);
-				}
-				else if (is_toms_name(stmt->subname) || is_toms_name(stmt->newname))
-					refuse(stmt->relation->relname,
-						   psprintf("rename \"%s\"", stmt->subname), NULL);
+				if (stmt->renameType != OBJECT_COLUMN)
+					check_rename(stmt, stmt->relation->relname);
+				else if (is_guarded_column(prot, stmt->subname))
+					TOMS_REFUSE(errmsg("cannot rename column \"%s\" of protected table \"%s\"",
+									   stmt->subname, stmt->relation->relname),
+								hint_unprotect());
 			}
 			break;
 		case T_CreateTrigStmt:
@@ -689,12 +398,13 @@ check_utility(Node *parsetree)
 					strcmp(strVal(linitial(stmt->funcname)), TOMS_SCHEMA) == 0)
 					break;
 				if (is_toms_name(stmt->trigname))
-					refuse(stmt->relation->relname,
-						   psprintf("create trigger \"%s\"", stmt->trigname),
-						   "Trigger names starting with toms_ are reserved for toms.");
-				if (!is_admin())
-					refuse(stmt->relation->relname, "create a trigger",
-						   "A trigger sees every tenant's rows: only toms_admin may add one.");
+					TOMS_REFUSE(errmsg("cannot create trigger \"%s\" on protected table \"%s\"",
+									   stmt->trigname, stmt->relation->relname),
+								errhint("Trigger names starting with toms_ are reserved for toms."));
+				if (!toms_guard_is_admin())
+					TOMS_REFUSE(errmsg("cannot create a trigger on protected table \"%s\"",
+									   stmt->relation->relname),
+								errhint("A trigger sees every tenant's rows: only toms_admin may add one."));
 			}
 			break;
 		case T_CreatePublicationStmt:
@@ -741,8 +451,9 @@ check_utility(Node *parsetree)
 				RuleStmt   *stmt = (RuleStmt *) parsetree;
 
 				if (protected_rangevar(stmt->relation, NULL))
-					refuse(stmt->relation->relname, "create a rule",
-						   "A rule sees every tenant's rows.");
+					TOMS_REFUSE(errmsg("cannot create a rule on protected table \"%s\"",
+									   stmt->relation->relname),
+								errhint("A rule sees every tenant's rows."));
 			}
 			break;
 		default:
@@ -795,7 +506,8 @@ check_restored_policy(Oid relid)
 				   " WHERE p.polrelid = %u AND p.polname = 'toms_tenant'",
 				   quote_literal_cstr(expected), quote_literal_cstr(expected),
 				   toms_schema_oid(), relid);
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute(sql, false, 1) == SPI_OK_SELECT && SPI_processed == 1)
 	{
 		bool		isnull;
@@ -982,59 +694,6 @@ toms_guard_utility_after(void)
 	}
 }
 
-/* Look up a policy's table and name by its OID. */
-static bool
-policy_info(Oid policyid, Oid *relid, char **name)
-{
-	Relation	rel;
-	SysScanDesc scan;
-	ScanKeyData key;
-	HeapTuple	tup;
-	bool		found = false;
-
-	rel = table_open(PolicyRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_policy_oid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(policyid));
-	scan = systable_beginscan(rel, PolicyOidIndexId, true, NULL, 1, &key);
-	if (HeapTupleIsValid(tup = systable_getnext(scan)))
-	{
-		Form_pg_policy pol = (Form_pg_policy) GETSTRUCT(tup);
-
-		*relid = pol->polrelid;
-		*name = pstrdup(NameStr(pol->polname));
-		found = true;
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return found;
-}
-
-static bool
-trigger_info(Oid trigid, Oid *relid, char **name)
-{
-	Relation	rel;
-	SysScanDesc scan;
-	ScanKeyData key;
-	HeapTuple	tup;
-	bool		found = false;
-
-	rel = table_open(TriggerRelationId, AccessShareLock);
-	ScanKeyInit(&key, Anum_pg_trigger_oid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(trigid));
-	scan = systable_beginscan(rel, TriggerOidIndexId, true, NULL, 1, &key);
-	if (HeapTupleIsValid(tup = systable_getnext(scan)))
-	{
-		Form_pg_trigger trg = (Form_pg_trigger) GETSTRUCT(tup);
-
-		*relid = trg->tgrelid;
-		*name = pstrdup(NameStr(trg->tgname));
-		found = true;
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
-	return found;
-}
-
 static void
 check_drop(Oid classId, Oid objectId, int subId)
 {
@@ -1051,190 +710,23 @@ check_drop(Oid classId, Oid objectId, int subId)
 			refuse_drop_table(objectId);
 		name = get_attname(objectId, subId, true);
 		if (is_guarded_column(prot, name))
-			refuse(get_rel_name(objectId), psprintf("drop column \"%s\"", name), NULL);
+			TOMS_REFUSE(errmsg("cannot drop column \"%s\" of protected table \"%s\"",
+							   name, get_rel_name(objectId)), hint_unprotect());
 	}
 	else if (classId == PolicyRelationId)
 	{
-		if (policy_info(objectId, &relid, &name) && is_toms_name(name) && toms_protected(relid))
-			refuse(get_rel_name(relid), psprintf("drop policy \"%s\"", name), NULL);
+		if (toms_guard_policy_info(objectId, &relid, &name) && is_toms_name(name) &&
+			toms_protected(relid))
+			TOMS_REFUSE(errmsg("cannot drop policy \"%s\" on protected table \"%s\"",
+							   name, get_rel_name(relid)), hint_unprotect());
 	}
 	else if (classId == TriggerRelationId)
 	{
-		if (trigger_info(objectId, &relid, &name) && is_toms_name(name) && toms_protected(relid))
-			refuse(get_rel_name(relid), psprintf("drop trigger \"%s\"", name), NULL);
+		if (toms_guard_trigger_info(objectId, &relid, &name) && is_toms_name(name) &&
+			toms_protected(relid))
+			TOMS_REFUSE(errmsg("cannot drop trigger \"%s\" on protected table \"%s\"",
+							   name, get_rel_name(relid)), hint_unprotect());
 	}
-}
-
-/*
- * The protected table (or a domain a protected table uses) whose rows an
- * object evaluates: an index, a constraint, a column default or generated
- * column, extended statistics, a trigger, a policy -- or, for an
- * operator or a function with an SQL-standard body (whose calls PostgreSQL
- * records), whatever uses it.  InvalidOid if none.
- */
-static Oid	uses_of(Oid classId, Oid objectId, int depth, bool *domain);
-
-static Oid
-guarded_owner(Oid classId, Oid objectId, int depth, bool *domain)
-{
-	HeapTuple	tup;
-	Oid			relid = InvalidOid;
-
-	if (classId == RelationRelationId)
-	{
-		/* an index: its table */
-		tup = SearchSysCache1(INDEXRELID, ObjectIdGetDatum(objectId));
-		if (HeapTupleIsValid(tup))
-		{
-			relid = ((Form_pg_index) GETSTRUCT(tup))->indrelid;
-			ReleaseSysCache(tup);
-		}
-	}
-	else if (classId == ConstraintRelationId)
-	{
-		tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(objectId));
-		if (HeapTupleIsValid(tup))
-		{
-			Form_pg_constraint con = (Form_pg_constraint) GETSTRUCT(tup);
-
-			relid = con->conrelid;
-			if (!OidIsValid(relid) && OidIsValid(con->contypid) && guarded_domain(con->contypid))
-			{
-				*domain = true;
-				relid = con->contypid;
-				ReleaseSysCache(tup);
-				return relid;
-			}
-			ReleaseSysCache(tup);
-		}
-	}
-	else if (classId == AttrDefaultRelationId)
-	{
-		Relation	rel = table_open(AttrDefaultRelationId, AccessShareLock);
-		ScanKeyData key;
-		SysScanDesc scan;
-
-		ScanKeyInit(&key, Anum_pg_attrdef_oid, BTEqualStrategyNumber, F_OIDEQ,
-					ObjectIdGetDatum(objectId));
-		scan = systable_beginscan(rel, AttrDefaultOidIndexId, true, NULL, 1, &key);
-		if (HeapTupleIsValid(tup = systable_getnext(scan)))
-			relid = ((Form_pg_attrdef) GETSTRUCT(tup))->adrelid;
-		systable_endscan(scan);
-		table_close(rel, AccessShareLock);
-	}
-	else if (classId == StatisticExtRelationId)
-	{
-		tup = SearchSysCache1(STATEXTOID, ObjectIdGetDatum(objectId));
-		if (HeapTupleIsValid(tup))
-		{
-			relid = ((Form_pg_statistic_ext) GETSTRUCT(tup))->stxrelid;
-			ReleaseSysCache(tup);
-		}
-	}
-	else if (classId == TriggerRelationId || classId == PolicyRelationId)
-	{
-		char	   *name;
-
-		if (!(classId == TriggerRelationId ? trigger_info(objectId, &relid, &name) :
-			  policy_info(objectId, &relid, &name)))
-			relid = InvalidOid;
-	}
-	else if (classId == OperatorRelationId || classId == ProcedureRelationId)
-		return uses_of(classId, objectId, depth + 1, domain);
-	return OidIsValid(relid) && guarded_table(relid) ? relid : InvalidOid;
-}
-
-/* how far through operators and calling functions a use is followed */
-#define USES_MAX_DEPTH 8
-
-typedef struct UsesOf
-{
-	int			depth;
-	bool	   *domain;
-	Oid			found;
-} UsesOf;
-
-static bool
-guarded_use(Form_pg_depend dep, void *arg)
-{
-	UsesOf	   *u = arg;
-
-	u->found = guarded_owner(dep->classid, dep->objid, u->depth, u->domain);
-	return OidIsValid(u->found);
-}
-
-static Oid
-uses_of(Oid classId, Oid objectId, int depth, bool *domain)
-{
-	UsesOf		u = {depth, domain, InvalidOid};
-
-	if (depth > USES_MAX_DEPTH)
-		return InvalidOid;
-	(void) any_dependent(classId, objectId, guarded_use, &u);
-	return u.found;
-}
-
-/*
- * CREATE OR REPLACE FUNCTION and ALTER FUNCTION of a function that an
- * index, constraint, generated column, statistics, trigger or policy of a
- * protected table evaluate (directly, through an operator, or called from
- * the SQL-standard body of such a function): it would run the new code over
- * every tenant's rows at the next REINDEX, CLUSTER, VACUUM FULL, ANALYZE or
- * validation, or on every tenant's writes.  Calls from other bodies
- * (PL/pgSQL, quoted SQL) are not recorded by PostgreSQL and so not
- * followed.
- */
-static void
-check_function_change(Oid funcid)
-{
-	bool		domain = false;
-	Oid			owner = uses_of(ProcedureRelationId, funcid, 0, &domain);
-
-	if (OidIsValid(owner))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("cannot change function %s: it is evaluated over the rows of %s \"%s\"",
-						format_procedure(funcid),
-						domain ? "the protected table(s) using domain" : "protected table",
-						domain ? format_type_be(owner) : get_rel_name(owner)),
-				 errhint("Only toms_admin may change a function that protected rows pass through.")));
-}
-
-/*
- * toms.protect(): restrictive policies already on the table run before the
- * tenant filter.  toms_admin protecting the table vets them; say which
- * ones call a user-defined function (that function can no longer be
- * changed by others, see above).
- */
-void
-toms_warn_policy_functions(Oid relid)
-{
-	Relation	rel = table_open(PolicyRelationId, AccessShareLock);
-	ScanKeyData key;
-	SysScanDesc scan;
-	HeapTuple	tup;
-
-	ScanKeyInit(&key, Anum_pg_policy_polrelid, BTEqualStrategyNumber, F_OIDEQ,
-				ObjectIdGetDatum(relid));
-	scan = systable_beginscan(rel, PolicyPolrelidPolnameIndexId, true, NULL, 1, &key);
-	while (HeapTupleIsValid(tup = systable_getnext(scan)))
-	{
-		Form_pg_policy pol = (Form_pg_policy) GETSTRUCT(tup);
-		bool		qnull,
-					cnull;
-		Datum		qual = heap_getattr(tup, Anum_pg_policy_polqual, RelationGetDescr(rel), &qnull);
-		Datum		check = heap_getattr(tup, Anum_pg_policy_polwithcheck, RelationGetDescr(rel), &cnull);
-
-		if (stored_expr_calls_user_function(qual, qnull) ||
-			stored_expr_calls_user_function(check, cnull))
-			ereport(WARNING,
-					(errmsg("policy \"%s\" on table \"%s\" calls a user-defined function",
-							NameStr(pol->polname), get_rel_name(relid)),
-					 errdetail("Restrictive policies run before toms' tenant filter: the function sees every tenant's rows that a query reads."),
-					 errhint("Drop the policy unless the function is trusted.")));
-	}
-	systable_endscan(scan);
-	table_close(rel, AccessShareLock);
 }
 
 /* object_access_hook (hooks.c, after the other libraries' hooks). */
@@ -1252,10 +744,10 @@ toms_guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 			   (classId == RelationRelationId || classId == ConstraintRelationId ||
 				classId == AttrDefaultRelationId || classId == StatisticExtRelationId)) ||
 			  ((access == OAT_POST_CREATE || access == OAT_POST_ALTER) && classId == PolicyRelationId)) &&
-			 toms_extension_exists() && !is_admin())
-		check_created(classId, objectId, subId);
+			 toms_extension_exists() && !toms_guard_is_admin())
+		toms_guard_check_created(classId, objectId, subId);
 	else if ((access == OAT_POST_CREATE || access == OAT_POST_ALTER) &&
-			 classId == ProcedureRelationId && toms_extension_exists() && !is_admin())
-		check_function_change(objectId);
+			 classId == ProcedureRelationId && toms_extension_exists() && !toms_guard_is_admin())
+		toms_guard_check_function_change(objectId);
 }
 

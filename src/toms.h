@@ -228,11 +228,31 @@ extern const char *toms_paseto_footer_kid(const unsigned char *footer, size_t le
 extern bool toms_json_check(const unsigned char *json, size_t len, int max_depth);
 
 /* guard.c: ProcessUtility and object_access checks, called by hooks.c */
-extern void toms_warn_policy_functions(Oid relid);
 extern void toms_guard_utility_before(PlannedStmt *pstmt);
 extern void toms_guard_utility_after(void);
 extern void toms_guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 									 int subId, void *arg);
+
+/*
+ * guard_expr.c: what DDL evaluates over a protected table's rows; called
+ * by guard.c (the checks) and protect.c (the warning).
+ *
+ * TOMS_REFUSE is the guard's refusal (42501): msg and hint are the
+ * errmsg(...) and errhint(...) calls, so that each message is one fixed,
+ * translatable string.
+ */
+#define TOMS_REFUSE(msg, hint) \
+	ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), msg, hint))
+extern bool toms_guard_is_admin(void);
+extern bool toms_guard_policy_info(Oid policyid, Oid *relid, char **name);
+extern bool toms_guard_trigger_info(Oid trigid, Oid *relid, char **name);
+extern void toms_guard_check_created(Oid classId, Oid objectId, int subId);
+extern void toms_guard_check_function_change(Oid funcid);
+extern void toms_guard_check_retype(Oid relid, const char *relname, const char *colname,
+									const ColumnDef *def);
+extern void toms_guard_check_validate(Oid relid, const char *conname);
+extern void toms_guard_check_alter_domain(const AlterDomainStmt *stmt);
+extern void toms_warn_policy_functions(Oid relid);
 
 /* audit.c */
 
