@@ -7,7 +7,7 @@
  *	  column's default, registration in toms.protected_tables) and take it
  *	  out again.  What the other capabilities need of a protected table is
  *	  delegated to them: sealed columns to sealed.c, the subject column to
- *	  lifecycle.c, the check of existing policies to guard.c.
+ *	  lifecycle.c, the check of existing policies to guard_expr.c.
  *
  *-------------------------------------------------------------------------
  */
