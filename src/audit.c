@@ -24,7 +24,7 @@
  *	  lost to an error and no stack can be left inconsistent.
  *
  *	  toms.audit_log is append-only: a trigger refuses every INSERT, UPDATE,
- *	  DELETE and TRUNCATE not made by toms itself (audit_writing), and the
+ *	  DELETE and TRUNCATE not made by toms itself (toms_audit_writing), and the
  *	  ProcessUtility hook refuses ALTER, RENAME, rules, trigger changes and
  *	  the like on it.  What a superuser does with the triggers switched off
  *	  is caught by the hash chain (toms.verify_audit).
@@ -100,20 +100,20 @@ static const struct config_enum_entry queue_full_options[] = {
 	{NULL, 0, false}
 };
 
-int			audit_flush_delay = 200;
-int			audit_retention = 0;
-int			incident_denials = 5;
-int			incident_window = 60;
-char	   *audit_log_destination = NULL;
-bool		audit_to_log = false;
+int			toms_audit_flush_delay = 200;
+int			toms_audit_retention = 0;
+int			toms_audit_incident_denials = 5;
+int			toms_audit_incident_window = 60;
+static char *audit_log_destination = NULL;
+bool		toms_audit_to_log = false;
 static bool audit_sync = false;
 static int	audit_queue_full = QUEUE_FULL_BLOCK;
 static int	audit_queue_size = 4096;
 static bool audit_statement_text = false;
 
-bool		audit_writing = false;
+bool		toms_audit_writing = false;
 
-AuditShared *audit_shared = NULL;
+AuditShared *toms_audit_shared = NULL;
 static int	lock_base = -1;
 
 /* Statement records that never reached ExecutorEnd are "failed". */
@@ -172,7 +172,7 @@ typedef struct AuditUtility
  * ----------------------------------------------------------------
  */
 void
-audit_rec_init(AuditRec *rec, AuditRecType type, TimestampTz ts)
+toms_audit_rec_init(AuditRec *rec, AuditRecType type, TimestampTz ts)
 {
 	int			i;
 
@@ -184,7 +184,7 @@ audit_rec_init(AuditRec *rec, AuditRecType type, TimestampTz ts)
 }
 
 void
-audit_rec_set_str(AuditRec *rec, int field, const char *s)
+toms_audit_rec_set_str(AuditRec *rec, int field, const char *s)
 {
 	int			len;
 	int			room = AUDIT_REC_DATA - rec->h.used;
@@ -204,14 +204,14 @@ audit_rec_set_str(AuditRec *rec, int field, const char *s)
 }
 
 void
-audit_rec_set_int(AuditRec *rec, int field, int64 v)
+toms_audit_rec_set_int(AuditRec *rec, int field, int64 v)
 {
 	rec->h.ints[field] = v;
 	rec->h.intmask |= (1 << field);
 }
 
 char *
-audit_rec_get_str(const AuditRec *rec, int field)
+toms_audit_rec_get_str(const AuditRec *rec, int field)
 {
 	if (rec->h.len[field] == AUDIT_STR_NULL)
 		return NULL;
@@ -229,7 +229,7 @@ static const int int_col[RI_NINT] = {
 };
 
 void
-audit_rec_to_datums(const AuditRec *rec, Datum *values, bool *nulls)
+toms_audit_rec_to_datums(const AuditRec *rec, Datum *values, bool *nulls)
 {
 	int			i;
 	Size		size = 0;
@@ -313,7 +313,7 @@ audit_col_type(int col)
 }
 
 AuditStore *
-audit_store_begin(bool bulk)
+toms_audit_store_begin(bool bulk)
 {
 	AuditStore *st = palloc0(sizeof(AuditStore));
 	Oid			relid = get_relname_relid("audit_log", toms_schema_oid());
@@ -380,7 +380,7 @@ audit_store_flush(AuditStore *st)
 }
 
 void
-audit_store_row(AuditStore *st, const Datum *values, const bool *nulls)
+toms_audit_store_row(AuditStore *st, const Datum *values, const bool *nulls)
 {
 	HeapTuple	tup;
 
@@ -394,7 +394,7 @@ audit_store_row(AuditStore *st, const Datum *values, const bool *nulls)
 }
 
 void
-audit_store_end(AuditStore *st)
+toms_audit_store_end(AuditStore *st)
 {
 	int			i;
 
@@ -431,7 +431,7 @@ put_be(uint8 *p, uint64 v, int n)
  * external verifier can recompute it.
  */
 void
-audit_chain_hash(const uint8 *prev, const Datum *values, const bool *nulls, uint8 *out)
+toms_audit_chain_hash(const uint8 *prev, const Datum *values, const bool *nulls, uint8 *out)
 {
 	crypto_generichash_state st;
 	int			i;
@@ -486,7 +486,7 @@ audit_chain_hash(const uint8 *prev, const Datum *values, const bool *nulls, uint
  * ----------------------------------------------------------------
  */
 LWLock *
-audit_lock(void)
+toms_audit_lock(void)
 {
 	return toms_lwlock(lock_base);
 }
@@ -503,20 +503,20 @@ audit_shmem_startup(void)
 {
 	bool		found;
 
-	audit_shared = ShmemInitStruct("toms audit queue", audit_shmem_size(), &found);
+	toms_audit_shared = ShmemInitStruct("toms audit queue", audit_shmem_size(), &found);
 	if (!found)
 	{
-		memset(audit_shared, 0, offsetof(AuditShared, slots));
-		audit_shared->nslots = audit_queue_size;
-		ConditionVariableInit(&audit_shared->cv_space);
-		ConditionVariableInit(&audit_shared->cv_done);
-		pg_atomic_init_u64(&audit_shared->n_enqueued, 0);
-		pg_atomic_init_u64(&audit_shared->n_written, 0);
-		pg_atomic_init_u64(&audit_shared->n_waits, 0);
-		pg_atomic_init_u64(&audit_shared->n_full_errors, 0);
-		pg_atomic_init_u64(&audit_shared->n_to_log, 0);
-		pg_atomic_init_u64(&audit_shared->n_incidents, 0);
-		memset(audit_shared->slots, 0, mul_size(audit_queue_size, sizeof(AuditSlot)));
+		memset(toms_audit_shared, 0, offsetof(AuditShared, slots));
+		toms_audit_shared->nslots = audit_queue_size;
+		ConditionVariableInit(&toms_audit_shared->cv_space);
+		ConditionVariableInit(&toms_audit_shared->cv_done);
+		pg_atomic_init_u64(&toms_audit_shared->n_enqueued, 0);
+		pg_atomic_init_u64(&toms_audit_shared->n_written, 0);
+		pg_atomic_init_u64(&toms_audit_shared->n_waits, 0);
+		pg_atomic_init_u64(&toms_audit_shared->n_full_errors, 0);
+		pg_atomic_init_u64(&toms_audit_shared->n_to_log, 0);
+		pg_atomic_init_u64(&toms_audit_shared->n_incidents, 0);
+		memset(toms_audit_shared->slots, 0, mul_size(audit_queue_size, sizeof(AuditSlot)));
 	}
 }
 
@@ -540,7 +540,7 @@ rec_json(const AuditRec *rec)
 	escape_json(&buf, timestamptz_to_str(rec->h.ts));
 	for (i = 0; i < RS_NSTR; i++)
 	{
-		char	   *s = audit_rec_get_str(rec, i);
+		char	   *s = toms_audit_rec_get_str(rec, i);
 
 		if (s == NULL)
 			continue;
@@ -560,10 +560,10 @@ rec_json(const AuditRec *rec)
  * wait or fail): it goes to the server log instead, never silently away.
  */
 void
-audit_rec_to_log(const AuditRec *rec)
+toms_audit_rec_to_log(const AuditRec *rec)
 {
-	pg_atomic_fetch_add_u64(&audit_shared->n_to_log, 1);
-	audit_log_json(rec_json(rec));
+	pg_atomic_fetch_add_u64(&toms_audit_shared->n_to_log, 1);
+	toms_audit_log_json(rec_json(rec));
 }
 
 /*
@@ -575,7 +575,7 @@ audit_rec_to_log(const AuditRec *rec)
 static uint64
 audit_enqueue(const AuditRec *rec, Oid dbid, bool in_abort)
 {
-	AuditShared *sh = audit_shared;
+	AuditShared *sh = toms_audit_shared;
 	uint64		seq = 0;
 	bool		counted = false;
 	int			tries = 0;
@@ -588,13 +588,13 @@ audit_enqueue(const AuditRec *rec, Oid dbid, bool in_abort)
 	if (sh == NULL || MyProc == NULL || RecoveryInProgress())
 	{
 		if (sh)
-			audit_rec_to_log(rec);
+			toms_audit_rec_to_log(rec);
 		return 0;
 	}
 
 	for (;;)
 	{
-		LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+		LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
 		if (sh->head - sh->tail < (uint64) sh->nslots)
 		{
 			AuditSlot  *slot = &sh->slots[sh->head % sh->nslots];
@@ -619,10 +619,10 @@ audit_enqueue(const AuditRec *rec, Oid dbid, bool in_abort)
 				(sh->head - sh->tail) * 2 > (uint64) sh->nslots;
 			if (wake && !have_worker)
 				latch = sh->launcher_latch;
-			LWLockRelease(audit_lock());
+			LWLockRelease(toms_audit_lock());
 			break;
 		}
-		LWLockRelease(audit_lock());
+		LWLockRelease(toms_audit_lock());
 
 		if (!counted)
 		{
@@ -641,7 +641,7 @@ audit_enqueue(const AuditRec *rec, Oid dbid, bool in_abort)
 		if (in_abort && ++tries > 100)
 		{
 			ConditionVariableCancelSleep();
-			audit_rec_to_log(rec);
+			toms_audit_rec_to_log(rec);
 			return 0;
 		}
 		if (sh->launcher_latch)
@@ -662,7 +662,7 @@ audit_enqueue(const AuditRec *rec, Oid dbid, bool in_abort)
 static void
 audit_wait_durable(uint64 seq, bool in_abort)
 {
-	AuditShared *sh = audit_shared;
+	AuditShared *sh = toms_audit_shared;
 	int			waited = 0;
 
 	if (seq == 0 || sh == NULL)
@@ -672,9 +672,9 @@ audit_wait_durable(uint64 seq, bool in_abort)
 		AuditSlot  *slot = &sh->slots[(seq - 1) % sh->nslots];
 		bool		done;
 
-		LWLockAcquire(audit_lock(), LW_SHARED);
+		LWLockAcquire(toms_audit_lock(), LW_SHARED);
 		done = slot->seq != seq || slot->state == SLOT_DONE || slot->state == SLOT_EMPTY;
-		LWLockRelease(audit_lock());
+		LWLockRelease(toms_audit_lock());
 		if (done)
 			break;
 		if (in_abort && waited > 10000)
@@ -746,19 +746,19 @@ role_name(Oid roleid)
 static void
 rec_fill_common(AuditRec *rec, const char *kind)
 {
-	audit_rec_set_str(rec, RS_KIND, kind);
-	audit_rec_set_int(rec, RI_PID, MyProcPid);
-	audit_rec_set_str(rec, RS_CLIENT_ADDR, client_addr());
+	toms_audit_rec_set_str(rec, RS_KIND, kind);
+	toms_audit_rec_set_int(rec, RI_PID, MyProcPid);
+	toms_audit_rec_set_str(rec, RS_CLIENT_ADDR, client_addr());
 	if (application_name && application_name[0])
-		audit_rec_set_str(rec, RS_APPLICATION_NAME, application_name);
+		toms_audit_rec_set_str(rec, RS_APPLICATION_NAME, application_name);
 	if (IsTransactionState() && OidIsValid(GetSessionUserId()))
 	{
 		FullTransactionId fxid = GetTopFullTransactionIdIfAny();
 
-		audit_rec_set_str(rec, RS_SESSION_ROLE, role_name(GetSessionUserId()));
-		audit_rec_set_str(rec, RS_EFFECTIVE_ROLE, role_name(GetUserId()));
+		toms_audit_rec_set_str(rec, RS_SESSION_ROLE, role_name(GetSessionUserId()));
+		toms_audit_rec_set_str(rec, RS_EFFECTIVE_ROLE, role_name(GetUserId()));
 		if (FullTransactionIdIsValid(fxid))
-			audit_rec_set_int(rec, RI_XID, (int64) U64FromFullTransactionId(fxid));
+			toms_audit_rec_set_int(rec, RI_XID, (int64) U64FromFullTransactionId(fxid));
 	}
 }
 
@@ -766,7 +766,7 @@ static void
 rec_fill_statement(AuditRec *rec)
 {
 	if (audit_statement_text && debug_query_string)
-		audit_rec_set_str(rec, RS_STATEMENT, toms_redact_secrets(debug_query_string));
+		toms_audit_rec_set_str(rec, RS_STATEMENT, toms_redact_secrets(debug_query_string));
 }
 
 /* ----------------------------------------------------------------
@@ -782,14 +782,14 @@ audit_insert_in_xact(AuditRec *rec)
 	AuditStore *st;
 
 	xact_fxid = GetTopFullTransactionId();
-	audit_rec_set_int(rec, RI_XID, (int64) U64FromFullTransactionId(xact_fxid));
-	audit_rec_set_str(rec, RS_FATE, "committed");
-	audit_rec_to_datums(rec, values, nulls);
+	toms_audit_rec_set_int(rec, RI_XID, (int64) U64FromFullTransactionId(xact_fxid));
+	toms_audit_rec_set_str(rec, RS_FATE, "committed");
+	toms_audit_rec_to_datums(rec, values, nulls);
 
 	/* unchained (seq NULL): the worker chains it once the transaction commits */
-	st = audit_store_begin(false);
-	audit_store_row(st, values, nulls);
-	audit_store_end(st);
+	st = toms_audit_store_begin(false);
+	toms_audit_store_row(st, values, nulls);
+	toms_audit_store_end(st);
 
 	pr = MemoryContextAlloc(TopTransactionContext, offsetof(PendingRec, rec) +
 							offsetof(AuditRec, data) + rec->h.used);
@@ -808,7 +808,7 @@ requeue_rolled_back(PendingRec *pr)
 	int			i;
 
 	/* rebuild it without the fate, then set the new fate */
-	audit_rec_init(rec, AREC_RECORD, pr->rec.h.ts);
+	toms_audit_rec_init(rec, AREC_RECORD, pr->rec.h.ts);
 	for (i = 0; i < RS_NSTR; i++)
 	{
 		if (i == RS_FATE || pr->rec.h.len[i] == AUDIT_STR_NULL)
@@ -820,7 +820,7 @@ requeue_rolled_back(PendingRec *pr)
 	}
 	memcpy(rec->h.ints, pr->rec.h.ints, sizeof(rec->h.ints));
 	rec->h.intmask = pr->rec.h.intmask;
-	audit_rec_set_str(rec, RS_FATE, "rolled back");
+	toms_audit_rec_set_str(rec, RS_FATE, "rolled back");
 	audit_queue(rec, MyDatabaseId, true);
 	pfree(rec);
 }
@@ -833,12 +833,12 @@ audit_xact_callback(XactEvent event, void *arg)
 	switch (event)
 	{
 		case XACT_EVENT_COMMIT:
-			if (xact_inserted && audit_shared)
+			if (xact_inserted && toms_audit_shared)
 			{
 				AuditRec   *rec = palloc(sizeof(AuditRec));
 
-				audit_rec_init(rec, AREC_CHAIN, GetCurrentTimestamp());
-				audit_rec_set_int(rec, RI_XID, (int64) U64FromFullTransactionId(xact_fxid));
+				toms_audit_rec_init(rec, AREC_CHAIN, GetCurrentTimestamp());
+				toms_audit_rec_set_int(rec, RI_XID, (int64) U64FromFullTransactionId(xact_fxid));
 				(void) audit_enqueue(rec, MyDatabaseId, true);
 				pfree(rec);
 			}
@@ -897,8 +897,8 @@ audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 static bool
 audit_backend_active(void)
 {
-	return audit_shared != NULL && IsUnderPostmaster && !IsParallelWorker() &&
-		!audit_writing && MyDatabaseId != InvalidOid;
+	return toms_audit_shared != NULL && IsUnderPostmaster && !IsParallelWorker() &&
+		!toms_audit_writing && MyDatabaseId != InvalidOid;
 }
 
 static const char *
@@ -967,24 +967,24 @@ access_record(Oid relid, const char *action, uint64 query_id)
 	AuditRec   *rec = palloc(sizeof(AuditRec));
 	const TomsContext *ctx = toms_context(true);
 
-	audit_rec_init(rec, AREC_RECORD, GetCurrentStatementStartTimestamp());
+	toms_audit_rec_init(rec, AREC_RECORD, GetCurrentStatementStartTimestamp());
 	rec_fill_common(rec, "access");
-	audit_rec_set_str(rec, RS_ACTION, action);
-	audit_rec_set_str(rec, RS_RELNAME, qualified_relname(relid));
+	toms_audit_rec_set_str(rec, RS_ACTION, action);
+	toms_audit_rec_set_str(rec, RS_RELNAME, qualified_relname(relid));
 	if (query_id != 0)
-		audit_rec_set_int(rec, RI_QUERY_ID, (int64) query_id);
+		toms_audit_rec_set_int(rec, RI_QUERY_ID, (int64) query_id);
 	if (ctx)
 	{
-		audit_rec_set_str(rec, RS_TENANT, ctx->tenant);
-		audit_rec_set_str(rec, RS_ACTOR, ctx->actor);
+		toms_audit_rec_set_str(rec, RS_TENANT, ctx->tenant);
+		toms_audit_rec_set_str(rec, RS_ACTOR, ctx->actor);
 		if (ctx->grant_id != 0)
 		{
-			audit_rec_set_int(rec, RI_GRANT_ID, ctx->grant_id);
-			audit_rec_set_str(rec, RS_JUSTIFICATION, ctx->justification);
+			toms_audit_rec_set_int(rec, RI_GRANT_ID, ctx->grant_id);
+			toms_audit_rec_set_str(rec, RS_JUSTIFICATION, ctx->justification);
 		}
 	}
 	else
-		audit_rec_set_str(rec, RS_ACTOR, role_name(GetSessionUserId()));
+		toms_audit_rec_set_str(rec, RS_ACTOR, role_name(GetSessionUserId()));
 	rec_fill_statement(rec);
 	return rec;
 }
@@ -1026,7 +1026,7 @@ audit_stmt_reset(void *arg)
 		return;
 	for (i = 0; i < st->nrecs; i++)
 	{
-		audit_rec_set_str(st->recs[i], RS_FATE, "failed");
+		toms_audit_rec_set_str(st->recs[i], RS_FATE, "failed");
 		audit_queue(st->recs[i], MyDatabaseId, true);
 	}
 }
@@ -1076,7 +1076,7 @@ stmt_record(AuditStmt *st, Oid relid, const char *action, bool write, uint64 que
 
 	for (i = 0; i < st->nrecs; i++)
 		if (st->writes[i] == write && st->recs[i]->h.ints[RI_ROW_COUNT] == (int64) relid &&
-			strcmp(audit_rec_get_str(st->recs[i], RS_ACTION), action) == 0)
+			strcmp(toms_audit_rec_get_str(st->recs[i], RS_ACTION), action) == 0)
 			return i;
 
 	oldcxt = MemoryContextSwitchTo(st->qd->estate->es_query_cxt);
@@ -1215,8 +1215,8 @@ toms_audit_executor_end(QueryDesc *queryDesc)
 				st->top->nested_rows[st->idx[i]] += rows;
 		for (i = 0; i < st->nrecs; i++)
 		{
-			audit_rec_set_int(st->recs[i], RI_ROW_COUNT,
-							  st->nested_rows[i] < 0 ? (int64) rows : st->nested_rows[i]);
+			toms_audit_rec_set_int(st->recs[i], RI_ROW_COUNT,
+								   st->nested_rows[i] < 0 ? (int64) rows : st->nested_rows[i]);
 			if (st->writes[i])
 				audit_insert_in_xact(st->recs[i]);
 			else
@@ -1291,7 +1291,7 @@ toms_audit_utility_failed(void *arg)
 		return;
 	foreach(lc, au->recs)
 	{
-		audit_rec_set_str(lfirst(lc), RS_FATE, "failed");
+		toms_audit_rec_set_str(lfirst(lc), RS_FATE, "failed");
 		audit_queue(lfirst(lc), MyDatabaseId, true);
 	}
 }
@@ -1311,7 +1311,7 @@ toms_audit_utility_end(void *arg, QueryCompletion *qc)
 		bool		write = lfirst_int(lw);
 
 		if (qc)
-			audit_rec_set_int(rec, RI_ROW_COUNT, (int64) qc->nprocessed);
+			toms_audit_rec_set_int(rec, RI_ROW_COUNT, (int64) qc->nprocessed);
 		if (write)
 			audit_insert_in_xact(rec);
 		else
@@ -1330,12 +1330,12 @@ toms_audit_admin(const char *action, const char *tenant, const char *detail)
 {
 	AuditRec   *rec = palloc(sizeof(AuditRec));
 
-	audit_rec_init(rec, AREC_RECORD, GetCurrentTimestamp());
+	toms_audit_rec_init(rec, AREC_RECORD, GetCurrentTimestamp());
 	rec_fill_common(rec, "admin");
-	audit_rec_set_str(rec, RS_ACTION, action);
-	audit_rec_set_str(rec, RS_TENANT, tenant);
-	audit_rec_set_str(rec, RS_ACTOR, role_name(GetSessionUserId()));
-	audit_rec_set_str(rec, RS_DETAIL, detail);
+	toms_audit_rec_set_str(rec, RS_ACTION, action);
+	toms_audit_rec_set_str(rec, RS_TENANT, tenant);
+	toms_audit_rec_set_str(rec, RS_ACTOR, role_name(GetSessionUserId()));
+	toms_audit_rec_set_str(rec, RS_DETAIL, detail);
 	rec_fill_statement(rec);
 	if (IsTransactionState() && !IsAbortedTransactionBlockState())
 		audit_insert_in_xact(rec);
@@ -1349,16 +1349,16 @@ toms_audit_denied(const char *reason, const char *tenant, Oid relid, const char 
 {
 	AuditRec   *rec = palloc(sizeof(AuditRec));
 
-	audit_rec_init(rec, AREC_RECORD, GetCurrentTimestamp());
+	toms_audit_rec_init(rec, AREC_RECORD, GetCurrentTimestamp());
 	rec_fill_common(rec, "denied");
-	audit_rec_set_str(rec, RS_ACTION, reason);
-	audit_rec_set_str(rec, RS_TENANT, tenant);
-	audit_rec_set_str(rec, RS_FATE, "denied");
+	toms_audit_rec_set_str(rec, RS_ACTION, reason);
+	toms_audit_rec_set_str(rec, RS_TENANT, tenant);
+	toms_audit_rec_set_str(rec, RS_FATE, "denied");
 	if (IsTransactionState() && OidIsValid(GetSessionUserId()))
-		audit_rec_set_str(rec, RS_ACTOR, role_name(GetSessionUserId()));
+		toms_audit_rec_set_str(rec, RS_ACTOR, role_name(GetSessionUserId()));
 	if (OidIsValid(relid) && IsTransactionState())
-		audit_rec_set_str(rec, RS_RELNAME, qualified_relname(relid));
-	audit_rec_set_str(rec, RS_DETAIL, detail);
+		toms_audit_rec_set_str(rec, RS_RELNAME, qualified_relname(relid));
+	toms_audit_rec_set_str(rec, RS_DETAIL, detail);
 	rec_fill_statement(rec);
 	audit_queue(rec, MyDatabaseId, false);
 	pfree(rec);
@@ -1371,16 +1371,16 @@ toms_audit_login(bool success, const char *role, const char *database,
 	AuditRec   *rec = palloc(sizeof(AuditRec));
 	StringInfoData d;
 
-	audit_rec_init(rec, AREC_RECORD, GetCurrentTimestamp());
-	audit_rec_set_str(rec, RS_KIND, "login");
-	audit_rec_set_str(rec, RS_ACTION, success ? "LOGIN" : "LOGIN FAILED");
-	audit_rec_set_str(rec, RS_SESSION_ROLE, role);
-	audit_rec_set_str(rec, RS_ACTOR, role);
-	audit_rec_set_str(rec, RS_FATE, success ? "succeeded" : "failed");
-	audit_rec_set_int(rec, RI_PID, MyProcPid);
-	audit_rec_set_str(rec, RS_CLIENT_ADDR, client_addr());
+	toms_audit_rec_init(rec, AREC_RECORD, GetCurrentTimestamp());
+	toms_audit_rec_set_str(rec, RS_KIND, "login");
+	toms_audit_rec_set_str(rec, RS_ACTION, success ? "LOGIN" : "LOGIN FAILED");
+	toms_audit_rec_set_str(rec, RS_SESSION_ROLE, role);
+	toms_audit_rec_set_str(rec, RS_ACTOR, role);
+	toms_audit_rec_set_str(rec, RS_FATE, success ? "succeeded" : "failed");
+	toms_audit_rec_set_int(rec, RI_PID, MyProcPid);
+	toms_audit_rec_set_str(rec, RS_CLIENT_ADDR, client_addr());
 	if (MyProcPort && MyProcPort->application_name)
-		audit_rec_set_str(rec, RS_APPLICATION_NAME, MyProcPort->application_name);
+		toms_audit_rec_set_str(rec, RS_APPLICATION_NAME, MyProcPort->application_name);
 	initStringInfo(&d);
 	appendStringInfoString(&d, "{\"database\":");
 	escape_json(&d, database ? database : "");
@@ -1395,8 +1395,8 @@ toms_audit_login(bool success, const char *role, const char *database,
 		escape_json(&d, reason);
 	}
 	appendStringInfoChar(&d, '}');
-	audit_rec_set_str(rec, RS_DETAIL, d.data);
-	audit_rec_set_str(rec, RS_DATABASE, database);
+	toms_audit_rec_set_str(rec, RS_DETAIL, d.data);
+	toms_audit_rec_set_str(rec, RS_DATABASE, database);
 	/* before InitPostgres has a database: the launcher resolves the name */
 	audit_queue(rec, OidIsValid(MyDatabaseId) ? MyDatabaseId : InvalidOid, false);
 	pfree(rec);
@@ -1407,13 +1407,13 @@ toms_incident(const char *kind, const char *severity, const char *tenant, const 
 {
 	AuditRec   *rec = palloc(sizeof(AuditRec));
 
-	audit_rec_init(rec, AREC_INCIDENT, GetCurrentTimestamp());
-	audit_rec_set_str(rec, RS_ACTION, kind);
-	audit_rec_set_str(rec, RS_FATE, severity ? severity : "high");
-	audit_rec_set_str(rec, RS_TENANT, tenant);
-	audit_rec_set_str(rec, RS_DETAIL, detail);
+	toms_audit_rec_init(rec, AREC_INCIDENT, GetCurrentTimestamp());
+	toms_audit_rec_set_str(rec, RS_ACTION, kind);
+	toms_audit_rec_set_str(rec, RS_FATE, severity ? severity : "high");
+	toms_audit_rec_set_str(rec, RS_TENANT, tenant);
+	toms_audit_rec_set_str(rec, RS_DETAIL, detail);
 	if (!OidIsValid(MyDatabaseId) && MyProcPort)
-		audit_rec_set_str(rec, RS_DATABASE, MyProcPort->database_name);
+		toms_audit_rec_set_str(rec, RS_DATABASE, MyProcPort->database_name);
 	(void) audit_enqueue(rec, MyDatabaseId, false);
 	pfree(rec);
 }
@@ -1431,7 +1431,7 @@ toms_audit_log_guard(PG_FUNCTION_ARGS)
 
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		elog(ERROR, "toms_audit_log_guard: not called as a trigger");
-	if (!audit_writing)
+	if (!toms_audit_writing)
 	{
 		if (TRIGGER_FIRED_BY_INSERT(td->tg_event))
 			ereport(ERROR,
@@ -1533,18 +1533,18 @@ toms_verify_audit(PG_FUNCTION_ARGS)
 	 * them.  A transaction-wide snapshot (REPEATABLE READ) may predate it:
 	 * then the head is not checked.
 	 */
-	if (audit_shared && !IsolationUsesXactSnapshot())
+	if (toms_audit_shared && !IsolationUsesXactSnapshot())
 	{
 		AuditDb    *db;
 
-		LWLockAcquire(audit_lock(), LW_SHARED);
-		db = audit_db_slot(MyDatabaseId, false);
+		LWLockAcquire(toms_audit_lock(), LW_SHARED);
+		db = toms_audit_db_slot(MyDatabaseId, false);
 		if (db)
 		{
 			head_seq = db->head_seq;
 			memcpy(head_hash, db->head_hash, AUDIT_HASH_LEN);
 		}
-		LWLockRelease(audit_lock());
+		LWLockRelease(toms_audit_lock());
 	}
 
 	SPI_connect();
@@ -1617,7 +1617,7 @@ toms_verify_audit(PG_FUNCTION_ARGS)
 					detail = psprintf("record %lld is missing (deleted)", (long long) expect);
 					break;
 				}
-				audit_chain_hash(prev, values, nulls, h);
+				toms_audit_chain_hash(prev, values, nulls, h);
 				stored = nulls[AC_HASH] ? NULL : DatumGetByteaPP(values[AC_HASH]);
 				if (stored == NULL || VARSIZE_ANY_EXHDR(stored) != AUDIT_HASH_LEN ||
 					memcmp(VARDATA_ANY(stored), h, AUDIT_HASH_LEN) != 0)
@@ -1701,14 +1701,14 @@ toms_audit_stats(PG_FUNCTION_ARGS)
 	bool		n[10] = {false};
 	int			workers = 0;
 	int			i;
-	AuditShared *sh = audit_shared;
+	AuditShared *sh = toms_audit_shared;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
 	tupdesc = BlessTupleDesc(tupdesc);
 	if (sh == NULL)
 		PG_RETURN_NULL();
-	LWLockAcquire(audit_lock(), LW_SHARED);
+	LWLockAcquire(toms_audit_lock(), LW_SHARED);
 	v[0] = Int32GetDatum(sh->nslots);
 	v[1] = Int64GetDatum((int64) (sh->head - sh->tail));
 	for (i = 0; i < AUDIT_MAX_DBS; i++)
@@ -1717,7 +1717,7 @@ toms_audit_stats(PG_FUNCTION_ARGS)
 	v[8] = Int32GetDatum(workers);
 	v[9] = Int32GetDatum(sh->launcher_pid);
 	n[9] = sh->launcher_pid == 0;
-	LWLockRelease(audit_lock());
+	LWLockRelease(toms_audit_lock());
 	v[2] = Int64GetDatum((int64) pg_atomic_read_u64(&sh->n_enqueued));
 	v[3] = Int64GetDatum((int64) pg_atomic_read_u64(&sh->n_written));
 	v[4] = Int64GetDatum((int64) pg_atomic_read_u64(&sh->n_waits));
@@ -1736,7 +1736,7 @@ Datum
 toms_audit_flush(PG_FUNCTION_ARGS)
 {
 	int			timeout = PG_GETARG_INT32(0);
-	AuditShared *sh = audit_shared;
+	AuditShared *sh = toms_audit_shared;
 	uint64		target;
 	TimestampTz start = GetCurrentTimestamp();
 	bool		done = false;
@@ -1744,12 +1744,12 @@ toms_audit_flush(PG_FUNCTION_ARGS)
 
 	if (sh == NULL)
 		PG_RETURN_BOOL(false);
-	LWLockAcquire(audit_lock(), LW_SHARED);
+	LWLockAcquire(toms_audit_lock(), LW_SHARED);
 	target = sh->head;
-	LWLockRelease(audit_lock());
+	LWLockRelease(toms_audit_lock());
 	for (;;)
 	{
-		LWLockAcquire(audit_lock(), LW_SHARED);
+		LWLockAcquire(toms_audit_lock(), LW_SHARED);
 		done = sh->tail >= target;
 		if (!done)
 		{
@@ -1759,7 +1759,7 @@ toms_audit_flush(PG_FUNCTION_ARGS)
 			if (sh->launcher_latch)
 				SetLatch(sh->launcher_latch);
 		}
-		LWLockRelease(audit_lock());
+		LWLockRelease(toms_audit_lock());
 		if (done || TimestampDifferenceExceeds(start, GetCurrentTimestamp(), timeout))
 			break;
 		CHECK_FOR_INTERRUPTS();
@@ -1796,15 +1796,15 @@ check_destination(char **newval, void **extra, GucSource source)
 static void
 assign_destination(const char *newval, void *extra)
 {
-	audit_to_log = strcmp(newval, "table,log") == 0;
+	toms_audit_to_log = strcmp(newval, "table,log") == 0;
 }
 
 void
-audit_init(void)
+toms_audit_init(void)
 {
 	DefineCustomIntVariable("toms.audit_flush_delay",
 							gettext_noop("Longest time a queued audit record waits before the worker commits it."),
-							NULL, &audit_flush_delay, 200, 1, 10000, PGC_SIGHUP,
+							NULL, &toms_audit_flush_delay, 200, 1, 10000, PGC_SIGHUP,
 							GUC_UNIT_MS, NULL, NULL, NULL);
 	DefineCustomBoolVariable("toms.audit_sync",
 							 gettext_noop("Statements wait until their queued audit records are committed."),
@@ -1826,15 +1826,15 @@ audit_init(void)
 							   check_destination, assign_destination, NULL);
 	DefineCustomIntVariable("toms.audit_retention",
 							gettext_noop("Age after which the audit worker removes records (sealed); 0 keeps them."),
-							NULL, &audit_retention, 0, 0, INT_MAX, PGC_SIGHUP,
+							NULL, &toms_audit_retention, 0, 0, INT_MAX, PGC_SIGHUP,
 							GUC_UNIT_S, NULL, NULL, NULL);
 	DefineCustomIntVariable("toms.incident_denials",
 							gettext_noop("Denials by one role within toms.incident_window that raise an incident."),
-							NULL, &incident_denials, 5, 1, INT_MAX, PGC_SIGHUP,
+							NULL, &toms_audit_incident_denials, 5, 1, INT_MAX, PGC_SIGHUP,
 							0, NULL, NULL, NULL);
 	DefineCustomIntVariable("toms.incident_window",
 							gettext_noop("Window in which repeated denials are counted."),
-							NULL, &incident_window, 60, 1, 86400, PGC_SIGHUP,
+							NULL, &toms_audit_incident_window, 60, 1, 86400, PGC_SIGHUP,
 							GUC_UNIT_S, NULL, NULL, NULL);
 
 	lock_base = toms_shmem_register(audit_shmem_size(), 1, audit_shmem_startup);

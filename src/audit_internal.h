@@ -10,8 +10,6 @@
 #ifndef TOMS_AUDIT_INTERNAL_H
 #define TOMS_AUDIT_INTERNAL_H
 
-#include "postgres.h"
-
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
@@ -109,18 +107,18 @@ typedef struct AuditRec
 	char		data[AUDIT_REC_DATA];
 } AuditRec;
 
-extern void audit_rec_init(AuditRec *rec, AuditRecType type, TimestampTz ts);
-extern void audit_rec_set_str(AuditRec *rec, int field, const char *s);
-extern void audit_rec_set_int(AuditRec *rec, int field, int64 v);
-extern char *audit_rec_get_str(const AuditRec *rec, int field);
+extern void toms_audit_rec_init(AuditRec *rec, AuditRecType type, TimestampTz ts);
+extern void toms_audit_rec_set_str(AuditRec *rec, int field, const char *s);
+extern void toms_audit_rec_set_int(AuditRec *rec, int field, int64 v);
+extern char *toms_audit_rec_get_str(const AuditRec *rec, int field);
 /* a record that cannot reach the table: one JSON line in the server log */
-extern void audit_rec_to_log(const AuditRec *rec);
+extern void toms_audit_rec_to_log(const AuditRec *rec);
 
 /*
  * Build the column values (without seq and hash) of a record; text values
  * are palloc'd in the current memory context.
  */
-extern void audit_rec_to_datums(const AuditRec *rec, Datum *values, bool *nulls);
+extern void toms_audit_rec_to_datums(const AuditRec *rec, Datum *values, bool *nulls);
 
 /*
  * Rows into toms.audit_log straight through the table AM, as COPY does:
@@ -130,13 +128,13 @@ extern void audit_rec_to_datums(const AuditRec *rec, Datum *values, bool *nulls)
  * does not push the audited tables out of shared buffers.
  */
 typedef struct AuditStore AuditStore;
-extern AuditStore *audit_store_begin(bool bulk);
-extern void audit_store_row(AuditStore *st, const Datum *values, const bool *nulls);
-extern void audit_store_end(AuditStore *st);
+extern AuditStore *toms_audit_store_begin(bool bulk);
+extern void toms_audit_store_row(AuditStore *st, const Datum *values, const bool *nulls);
+extern void toms_audit_store_end(AuditStore *st);
 
 /* hash = BLAKE2b-256(prev || canonical(values[0..AC_NCANON-1])) */
-extern void audit_chain_hash(const uint8 *prev, const Datum *values, const bool *nulls,
-							 uint8 *out);
+extern void toms_audit_chain_hash(const uint8 *prev, const Datum *values, const bool *nulls,
+								  uint8 *out);
 
 /* ----------------------------------------------------------------
  * Shared queue
@@ -203,23 +201,21 @@ typedef struct AuditShared
 	AuditSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } AuditShared;
 
-extern AuditShared *audit_shared;
-extern LWLock *audit_lock(void);
+extern AuditShared *toms_audit_shared;
+extern LWLock *toms_audit_lock(void);
 
 /* settings shared by both files */
-extern int	audit_flush_delay;
-extern int	audit_retention;
-extern int	incident_denials;
-extern int	incident_window;
-extern char *audit_log_destination;
-extern bool audit_to_log;
+extern int	toms_audit_flush_delay;
+extern int	toms_audit_retention;
+extern int	toms_audit_incident_denials;
+extern int	toms_audit_incident_window;
+extern bool toms_audit_to_log;
 
 /* audit.c: set while toms itself writes toms.audit_log */
-extern bool audit_writing;
+extern bool toms_audit_writing;
 
 /* audit_worker.c */
-extern AuditDb *audit_db_slot(Oid dbid, bool create);
-extern void audit_wake_worker(Oid dbid);
-extern void audit_log_json(const char *json);
+extern AuditDb *toms_audit_db_slot(Oid dbid, bool create);
+extern void toms_audit_log_json(const char *json);
 
 #endif							/* TOMS_AUDIT_INTERNAL_H */

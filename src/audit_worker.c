@@ -66,19 +66,19 @@ PGDLLEXPORT void toms_audit_worker_main(Datum main_arg);
 
 /* caller holds the audit lock (exclusive when create) */
 AuditDb *
-audit_db_slot(Oid dbid, bool create)
+toms_audit_db_slot(Oid dbid, bool create)
 {
 	int			i;
 	AuditDb    *free_slot = NULL;
 
-	if (audit_shared == NULL || !OidIsValid(dbid))
+	if (toms_audit_shared == NULL || !OidIsValid(dbid))
 		return NULL;
 	for (i = 0; i < AUDIT_MAX_DBS; i++)
 	{
-		if (audit_shared->dbs[i].dbid == dbid)
-			return &audit_shared->dbs[i];
-		if (free_slot == NULL && !OidIsValid(audit_shared->dbs[i].dbid))
-			free_slot = &audit_shared->dbs[i];
+		if (toms_audit_shared->dbs[i].dbid == dbid)
+			return &toms_audit_shared->dbs[i];
+		if (free_slot == NULL && !OidIsValid(toms_audit_shared->dbs[i].dbid))
+			free_slot = &toms_audit_shared->dbs[i];
 	}
 	if (!create || free_slot == NULL)
 		return NULL;
@@ -89,7 +89,7 @@ audit_db_slot(Oid dbid, bool create)
 
 /* One JSON line in the server log, with a fixed prefix for a SIEM. */
 void
-audit_log_json(const char *json)
+toms_audit_log_json(const char *json)
 {
 	ereport(LOG,
 			(errmsg("toms_audit: %s", json),
@@ -101,10 +101,10 @@ audit_log_json(const char *json)
 static void
 finish_entries(uint64 *seqs, int n, bool done)
 {
-	AuditShared *sh = audit_shared;
+	AuditShared *sh = toms_audit_shared;
 	int			i;
 
-	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+	LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
 	for (i = 0; i < n; i++)
 	{
 		AuditSlot  *slot = &sh->slots[(seqs[i] - 1) % sh->nslots];
@@ -121,7 +121,7 @@ finish_entries(uint64 *seqs, int n, bool done)
 		sh->slots[sh->tail % sh->nslots].state = SLOT_EMPTY;
 		sh->tail++;
 	}
-	LWLockRelease(audit_lock());
+	LWLockRelease(toms_audit_lock());
 	if (done)
 		pg_atomic_fetch_add_u64(&sh->n_written, n);
 	ConditionVariableBroadcast(&sh->cv_done);
@@ -192,12 +192,12 @@ audit_sigterm(SIGNAL_ARGS)
 static void
 worker_detach(int code, Datum arg)
 {
-	AuditShared *sh = audit_shared;
+	AuditShared *sh = toms_audit_shared;
 	AuditDb    *db;
 	uint64		i;
 
-	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
-	db = audit_db_slot(my_dbid, false);
+	LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
+	db = toms_audit_db_slot(my_dbid, false);
 	if (db && db->pid == MyProcPid)
 	{
 		db->pid = 0;
@@ -217,7 +217,7 @@ worker_detach(int code, Datum arg)
 	}
 	if (sh->launcher_latch)
 		SetLatch(sh->launcher_latch);
-	LWLockRelease(audit_lock());
+	LWLockRelease(toms_audit_lock());
 }
 
 static void
@@ -288,7 +288,7 @@ flush_pending(void)
 {
 	if (pending)
 	{
-		audit_store_end(pending);
+		toms_audit_store_end(pending);
 		pending = NULL;
 	}
 }
@@ -301,12 +301,12 @@ chain_insert(Datum *values, bool *nulls)
 
 	values[AC_SEQ] = Int64GetDatum(head_seq + 1);
 	nulls[AC_SEQ] = false;
-	audit_chain_hash(head_hash, values, nulls, h);
+	toms_audit_chain_hash(head_hash, values, nulls, h);
 	values[AC_HASH] = PointerGetDatum(hash_bytea(h));
 	nulls[AC_HASH] = false;
 	if (pending == NULL)
-		pending = audit_store_begin(true);
-	audit_store_row(pending, values, nulls);
+		pending = toms_audit_store_begin(true);
+	toms_audit_store_row(pending, values, nulls);
 	head_seq++;
 	memcpy(head_hash, h, AUDIT_HASH_LEN);
 }
@@ -353,7 +353,7 @@ chain_existing(int64 xid)
 			heap_deform_tuple(tt->vals[i], tt->tupdesc, values, nulls);
 			values[AC_SEQ] = Int64GetDatum(head_seq + 1);
 			nulls[AC_SEQ] = false;
-			audit_chain_hash(head_hash, values, nulls, h);
+			toms_audit_chain_hash(head_hash, values, nulls, h);
 			uv[0] = values[AC_SEQ];
 			uv[1] = PointerGetDatum(hash_bytea(h));
 			uv[2] = values[AC_NCOLS];	/* ctid */
@@ -455,7 +455,7 @@ flush_incidents(void)
 				char	   *payload = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
 
 				Async_Notify("toms_incident", payload);
-				pg_atomic_fetch_add_u64(&audit_shared->n_incidents, 1);
+				pg_atomic_fetch_add_u64(&toms_audit_shared->n_incidents, 1);
 				break;
 			}
 		}
@@ -466,8 +466,8 @@ flush_incidents(void)
 static void
 count_denial(const AuditRec *rec)
 {
-	char	   *role = audit_rec_get_str(rec, RS_SESSION_ROLE);
-	char	   *actor = audit_rec_get_str(rec, RS_ACTOR);
+	char	   *role = toms_audit_rec_get_str(rec, RS_SESSION_ROLE);
+	char	   *actor = toms_audit_rec_get_str(rec, RS_ACTOR);
 	char		key[sizeof(denials[0].key)];
 	TimestampTz now = rec->h.ts;
 	DenialCount *slot = NULL;
@@ -492,13 +492,13 @@ count_denial(const AuditRec *rec)
 		slot->start = now;
 		slot->count = 0;
 	}
-	if (TimestampDifferenceExceeds(slot->start, now, incident_window * 1000))
+	if (TimestampDifferenceExceeds(slot->start, now, toms_audit_incident_window * 1000))
 	{
 		slot->start = now;
 		slot->count = 0;
 	}
 	/* keyed by role and actor only: probing many tenants is one incident */
-	if (++slot->count >= incident_denials)
+	if (++slot->count >= toms_audit_incident_denials)
 		raise_incident("repeated_denials", "high", NULL,
 					   psprintf("repeated denials for %s", key), now);
 }
@@ -522,11 +522,11 @@ apply_retention(void)
 	bool		nulls[AC_NCOLS];
 	int			i;
 
-	if (audit_retention <= 0 ||
+	if (toms_audit_retention <= 0 ||
 		!TimestampDifferenceExceeds(last_retention, GetCurrentTimestamp(), 10000))
 		return;
 	last_retention = GetCurrentTimestamp();
-	cutoff = GetCurrentTimestamp() - (TimestampTz) audit_retention * USECS_PER_SEC;
+	cutoff = GetCurrentTimestamp() - (TimestampTz) toms_audit_retention * USECS_PER_SEC;
 	arg = TimestampTzGetDatum(cutoff);
 	if (SPI_execute_with_args("SELECT coalesce(min(seq) FILTER (WHERE ts >= $1), max(seq) + 1) - 1"
 							  " FROM (SELECT seq, ts FROM " TOMS_SCHEMA ".audit_log"
@@ -589,7 +589,7 @@ export_to_log(int64 from_seq)
 							  1, &argtype, &arg, NULL, false, 0) != SPI_OK_SELECT)
 		return;
 	for (i = 0; i < SPI_processed; i++)
-		audit_log_json(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
+		toms_audit_log_json(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
 }
 
 /*
@@ -600,7 +600,7 @@ export_to_log(int64 from_seq)
 static int
 worker_batch(bool *first)
 {
-	AuditShared *sh = audit_shared;
+	AuditShared *sh = toms_audit_shared;
 	AuditDb    *db;
 	int			n = 0;
 	int			max_n;
@@ -615,7 +615,7 @@ worker_batch(bool *first)
 	 * Take at most half the queue, so that producers keep room while this
 	 * batch is written (its slots are freed only after our commit).
 	 */
-	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+	LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
 	max_n = Max(1, Min(AUDIT_BATCH, sh->nslots / 2));
 	batch_full = false;
 	for (i = sh->tail; i < sh->head; i++)
@@ -638,16 +638,16 @@ worker_batch(bool *first)
 		batch_seqs[n] = slot->seq;
 		n++;
 	}
-	db = audit_db_slot(my_dbid, false);
+	db = toms_audit_db_slot(my_dbid, false);
 	reconcile = db ? db->reconcile : false;
 	if (*first && db && db->head_seq > 0)
 	{
 		head_seq = db->head_seq;
 		memcpy(head_hash, db->head_hash, AUDIT_HASH_LEN);
 	}
-	LWLockRelease(audit_lock());
+	LWLockRelease(toms_audit_lock());
 
-	retention_due = audit_retention > 0 &&
+	retention_due = toms_audit_retention > 0 &&
 		TimestampDifferenceExceeds(last_retention, GetCurrentTimestamp(), 10000);
 	if (n == 0 && !reconcile && !*first && !retention_due)
 		return 0;
@@ -669,21 +669,21 @@ worker_batch(bool *first)
 		/* nowhere to put them in this database: the server log has them */
 		for (i = 0; i < n; i++)
 			if (batch[i]->h.type == AREC_RECORD)
-				audit_rec_to_log(batch[i]);
+				toms_audit_rec_to_log(batch[i]);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
-		LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
-		db = audit_db_slot(my_dbid, false);
+		LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
+		db = toms_audit_db_slot(my_dbid, false);
 		if (db)
 			db->reconcile = false;
-		LWLockRelease(audit_lock());
+		LWLockRelease(toms_audit_lock());
 		finish_entries(batch_seqs, n, true);
 		*first = false;
 		return -1;
 	}
 
 	SPI_connect();
-	audit_writing = true;
+	toms_audit_writing = true;
 	pgstat_report_activity(STATE_RUNNING, "toms audit: writing records");
 	prepare_plans();
 
@@ -731,9 +731,9 @@ worker_batch(bool *first)
 					char	   *kind;
 					MemoryContext oldcxt = MemoryContextSwitchTo(rows_cxt);
 
-					audit_rec_to_datums(rec, values, nulls);
+					toms_audit_rec_to_datums(rec, values, nulls);
 					chain_insert(values, nulls);
-					kind = audit_rec_get_str(rec, RS_KIND);
+					kind = toms_audit_rec_get_str(rec, RS_KIND);
 					if (kind && strcmp(kind, "denied") == 0)
 						count_denial(rec);
 					MemoryContextSwitchTo(oldcxt);
@@ -743,10 +743,10 @@ worker_batch(bool *first)
 				chain_existing(rec->h.ints[RI_XID]);
 				break;
 			case AREC_INCIDENT:
-				raise_incident(audit_rec_get_str(rec, RS_ACTION),
-							   audit_rec_get_str(rec, RS_FATE),
-							   audit_rec_get_str(rec, RS_TENANT),
-							   audit_rec_get_str(rec, RS_DETAIL),
+				raise_incident(toms_audit_rec_get_str(rec, RS_ACTION),
+							   toms_audit_rec_get_str(rec, RS_FATE),
+							   toms_audit_rec_get_str(rec, RS_TENANT),
+							   toms_audit_rec_get_str(rec, RS_DETAIL),
 							   rec->h.ts);
 				break;
 		}
@@ -756,10 +756,10 @@ worker_batch(bool *first)
 	flush_incidents();
 	apply_retention();
 	flush_pending();
-	if (audit_to_log && head_seq > start_seq)
+	if (toms_audit_to_log && head_seq > start_seq)
 		export_to_log(start_seq);
 
-	audit_writing = false;
+	toms_audit_writing = false;
 	SPI_finish();
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -767,8 +767,8 @@ worker_batch(bool *first)
 	pgstat_report_activity(STATE_IDLE, NULL);
 
 	/* no interrupt is processed between the commit and this */
-	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
-	db = audit_db_slot(my_dbid, false);
+	LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
+	db = toms_audit_db_slot(my_dbid, false);
 	if (db)
 	{
 		if (reconcile)
@@ -777,7 +777,7 @@ worker_batch(bool *first)
 		memcpy(db->head_hash, head_hash, AUDIT_HASH_LEN);
 		db->last_flush = GetCurrentTimestamp();
 	}
-	LWLockRelease(audit_lock());
+	LWLockRelease(toms_audit_lock());
 	finish_entries(batch_seqs, n, true);
 	*first = false;
 	return n + 1;
@@ -797,19 +797,19 @@ toms_audit_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, audit_sigterm);
 	BackgroundWorkerUnblockSignals();
 
-	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
-	db = audit_db_slot(my_dbid, true);
+	LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
+	db = toms_audit_db_slot(my_dbid, true);
 	if (db == NULL || (db->pid != 0 && db->pid != MyProcPid))
 	{
 		if (db)
 			db->starting = false;
-		LWLockRelease(audit_lock());
+		LWLockRelease(toms_audit_lock());
 		proc_exit(0);
 	}
 	db->pid = MyProcPid;
 	db->latch = MyLatch;
 	db->starting = false;
-	LWLockRelease(audit_lock());
+	LWLockRelease(toms_audit_lock());
 	before_shmem_exit(worker_detach, (Datum) 0);
 
 	BackgroundWorkerInitializeConnectionByOid(my_dbid, InvalidOid, 0);
@@ -853,17 +853,17 @@ toms_audit_worker_main(Datum main_arg)
 		if (n > 0)
 			idle_ms = 0;
 		else
-			idle_ms += audit_flush_delay;
+			idle_ms += toms_audit_flush_delay;
 
 		if (idle_ms >= WORKER_IDLE_EXIT_MS)
 		{
 			bool		busy = false;
 			uint64		i;
 
-			LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
-			for (i = audit_shared->tail; i < audit_shared->head; i++)
+			LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
+			for (i = toms_audit_shared->tail; i < toms_audit_shared->head; i++)
 			{
-				AuditSlot  *slot = &audit_shared->slots[i % audit_shared->nslots];
+				AuditSlot  *slot = &toms_audit_shared->slots[i % toms_audit_shared->nslots];
 
 				if (slot->state == SLOT_FULL && slot->dbid == my_dbid)
 				{
@@ -873,21 +873,21 @@ toms_audit_worker_main(Datum main_arg)
 			}
 			if (!busy)
 			{
-				db = audit_db_slot(my_dbid, false);
+				db = toms_audit_db_slot(my_dbid, false);
 				if (db && db->pid == MyProcPid)
 				{
 					db->pid = 0;
 					db->latch = NULL;
 				}
 			}
-			LWLockRelease(audit_lock());
+			LWLockRelease(toms_audit_lock());
 			if (!busy)
 				break;
 			idle_ms = 0;
 		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 audit_flush_delay, PG_WAIT_EXTENSION);
+						 toms_audit_flush_delay, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 	proc_exit(0);
@@ -917,7 +917,7 @@ start_worker(AuditDb *db, int idx)
 static void
 drop_entries_for(Oid dbid, bool unresolved)
 {
-	AuditShared *sh = audit_shared;
+	AuditShared *sh = toms_audit_shared;
 	uint64		i;
 
 	for (i = sh->tail; i < sh->head; i++)
@@ -927,7 +927,7 @@ drop_entries_for(Oid dbid, bool unresolved)
 		if (slot->state != SLOT_FULL || (unresolved ? OidIsValid(slot->dbid) : slot->dbid != dbid))
 			continue;
 		if (slot->rec.h.type == AREC_RECORD)
-			audit_rec_to_log(&slot->rec);
+			toms_audit_rec_to_log(&slot->rec);
 		slot->state = SLOT_DONE;
 	}
 	while (sh->tail < sh->head && sh->slots[sh->tail % sh->nslots].state == SLOT_DONE)
@@ -941,24 +941,24 @@ drop_entries_for(Oid dbid, bool unresolved)
 static void
 resolve_unassigned(void)
 {
-	AuditShared *sh = audit_shared;
+	AuditShared *sh = toms_audit_shared;
 	uint64		i;
 	bool		any = false;
 	List	   *dbs;
 	ListCell   *lc;
 
-	LWLockAcquire(audit_lock(), LW_SHARED);
+	LWLockAcquire(toms_audit_lock(), LW_SHARED);
 	for (i = sh->tail; i < sh->head && !any; i++)
 		if (sh->slots[i % sh->nslots].state == SLOT_FULL &&
 			!OidIsValid(sh->slots[i % sh->nslots].dbid))
 			any = true;
-	LWLockRelease(audit_lock());
+	LWLockRelease(toms_audit_lock());
 	if (!any)
 		return;
 
 	/* the databases, read outside the queue lock (no I/O under it) */
 	dbs = toms_databases(false);
-	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+	LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
 	for (i = sh->tail; i < sh->head; i++)
 	{
 		AuditSlot  *slot = &sh->slots[i % sh->nslots];
@@ -966,7 +966,7 @@ resolve_unassigned(void)
 
 		if (slot->state != SLOT_FULL || OidIsValid(slot->dbid))
 			continue;
-		name = audit_rec_get_str(&slot->rec, RS_DATABASE);
+		name = toms_audit_rec_get_str(&slot->rec, RS_DATABASE);
 		if (name == NULL)
 			continue;
 		foreach(lc, dbs)
@@ -978,7 +978,7 @@ resolve_unassigned(void)
 		}
 	}
 	drop_entries_for(InvalidOid, true);
-	LWLockRelease(audit_lock());
+	LWLockRelease(toms_audit_lock());
 	list_free_deep(dbs);
 	ConditionVariableBroadcast(&sh->cv_done);
 	ConditionVariableBroadcast(&sh->cv_space);
@@ -993,7 +993,7 @@ resolve_unassigned(void)
 static void
 launcher_shutdown(void)
 {
-	AuditShared *sh = audit_shared;
+	AuditShared *sh = toms_audit_shared;
 	int			waited;
 	uint64		i;
 
@@ -1002,18 +1002,18 @@ launcher_shutdown(void)
 		bool		busy = false;
 		int			d;
 
-		LWLockAcquire(audit_lock(), LW_SHARED);
+		LWLockAcquire(toms_audit_lock(), LW_SHARED);
 		for (d = 0; d < AUDIT_MAX_DBS; d++)
 			if (sh->dbs[d].pid != 0)
 				busy = true;
-		LWLockRelease(audit_lock());
+		LWLockRelease(toms_audit_lock());
 		if (!busy)
 			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 50,
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
-	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+	LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
 	for (i = sh->tail; i < sh->head; i++)
 	{
 		AuditSlot  *slot = &sh->slots[i % sh->nslots];
@@ -1021,12 +1021,12 @@ launcher_shutdown(void)
 		if (slot->state == SLOT_FULL && slot->rec.h.type == AREC_RECORD)
 		{
 			slot->state = SLOT_DONE;
-			audit_rec_to_log(&slot->rec);
+			toms_audit_rec_to_log(&slot->rec);
 		}
 	}
 	sh->launcher_pid = 0;
 	sh->launcher_latch = NULL;
-	LWLockRelease(audit_lock());
+	LWLockRelease(toms_audit_lock());
 	/* exit code 1: the postmaster restarts us if it is not shutting down */
 	proc_exit(1);
 }
@@ -1034,7 +1034,7 @@ launcher_shutdown(void)
 void
 toms_audit_launcher_main(Datum main_arg)
 {
-	AuditShared *sh = audit_shared;
+	AuditShared *sh = toms_audit_shared;
 	List	   *dbs;
 	ListCell   *lc;
 	TimestampTz last_maint = GetCurrentTimestamp();
@@ -1045,10 +1045,10 @@ toms_audit_launcher_main(Datum main_arg)
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("toms audit launcher");
 
-	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+	LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
 	sh->launcher_pid = MyProcPid;
 	sh->launcher_latch = MyLatch;
-	LWLockRelease(audit_lock());
+	LWLockRelease(toms_audit_lock());
 
 	/* a standby writes nothing: its records go to the server log */
 	while (RecoveryInProgress())
@@ -1063,15 +1063,15 @@ toms_audit_launcher_main(Datum main_arg)
 
 	/* after a start or a crash: every database reconciles once */
 	dbs = toms_databases(true);
-	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+	LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
 	foreach(lc, dbs)
 	{
-		AuditDb    *db = audit_db_slot(((TomsDatabase *) lfirst(lc))->oid, true);
+		AuditDb    *db = toms_audit_db_slot(((TomsDatabase *) lfirst(lc))->oid, true);
 
 		if (db)
 			db->reconcile = true;
 	}
-	LWLockRelease(audit_lock());
+	LWLockRelease(toms_audit_lock());
 	list_free_deep(dbs);
 
 	for (;;)
@@ -1092,20 +1092,20 @@ toms_audit_launcher_main(Datum main_arg)
 		resolve_unassigned();
 
 		/* with retention on, visit every database now and then */
-		if (audit_retention > 0 &&
+		if (toms_audit_retention > 0 &&
 			TimestampDifferenceExceeds(last_maint, GetCurrentTimestamp(), 60000))
 		{
 			last_maint = GetCurrentTimestamp();
 			dbs = toms_databases(true);
-			LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+			LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
 			foreach(lc, dbs)
-				(void) audit_db_slot(((TomsDatabase *) lfirst(lc))->oid, true);
-			LWLockRelease(audit_lock());
+				(void) toms_audit_db_slot(((TomsDatabase *) lfirst(lc))->oid, true);
+			LWLockRelease(toms_audit_lock());
 			list_free_deep(dbs);
 		}
 
 		memset(want, 0, sizeof(want));
-		LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+		LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
 		for (d = 0; d < AUDIT_MAX_DBS; d++)
 		{
 			AuditDb    *db = &sh->dbs[d];
@@ -1124,7 +1124,7 @@ toms_audit_launcher_main(Datum main_arg)
 					db->reconcile = false;
 				}
 			}
-			if (db->reconcile || (audit_retention > 0 && TimestampDifferenceExceeds(db->last_flush, GetCurrentTimestamp(), 60000)))
+			if (db->reconcile || (toms_audit_retention > 0 && TimestampDifferenceExceeds(db->last_flush, GetCurrentTimestamp(), 60000)))
 				want[d] = true;
 		}
 		for (i = sh->tail; i < sh->head; i++)
@@ -1134,7 +1134,7 @@ toms_audit_launcher_main(Datum main_arg)
 
 			if (slot->state != SLOT_FULL || !OidIsValid(slot->dbid))
 				continue;
-			db = audit_db_slot(slot->dbid, true);
+			db = toms_audit_db_slot(slot->dbid, true);
 			if (db == NULL)
 			{
 				drop_entries_for(slot->dbid, false);
@@ -1154,16 +1154,16 @@ toms_audit_launcher_main(Datum main_arg)
 							 errhint("Raise max_worker_processes.")));
 			}
 		}
-		LWLockRelease(audit_lock());
+		LWLockRelease(toms_audit_lock());
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 audit_flush_delay, PG_WAIT_EXTENSION);
+						 toms_audit_flush_delay, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }
 
 void
-audit_worker_init(void)
+toms_audit_worker_init(void)
 {
 	BackgroundWorker bgw;
 

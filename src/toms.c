@@ -37,8 +37,8 @@ _PG_init(void)
 	toms_context_init();		/* toms.context, verified-context cache */
 	toms_tenant_exec_init();	/* SECURITY DEFINER stack reset */
 	token_init();				/* PASETO v4.public verification */
-	audit_init();				/* audit settings, shared queue */
-	audit_worker_init();		/* background worker: drains, chains */
+	toms_audit_init();			/* audit settings, shared queue */
+	toms_audit_worker_init();	/* background worker: drains, chains */
 	sealed_init();				/* master key, toms.sealed */
 	lifecycle_init();			/* deletion and retention settings */
 	lifecycle_worker_init();	/* background worker: stage 2, retention */

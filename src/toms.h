@@ -234,7 +234,7 @@ extern void toms_audit_login(bool success, const char *role, const char *databas
 							 const char *method, const char *reason);
 /* Suspicious event: toms.incidents (deduplicated) + NOTIFY toms_incident. */
 extern void toms_incident(const char *kind, const char *severity, const char *tenant, const char *detail);
-extern void audit_init(void);
+extern void toms_audit_init(void);
 /* executor and ProcessUtility capture, called by hooks.c */
 extern void toms_audit_executor_start(QueryDesc *queryDesc, int eflags);
 extern void *toms_audit_nest_enter(QueryDesc *queryDesc);
@@ -245,7 +245,7 @@ extern void toms_audit_utility_failed(void *arg);
 extern void toms_audit_utility_end(void *arg, QueryCompletion *qc);
 
 /* audit_worker.c */
-extern void audit_worker_init(void);
+extern void toms_audit_worker_init(void);
 
 /* crypto.c (master key; part of the sealed capability) */
 
