@@ -100,12 +100,17 @@ static const struct config_enum_entry queue_full_options[] = {
 	{NULL, 0, false}
 };
 
+static const struct config_enum_entry destination_options[] = {
+	{"table", AUDIT_DEST_TABLE, false},
+	{"table,log", AUDIT_DEST_TABLE_LOG, false},
+	{NULL, 0, false}
+};
+
 int			toms_audit_flush_delay = 200;
 int			toms_audit_retention = 0;
 int			toms_audit_incident_denials = 5;
 int			toms_audit_incident_window = 60;
-static char *audit_log_destination = NULL;
-bool		toms_audit_to_log = false;
+int			toms_audit_log_destination = AUDIT_DEST_TABLE;
 static bool audit_sync = false;
 static int	audit_queue_full = QUEUE_FULL_BLOCK;
 static int	audit_queue_size = 4096;
@@ -1784,21 +1789,6 @@ toms_audit_admin_sql(PG_FUNCTION_ARGS)
  * Settings and hooks
  * ----------------------------------------------------------------
  */
-static bool
-check_destination(char **newval, void **extra, GucSource source)
-{
-	if (strcmp(*newval, "table") == 0 || strcmp(*newval, "table,log") == 0)
-		return true;
-	GUC_check_errdetail("Valid values are \"table\" and \"table,log\".");
-	return false;
-}
-
-static void
-assign_destination(const char *newval, void *extra)
-{
-	toms_audit_to_log = strcmp(newval, "table,log") == 0;
-}
-
 void
 toms_audit_init(void)
 {
@@ -1820,10 +1810,10 @@ toms_audit_init(void)
 	DefineCustomBoolVariable("toms.audit_statement_text",
 							 gettext_noop("Record statement text (secrets redacted) with each audit record."),
 							 NULL, &audit_statement_text, false, PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomStringVariable("toms.audit_log_destination",
-							   gettext_noop("Where audit records go: \"table\" or \"table,log\"."),
-							   NULL, &audit_log_destination, "table", PGC_SUSET, 0,
-							   check_destination, assign_destination, NULL);
+	DefineCustomEnumVariable("toms.audit_log_destination",
+							 gettext_noop("Where audit records go: \"table\" or \"table,log\"."),
+							 NULL, &toms_audit_log_destination, AUDIT_DEST_TABLE,
+							 destination_options, PGC_SUSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("toms.audit_retention",
 							gettext_noop("Age after which the audit worker removes records (sealed); 0 keeps them."),
 							NULL, &toms_audit_retention, 0, 0, INT_MAX, PGC_SIGHUP,

@@ -209,7 +209,13 @@ extern int	toms_audit_flush_delay;
 extern int	toms_audit_retention;
 extern int	toms_audit_incident_denials;
 extern int	toms_audit_incident_window;
-extern bool toms_audit_to_log;
+/* toms.audit_log_destination */
+typedef enum AuditDestination
+{
+	AUDIT_DEST_TABLE,			/* toms.audit_log only */
+	AUDIT_DEST_TABLE_LOG		/* and one JSON line per record in the server log */
+} AuditDestination;
+extern int	toms_audit_log_destination;
 
 /* audit.c: set while toms itself writes toms.audit_log */
 extern bool toms_audit_writing;

@@ -756,7 +756,7 @@ worker_batch(bool *first)
 	flush_incidents();
 	apply_retention();
 	flush_pending();
-	if (toms_audit_to_log && head_seq > start_seq)
+	if (toms_audit_log_destination == AUDIT_DEST_TABLE_LOG && head_seq > start_seq)
 		export_to_log(start_seq);
 
 	toms_audit_writing = false;
