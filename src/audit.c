@@ -999,18 +999,22 @@ static void
 check_privileged(Oid relid, const char *action)
 {
 	Oid			user = GetUserId();
+	char	   *detail;
 
 	if (MyBackendType != B_BACKEND)
 		return;
 	/* a foreign-key check runs as the table's owner, outside row security */
 	if (InNoForceRLSOperation())
 		return;
-	if (superuser_arg(user) || has_bypassrls_privilege(user))
-		toms_incident("privileged_access", "high", NULL,
-					  psprintf("role %s %s %s bypassing row security",
-							   role_name(user),
-							   strcmp(action, "SELECT") == 0 ? "read" : "wrote",
-							   qualified_relname(relid)));
+	if (!superuser_arg(user) && !has_bypassrls_privilege(user))
+		return;
+	if (strcmp(action, "SELECT") == 0)
+		detail = psprintf("role %s read %s bypassing row security",
+						  role_name(user), qualified_relname(relid));
+	else
+		detail = psprintf("role %s wrote %s bypassing row security",
+						  role_name(user), qualified_relname(relid));
+	toms_incident("privileged_access", "high", NULL, detail);
 }
 
 /* The statement's memory is going away: it failed unless it ended. */
@@ -1552,7 +1556,8 @@ toms_verify_audit(PG_FUNCTION_ARGS)
 		LWLockRelease(toms_audit_lock());
 	}
 
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	minseq = spi_int8("SELECT min(seq) FROM " TOMS_SCHEMA ".audit_log", &isnull);
 	maxseq = spi_int8("SELECT max(seq) FROM " TOMS_SCHEMA ".audit_log", &isnull);
 	if (isnull)

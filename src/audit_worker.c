@@ -682,7 +682,8 @@ worker_batch(bool *first)
 		return -1;
 	}
 
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	toms_audit_writing = true;
 	pgstat_report_activity(STATE_RUNNING, "toms audit: writing records");
 	prepare_plans();
