@@ -84,43 +84,6 @@ PG_FUNCTION_INFO_V1(toms_audit_stats);
 PG_FUNCTION_INFO_V1(toms_audit_flush);
 PG_FUNCTION_INFO_V1(toms_audit_admin_sql);
 
-/* ----------------------------------------------------------------
- * Settings
- * ----------------------------------------------------------------
- */
-typedef enum
-{
-	QUEUE_FULL_BLOCK,
-	QUEUE_FULL_ERROR
-} QueueFullPolicy;
-
-static const struct config_enum_entry queue_full_options[] = {
-	{"block", QUEUE_FULL_BLOCK, false},
-	{"error", QUEUE_FULL_ERROR, false},
-	{NULL, 0, false}
-};
-
-static const struct config_enum_entry destination_options[] = {
-	{"table", AUDIT_DEST_TABLE, false},
-	{"table,log", AUDIT_DEST_TABLE_LOG, false},
-	{NULL, 0, false}
-};
-
-int			toms_audit_flush_delay = 200;
-int			toms_audit_retention = 0;
-int			toms_audit_incident_denials = 5;
-int			toms_audit_incident_window = 60;
-int			toms_audit_log_destination = AUDIT_DEST_TABLE;
-static bool audit_sync = false;
-static int	audit_queue_full = QUEUE_FULL_BLOCK;
-static int	audit_queue_size = 4096;
-static bool audit_statement_text = false;
-
-bool		toms_audit_writing = false;
-
-AuditShared *toms_audit_shared = NULL;
-static int	lock_base = -1;
-
 /* Statement records that never reached ExecutorEnd are "failed". */
 typedef struct AuditStmt
 {
@@ -171,535 +134,6 @@ typedef struct AuditUtility
 	List	   *writes;			/* int: in-transaction record */
 	bool		is_copy;
 } AuditUtility;
-
-/* ----------------------------------------------------------------
- * Records
- * ----------------------------------------------------------------
- */
-void
-toms_audit_rec_init(AuditRec *rec, AuditRecType type, TimestampTz ts)
-{
-	int			i;
-
-	memset(&rec->h, 0, sizeof(rec->h));
-	rec->h.type = type;
-	rec->h.ts = ts;
-	for (i = 0; i < RS_NSTR; i++)
-		rec->h.len[i] = AUDIT_STR_NULL;
-}
-
-void
-toms_audit_rec_set_str(AuditRec *rec, int field, const char *s)
-{
-	int			len;
-	int			room = AUDIT_REC_DATA - rec->h.used;
-
-	if (s == NULL)
-	{
-		rec->h.len[field] = AUDIT_STR_NULL;
-		return;
-	}
-	len = strlen(s);
-	if (len > room)
-		len = pg_mbcliplen(s, len, room);
-	memcpy(rec->data + rec->h.used, s, len);
-	rec->h.off[field] = rec->h.used;
-	rec->h.len[field] = len;
-	rec->h.used += len;
-}
-
-void
-toms_audit_rec_set_int(AuditRec *rec, int field, int64 v)
-{
-	rec->h.ints[field] = v;
-	rec->h.intmask |= (1 << field);
-}
-
-char *
-toms_audit_rec_get_str(const AuditRec *rec, int field)
-{
-	if (rec->h.len[field] == AUDIT_STR_NULL)
-		return NULL;
-	return pnstrdup(rec->data + rec->h.off[field], rec->h.len[field]);
-}
-
-static const int str_col[RS_NSTR] = {
-	AC_KIND, AC_ACTION, AC_SESSION_ROLE, AC_EFFECTIVE_ROLE, AC_ACTOR,
-	AC_TENANT, AC_JUSTIFICATION, AC_RELNAME, AC_CLIENT_ADDR,
-	AC_APPLICATION_NAME, AC_FATE, AC_STATEMENT, AC_DETAIL, -1
-};
-
-static const int int_col[RI_NINT] = {
-	AC_GRANT_ID, AC_ROW_COUNT, AC_QUERY_ID, AC_XID, AC_PID
-};
-
-void
-toms_audit_rec_to_datums(const AuditRec *rec, Datum *values, bool *nulls)
-{
-	int			i;
-	Size		size = 0;
-	char	   *buf;
-
-	for (i = 0; i < AC_NCOLS; i++)
-	{
-		values[i] = (Datum) 0;
-		nulls[i] = true;
-	}
-	values[AC_TS] = TimestampTzGetDatum(rec->h.ts);
-	nulls[AC_TS] = false;
-	/* the text values, in one allocation */
-	for (i = 0; i < RS_NSTR; i++)
-		if (str_col[i] >= 0 && rec->h.len[i] != AUDIT_STR_NULL)
-			size += MAXALIGN(VARHDRSZ + rec->h.len[i]);
-	buf = palloc(size);
-	for (i = 0; i < RS_NSTR; i++)
-	{
-		text	   *t = (text *) buf;
-
-		if (str_col[i] < 0 || rec->h.len[i] == AUDIT_STR_NULL)
-			continue;
-		SET_VARSIZE(t, VARHDRSZ + rec->h.len[i]);
-		memcpy(VARDATA(t), rec->data + rec->h.off[i], rec->h.len[i]);
-		values[str_col[i]] = PointerGetDatum(t);
-		nulls[str_col[i]] = false;
-		buf += MAXALIGN(VARHDRSZ + rec->h.len[i]);
-	}
-	for (i = 0; i < RI_NINT; i++)
-	{
-		if (!(rec->h.intmask & (1 << i)))
-			continue;
-		if (int_col[i] == AC_PID)
-			values[AC_PID] = Int32GetDatum((int32) rec->h.ints[i]);
-		else
-			values[int_col[i]] = Int64GetDatum(rec->h.ints[i]);
-		nulls[int_col[i]] = false;
-	}
-}
-
-/* ----------------------------------------------------------------
- * Storing rows (AuditStore)
- * ----------------------------------------------------------------
- */
-#define AUDIT_STORE_CHUNK 100	/* rows per heap multi-insert */
-
-static BulkInsertState worker_bistate = NULL;
-
-struct AuditStore
-{
-	Relation	rel;
-	EState	   *estate;
-	ResultRelInfo *rri;
-	BulkInsertState bistate;	/* NULL: one row at a time */
-	int			nslots;
-	int			n;
-	TupleTableSlot *slots[AUDIT_STORE_CHUNK];
-};
-
-static Oid
-audit_col_type(int col)
-{
-	switch (col)
-	{
-		case AC_SEQ:
-		case AC_GRANT_ID:
-		case AC_ROW_COUNT:
-		case AC_QUERY_ID:
-		case AC_XID:
-			return INT8OID;
-		case AC_TS:
-			return TIMESTAMPTZOID;
-		case AC_PID:
-			return INT4OID;
-		case AC_HASH:
-			return BYTEAOID;
-		default:
-			return TEXTOID;
-	}
-}
-
-AuditStore *
-toms_audit_store_begin(bool bulk)
-{
-	AuditStore *st = palloc0(sizeof(AuditStore));
-	Oid			relid = get_relname_relid("audit_log", toms_schema_oid());
-	TupleDesc	desc;
-	int			c;
-
-	if (!OidIsValid(relid))
-		elog(ERROR, "toms.audit_log does not exist");
-	st->rel = table_open(relid, RowExclusiveLock);
-	if (st->rel->rd_rel->relkind != RELKIND_RELATION)
-		elog(ERROR, "toms.audit_log is not a plain table");
-	desc = RelationGetDescr(st->rel);
-	/* the values bypass SQL's coercions: the row type must be ours */
-	if (desc->natts != AC_NCOLS)
-		elog(ERROR, "toms.audit_log has %d columns, expected %d", desc->natts, AC_NCOLS);
-	for (c = 0; c < AC_NCOLS; c++)
-		if (TupleDescAttr(desc, c)->atttypid != audit_col_type(c) ||
-			TupleDescAttr(desc, c)->attisdropped)
-			elog(ERROR, "column %d of toms.audit_log has an unexpected type", c + 1);
-	st->estate = CreateExecutorState();
-	st->rri = makeNode(ResultRelInfo);
-	InitResultRelInfo(st->rri, st->rel, 1, NULL, 0);
-	ExecOpenIndices(st->rri, false);
-	if (bulk)
-	{
-		/*
-		 * The worker's bulk-insert state is kept for its life, so that its
-		 * ring of buffers is reused batch after batch rather than a fresh
-		 * one (and fresh shared buffers) taken for each.
-		 */
-		if (worker_bistate == NULL)
-		{
-			MemoryContext oldcxt = MemoryContextSwitchTo(TopMemoryContext);
-
-			worker_bistate = GetBulkInsertState();
-			MemoryContextSwitchTo(oldcxt);
-		}
-		st->bistate = worker_bistate;
-	}
-	return st;
-}
-
-static void
-audit_store_flush(AuditStore *st)
-{
-	int			i;
-
-	if (st->n == 0)
-		return;
-	if (st->bistate)
-		table_multi_insert(st->rel, st->slots, st->n, GetCurrentCommandId(true), 0, st->bistate);
-	else
-		for (i = 0; i < st->n; i++)
-			table_tuple_insert(st->rel, st->slots[i], GetCurrentCommandId(true), 0, NULL);
-	for (i = 0; i < st->n; i++)
-	{
-		if (st->rri->ri_NumIndices > 0)
-			list_free(ExecInsertIndexTuples(st->rri, st->slots[i], st->estate,
-											false, false, NULL, NIL));
-		ResetPerTupleExprContext(st->estate);
-		ExecClearTuple(st->slots[i]);
-	}
-	st->n = 0;
-}
-
-void
-toms_audit_store_row(AuditStore *st, const Datum *values, const bool *nulls)
-{
-	HeapTuple	tup;
-
-	if (st->n == AUDIT_STORE_CHUNK || (st->n > 0 && st->bistate == NULL))
-		audit_store_flush(st);
-	if (st->n == st->nslots)
-		st->slots[st->nslots++] = MakeSingleTupleTableSlot(RelationGetDescr(st->rel),
-														   &TTSOpsHeapTuple);
-	tup = heap_form_tuple(RelationGetDescr(st->rel), (Datum *) values, (bool *) nulls);
-	ExecStoreHeapTuple(tup, st->slots[st->n++], true);
-}
-
-void
-toms_audit_store_end(AuditStore *st)
-{
-	int			i;
-
-	audit_store_flush(st);
-	for (i = 0; i < st->nslots; i++)
-		ExecDropSingleTupleTableSlot(st->slots[i]);
-	if (st->bistate)
-		ReleaseBulkInsertStatePin(st->bistate);
-	ExecCloseIndices(st->rri);
-	FreeExecutorState(st->estate);
-	table_close(st->rel, NoLock);
-	pfree(st);
-	/* later commands of this transaction see the rows */
-	CommandCounterIncrement();
-}
-
-static void
-put_be(uint8 *p, uint64 v, int n)
-{
-	int			i;
-
-	for (i = n - 1; i >= 0; i--)
-	{
-		p[i] = (uint8) (v & 0xff);
-		v >>= 8;
-	}
-}
-
-/*
- * The canonical encoding: per column, in table order, one byte 0 (NULL) or
- * 1 followed by the value -- big-endian 8 bytes for bigint and timestamptz
- * (microseconds since 2000-01-01), 4 bytes for integer, a 4-byte length and
- * the UTF-8 bytes for text.  It depends on nothing but the values, so an
- * external verifier can recompute it.
- */
-void
-toms_audit_chain_hash(const uint8 *prev, const Datum *values, const bool *nulls, uint8 *out)
-{
-	crypto_generichash_state st;
-	int			i;
-
-	crypto_generichash_init(&st, NULL, 0, AUDIT_HASH_LEN);
-	crypto_generichash_update(&st, prev, AUDIT_HASH_LEN);
-	for (i = 0; i < AC_NCANON; i++)
-	{
-		uint8		buf[9];
-
-		if (nulls[i])
-		{
-			buf[0] = 0;
-			crypto_generichash_update(&st, buf, 1);
-			continue;
-		}
-		buf[0] = 1;
-		switch (i)
-		{
-			case AC_SEQ:
-			case AC_TS:
-			case AC_GRANT_ID:
-			case AC_ROW_COUNT:
-			case AC_QUERY_ID:
-			case AC_XID:
-				put_be(buf + 1, (uint64) DatumGetInt64(values[i]), 8);
-				crypto_generichash_update(&st, buf, 9);
-				break;
-			case AC_PID:
-				put_be(buf + 1, (uint64) (uint32) DatumGetInt32(values[i]), 4);
-				crypto_generichash_update(&st, buf, 5);
-				break;
-			default:
-				{
-					text	   *t = DatumGetTextPP(values[i]);
-					uint32		len = VARSIZE_ANY_EXHDR(t);
-
-					put_be(buf + 1, len, 4);
-					crypto_generichash_update(&st, buf, 5);
-					crypto_generichash_update(&st, (const uint8 *) VARDATA_ANY(t), len);
-					if ((Pointer) t != DatumGetPointer(values[i]))
-						pfree(t);
-				}
-				break;
-		}
-	}
-	crypto_generichash_final(&st, out, AUDIT_HASH_LEN);
-}
-
-/* ----------------------------------------------------------------
- * Shared memory and the queue (producer side)
- * ----------------------------------------------------------------
- */
-LWLock *
-toms_audit_lock(void)
-{
-	return toms_lwlock(lock_base);
-}
-
-static Size
-audit_shmem_size(void)
-{
-	return add_size(offsetof(AuditShared, slots),
-					mul_size(audit_queue_size, sizeof(AuditSlot)));
-}
-
-static void
-audit_shmem_startup(void)
-{
-	bool		found;
-
-	toms_audit_shared = ShmemInitStruct("toms audit queue", audit_shmem_size(), &found);
-	if (!found)
-	{
-		memset(toms_audit_shared, 0, offsetof(AuditShared, slots));
-		toms_audit_shared->nslots = audit_queue_size;
-		ConditionVariableInit(&toms_audit_shared->cv_space);
-		ConditionVariableInit(&toms_audit_shared->cv_done);
-		pg_atomic_init_u64(&toms_audit_shared->n_enqueued, 0);
-		pg_atomic_init_u64(&toms_audit_shared->n_written, 0);
-		pg_atomic_init_u64(&toms_audit_shared->n_waits, 0);
-		pg_atomic_init_u64(&toms_audit_shared->n_full_errors, 0);
-		pg_atomic_init_u64(&toms_audit_shared->n_to_log, 0);
-		pg_atomic_init_u64(&toms_audit_shared->n_incidents, 0);
-		memset(toms_audit_shared->slots, 0, mul_size(audit_queue_size, sizeof(AuditSlot)));
-	}
-}
-
-/* JSON text of a queued record, for the server log. */
-static char *
-rec_json(const AuditRec *rec)
-{
-	static const char *const names[RS_NSTR] = {
-		"kind", "action", "session_role", "effective_role", "actor", "tenant",
-		"justification", "relname", "client_addr", "application_name", "fate",
-		"statement", "detail", "database"
-	};
-	static const char *const inames[RI_NINT] = {
-		"grant_id", "row_count", "query_id", "xid", "pid"
-	};
-	StringInfoData buf;
-	int			i;
-
-	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"ts\":");
-	escape_json(&buf, timestamptz_to_str(rec->h.ts));
-	for (i = 0; i < RS_NSTR; i++)
-	{
-		char	   *s = toms_audit_rec_get_str(rec, i);
-
-		if (s == NULL)
-			continue;
-		appendStringInfo(&buf, ",\"%s\":", names[i]);
-		escape_json(&buf, s);
-		pfree(s);
-	}
-	for (i = 0; i < RI_NINT; i++)
-		if (rec->h.intmask & (1 << i))
-			appendStringInfo(&buf, ",\"%s\":" INT64_FORMAT, inames[i], rec->h.ints[i]);
-	appendStringInfoChar(&buf, '}');
-	return buf.data;
-}
-
-/*
- * The record could not be queued (the queue stayed full where we cannot
- * wait or fail): it goes to the server log instead, never silently away.
- */
-void
-toms_audit_rec_to_log(const AuditRec *rec)
-{
-	pg_atomic_fetch_add_u64(&toms_audit_shared->n_to_log, 1);
-	toms_audit_log_json(rec_json(rec));
-}
-
-/*
- * Append a record to the queue for database dbid.  When the queue is full:
- * wait (policy block) or raise 54000 (policy error); in_abort (no error
- * possible) waits a bounded time and then writes it to the server log.
- * Returns the queue position, 0 if it went to the log.
- */
-static uint64
-audit_enqueue(const AuditRec *rec, Oid dbid, bool in_abort)
-{
-	AuditShared *sh = toms_audit_shared;
-	uint64		seq = 0;
-	bool		counted = false;
-	int			tries = 0;
-	Size		sz = offsetof(AuditRec, data) + rec->h.used;
-	bool		wake;
-	bool		have_worker = false;
-	Latch	   *latch = NULL;
-
-	/* no worker, or (on a standby) no way to write: the server log has it */
-	if (sh == NULL || MyProc == NULL || RecoveryInProgress())
-	{
-		if (sh)
-			toms_audit_rec_to_log(rec);
-		return 0;
-	}
-
-	for (;;)
-	{
-		LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
-		if (sh->head - sh->tail < (uint64) sh->nslots)
-		{
-			AuditSlot  *slot = &sh->slots[sh->head % sh->nslots];
-			int			i;
-
-			seq = ++sh->head;
-			slot->seq = seq;
-			slot->state = SLOT_FULL;
-			slot->dbid = dbid;
-			slot->taker = 0;
-			memcpy(&slot->rec, rec, sz);
-			for (i = 0; i < AUDIT_MAX_DBS; i++)
-			{
-				if (OidIsValid(dbid) && sh->dbs[i].dbid == dbid)
-				{
-					have_worker = sh->dbs[i].pid != 0;
-					latch = sh->dbs[i].latch;
-					break;
-				}
-			}
-			wake = audit_sync || !have_worker ||
-				(sh->head - sh->tail) * 2 > (uint64) sh->nslots;
-			if (wake && !have_worker)
-				latch = sh->launcher_latch;
-			LWLockRelease(toms_audit_lock());
-			break;
-		}
-		LWLockRelease(toms_audit_lock());
-
-		if (!counted)
-		{
-			pg_atomic_fetch_add_u64(&sh->n_waits, 1);
-			counted = true;
-		}
-		if (!in_abort && audit_queue_full == QUEUE_FULL_ERROR)
-		{
-			pg_atomic_fetch_add_u64(&sh->n_full_errors, 1);
-			ereport(ERROR,
-					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-					 errmsg("toms audit queue is full"),
-					 errdetail("The audit worker has not caught up; the statement was not run so that its audit record is not lost."),
-					 errhint("Raise toms.audit_queue_size or set toms.audit_queue_full = block.")));
-		}
-		if (in_abort && ++tries > 100)
-		{
-			ConditionVariableCancelSleep();
-			toms_audit_rec_to_log(rec);
-			return 0;
-		}
-		if (sh->launcher_latch)
-			SetLatch(sh->launcher_latch);
-		if (!in_abort)
-			CHECK_FOR_INTERRUPTS();
-		(void) ConditionVariableTimedSleep(&sh->cv_space, 100, PG_WAIT_EXTENSION);
-	}
-	if (counted)
-		ConditionVariableCancelSleep();
-	pg_atomic_fetch_add_u64(&sh->n_enqueued, 1);
-	if (wake && latch)
-		SetLatch(latch);
-	return seq;
-}
-
-/* Wait until queue entry seq has been committed by a worker. */
-static void
-audit_wait_durable(uint64 seq, bool in_abort)
-{
-	AuditShared *sh = toms_audit_shared;
-	int			waited = 0;
-
-	if (seq == 0 || sh == NULL)
-		return;
-	for (;;)
-	{
-		AuditSlot  *slot = &sh->slots[(seq - 1) % sh->nslots];
-		bool		done;
-
-		LWLockAcquire(toms_audit_lock(), LW_SHARED);
-		done = slot->seq != seq || slot->state == SLOT_DONE || slot->state == SLOT_EMPTY;
-		LWLockRelease(toms_audit_lock());
-		if (done)
-			break;
-		if (in_abort && waited > 10000)
-			break;
-		if (!in_abort)
-			CHECK_FOR_INTERRUPTS();
-		(void) ConditionVariableTimedSleep(&sh->cv_done, 50, PG_WAIT_EXTENSION);
-		waited += 50;
-	}
-	ConditionVariableCancelSleep();
-}
-
-static void
-audit_queue(const AuditRec *rec, Oid dbid, bool in_abort)
-{
-	uint64		seq = audit_enqueue(rec, dbid, in_abort);
-
-	if (audit_sync)
-		audit_wait_durable(seq, in_abort);
-}
 
 /* ----------------------------------------------------------------
  * Who and where
@@ -770,7 +204,7 @@ rec_fill_common(AuditRec *rec, const char *kind)
 static void
 rec_fill_statement(AuditRec *rec)
 {
-	if (audit_statement_text && debug_query_string)
+	if (toms_audit_statement_text && debug_query_string)
 		toms_audit_rec_set_str(rec, RS_STATEMENT, toms_redact_secrets(debug_query_string));
 }
 
@@ -810,23 +244,11 @@ static void
 requeue_rolled_back(PendingRec *pr)
 {
 	AuditRec   *rec = palloc(sizeof(AuditRec));
-	int			i;
 
 	/* rebuild it without the fate, then set the new fate */
-	toms_audit_rec_init(rec, AREC_RECORD, pr->rec.h.ts);
-	for (i = 0; i < RS_NSTR; i++)
-	{
-		if (i == RS_FATE || pr->rec.h.len[i] == AUDIT_STR_NULL)
-			continue;
-		rec->h.off[i] = rec->h.used;
-		rec->h.len[i] = pr->rec.h.len[i];
-		memcpy(rec->data + rec->h.used, pr->rec.data + pr->rec.h.off[i], pr->rec.h.len[i]);
-		rec->h.used += pr->rec.h.len[i];
-	}
-	memcpy(rec->h.ints, pr->rec.h.ints, sizeof(rec->h.ints));
-	rec->h.intmask = pr->rec.h.intmask;
+	toms_audit_rec_copy_except(rec, &pr->rec, RS_FATE);
 	toms_audit_rec_set_str(rec, RS_FATE, "rolled back");
-	audit_queue(rec, MyDatabaseId, true);
+	toms_audit_queue(rec, MyDatabaseId, true);
 	pfree(rec);
 }
 
@@ -844,7 +266,7 @@ audit_xact_callback(XactEvent event, void *arg)
 
 				toms_audit_rec_init(rec, AREC_CHAIN, GetCurrentTimestamp());
 				toms_audit_rec_set_int(rec, RI_XID, (int64) U64FromFullTransactionId(xact_fxid));
-				(void) audit_enqueue(rec, MyDatabaseId, true);
+				(void) toms_audit_enqueue(rec, MyDatabaseId, true);
 				pfree(rec);
 			}
 			break;
@@ -1036,7 +458,7 @@ audit_stmt_reset(void *arg)
 	for (i = 0; i < st->nrecs; i++)
 	{
 		toms_audit_rec_set_str(st->recs[i], RS_FATE, "failed");
-		audit_queue(st->recs[i], MyDatabaseId, true);
+		toms_audit_queue(st->recs[i], MyDatabaseId, true);
 	}
 }
 
@@ -1229,10 +651,10 @@ toms_audit_executor_end(QueryDesc *queryDesc)
 			if (st->writes[i])
 				audit_insert_in_xact(st->recs[i]);
 			else
-				last = audit_enqueue(st->recs[i], MyDatabaseId, false);
+				last = toms_audit_enqueue(st->recs[i], MyDatabaseId, false);
 		}
-		if (audit_sync)
-			audit_wait_durable(last, false);
+		if (toms_audit_sync)
+			toms_audit_wait_durable(last, false);
 	}
 }
 
@@ -1301,7 +723,7 @@ toms_audit_utility_failed(void *arg)
 	foreach(lc, au->recs)
 	{
 		toms_audit_rec_set_str(lfirst(lc), RS_FATE, "failed");
-		audit_queue(lfirst(lc), MyDatabaseId, true);
+		toms_audit_queue(lfirst(lc), MyDatabaseId, true);
 	}
 }
 
@@ -1324,10 +746,10 @@ toms_audit_utility_end(void *arg, QueryCompletion *qc)
 		if (write)
 			audit_insert_in_xact(rec);
 		else
-			last = audit_enqueue(rec, MyDatabaseId, false);
+			last = toms_audit_enqueue(rec, MyDatabaseId, false);
 	}
-	if (audit_sync)
-		audit_wait_durable(last, false);
+	if (toms_audit_sync)
+		toms_audit_wait_durable(last, false);
 }
 
 /* ----------------------------------------------------------------
@@ -1349,7 +771,7 @@ toms_audit_admin(const char *action, const char *tenant, const char *detail)
 	if (IsTransactionState() && !IsAbortedTransactionBlockState())
 		audit_insert_in_xact(rec);
 	else
-		audit_queue(rec, MyDatabaseId, false);
+		toms_audit_queue(rec, MyDatabaseId, false);
 	pfree(rec);
 }
 
@@ -1369,7 +791,7 @@ toms_audit_denied(const char *reason, const char *tenant, Oid relid, const char 
 		toms_audit_rec_set_str(rec, RS_RELNAME, qualified_relname(relid));
 	toms_audit_rec_set_str(rec, RS_DETAIL, detail);
 	rec_fill_statement(rec);
-	audit_queue(rec, MyDatabaseId, false);
+	toms_audit_queue(rec, MyDatabaseId, false);
 	pfree(rec);
 }
 
@@ -1407,7 +829,7 @@ toms_audit_login(bool success, const char *role, const char *database,
 	toms_audit_rec_set_str(rec, RS_DETAIL, d.data);
 	toms_audit_rec_set_str(rec, RS_DATABASE, database);
 	/* before InitPostgres has a database: the launcher resolves the name */
-	audit_queue(rec, OidIsValid(MyDatabaseId) ? MyDatabaseId : InvalidOid, false);
+	toms_audit_queue(rec, OidIsValid(MyDatabaseId) ? MyDatabaseId : InvalidOid, false);
 	pfree(rec);
 }
 
@@ -1423,7 +845,7 @@ toms_incident(const char *kind, const char *severity, const char *tenant, const 
 	toms_audit_rec_set_str(rec, RS_DETAIL, detail);
 	if (!OidIsValid(MyDatabaseId) && MyProcPort)
 		toms_audit_rec_set_str(rec, RS_DATABASE, MyProcPort->database_name);
-	(void) audit_enqueue(rec, MyDatabaseId, false);
+	(void) toms_audit_enqueue(rec, MyDatabaseId, false);
 	pfree(rec);
 }
 
@@ -1791,48 +1213,13 @@ toms_audit_admin_sql(PG_FUNCTION_ARGS)
 
 
 /* ----------------------------------------------------------------
- * Settings and hooks
+ * Set-up
  * ----------------------------------------------------------------
  */
 void
 toms_audit_init(void)
 {
-	DefineCustomIntVariable("toms.audit_flush_delay",
-							gettext_noop("Longest time a queued audit record waits before the worker commits it."),
-							NULL, &toms_audit_flush_delay, 200, 1, 10000, PGC_SIGHUP,
-							GUC_UNIT_MS, NULL, NULL, NULL);
-	DefineCustomBoolVariable("toms.audit_sync",
-							 gettext_noop("Statements wait until their queued audit records are committed."),
-							 NULL, &audit_sync, false, PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomEnumVariable("toms.audit_queue_full",
-							 gettext_noop("What a statement does when the audit queue is full: block or error."),
-							 NULL, &audit_queue_full, QUEUE_FULL_BLOCK, queue_full_options,
-							 PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("toms.audit_queue_size",
-							gettext_noop("Number of audit records the shared queue holds."),
-							NULL, &audit_queue_size, 4096, 16, 1048576, PGC_POSTMASTER,
-							0, NULL, NULL, NULL);
-	DefineCustomBoolVariable("toms.audit_statement_text",
-							 gettext_noop("Record statement text (secrets redacted) with each audit record."),
-							 NULL, &audit_statement_text, false, PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomEnumVariable("toms.audit_log_destination",
-							 gettext_noop("Where audit records go: \"table\" or \"table,log\"."),
-							 NULL, &toms_audit_log_destination, AUDIT_DEST_TABLE,
-							 destination_options, PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("toms.audit_retention",
-							gettext_noop("Age after which the audit worker removes records (sealed); 0 keeps them."),
-							NULL, &toms_audit_retention, 0, 0, INT_MAX, PGC_SIGHUP,
-							GUC_UNIT_S, NULL, NULL, NULL);
-	DefineCustomIntVariable("toms.incident_denials",
-							gettext_noop("Denials by one role within toms.incident_window that raise an incident."),
-							NULL, &toms_audit_incident_denials, 5, 1, INT_MAX, PGC_SIGHUP,
-							0, NULL, NULL, NULL);
-	DefineCustomIntVariable("toms.incident_window",
-							gettext_noop("Window in which repeated denials are counted."),
-							NULL, &toms_audit_incident_window, 60, 1, 86400, PGC_SIGHUP,
-							GUC_UNIT_S, NULL, NULL, NULL);
-
-	lock_base = toms_shmem_register(audit_shmem_size(), 1, audit_shmem_startup);
+	toms_audit_queue_init();
 
 	/* query ids are part of the record */
 	EnableQueryId();

@@ -1,9 +1,23 @@
 /*-------------------------------------------------------------------------
  *
  * audit_internal.h
- *	  Private to audit.c and audit_worker.c: the audit record, the shared
- *	  queue between backends and the audit workers, and the canonical
- *	  encoding that the hash chain is computed over.
+ *	  Private to the audit files (src/audit_*.c): the audit record, the
+ *	  shared queue between backends and the audit workers, the settings
+ *	  they share, and what each audit file offers the ones above it.
+ *
+ *	  The audit files are layered; each calls only those listed before it
+ *	  (and core files such as catalog.c and shmem.c):
+ *	    audit_record.c   the fixed-size record; column values; JSON line
+ *	    audit_store.c    rows into toms.audit_log; the hash chain
+ *	    audit_queue.c    the shared queue; the audit settings
+ *	    audit_emit.c     the audit API of toms.h; in-transaction records
+ *	  Above them, at the level of toms' features: audit_capture.c (the
+ *	  executor and COPY/TRUNCATE, called by hooks.c; may use the tenant
+ *	  context), audit_sql.c (SQL-callable functions), audit_writer.c (one
+ *	  batch of a database worker) and audit_worker.c (the workers).
+ *	  docs/audit.md describes what the audit does.
+ *
+ *	  Every .c file includes postgres.h before this header.
  *
  *-------------------------------------------------------------------------
  */
@@ -13,6 +27,7 @@
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
+#include "storage/lwlock.h"
 #include "storage/spin.h"
 
 /* Columns of toms.audit_log, in table order (the canonical order). */
@@ -107,25 +122,28 @@ typedef struct AuditRec
 	char		data[AUDIT_REC_DATA];
 } AuditRec;
 
+/* audit_record.c */
 extern void toms_audit_rec_init(AuditRec *rec, AuditRecType type, TimestampTz ts);
 extern void toms_audit_rec_set_str(AuditRec *rec, int field, const char *s);
 extern void toms_audit_rec_set_int(AuditRec *rec, int field, int64 v);
 extern char *toms_audit_rec_get_str(const AuditRec *rec, int field);
-/* a record that cannot reach the table: one JSON line in the server log */
-extern void toms_audit_rec_to_log(const AuditRec *rec);
+/* dst := src without string field skip (so that it can be set anew) */
+extern void toms_audit_rec_copy_except(AuditRec *dst, const AuditRec *src, int skip);
 
 /*
  * Build the column values (without seq and hash) of a record; text values
  * are palloc'd in the current memory context.
  */
 extern void toms_audit_rec_to_datums(const AuditRec *rec, Datum *values, bool *nulls);
+/* The record, or a JSON text, as one line "toms_audit: {...}" in the server log. */
+extern void toms_audit_rec_to_log(const AuditRec *rec);
+extern void toms_audit_log_json(const char *json);
+
+/* audit_store.c */
 
 /*
- * Rows into toms.audit_log straight through the table AM, as COPY does:
- * no SQL, no triggers (the table has only a statement trigger that refuses
- * everyone but toms), no privilege needed.  bulk: heap multi-inserts
- * through a bulk-insert ring (the worker's batches), so that the trail
- * does not push the audited tables out of shared buffers.
+ * Rows into toms.audit_log straight through the table AM.  bulk: heap
+ * multi-inserts through a bulk-insert ring (the worker's batches).
  */
 typedef struct AuditStore AuditStore;
 extern AuditStore *toms_audit_store_begin(bool bulk);
@@ -136,17 +154,11 @@ extern void toms_audit_store_end(AuditStore *st);
 extern void toms_audit_chain_hash(const uint8 *prev, const Datum *values, const bool *nulls,
 								  uint8 *out);
 
+/* set while toms itself writes toms.audit_log or toms.incidents with SQL */
+extern bool toms_audit_writing;
+
 /* ----------------------------------------------------------------
- * Shared queue
- *
- * A ring of fixed-size slots; slot i holds queue position seq with
- * seq % nslots == i.  Backends append at head; each database's worker takes
- * the FULL entries of its own database (in order), marks them TAKEN while
- * it inserts them, and DONE right after its transaction commits (no
- * interrupt is processed in between, so a SIGTERM'd worker leaves only
- * uncommitted entries TAKEN, and the launcher puts them back).  tail
- * advances over DONE entries.  Everything in AuditShared is protected by
- * the part's LWLock (index lock_base), except the atomics.
+ * Shared queue (audit_queue.c describes it and its locking rules)
  * ----------------------------------------------------------------
  */
 typedef enum AuditSlotState
@@ -201,14 +213,16 @@ typedef struct AuditShared
 	AuditSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } AuditShared;
 
-extern AuditShared *toms_audit_shared;
-extern LWLock *toms_audit_lock(void);
+/* audit_queue.c */
 
-/* settings shared by both files */
+/* the audit settings */
 extern int	toms_audit_flush_delay;
 extern int	toms_audit_retention;
 extern int	toms_audit_incident_denials;
 extern int	toms_audit_incident_window;
+extern bool toms_audit_sync;
+extern bool toms_audit_statement_text;
+
 /* toms.audit_log_destination */
 typedef enum AuditDestination
 {
@@ -217,11 +231,24 @@ typedef enum AuditDestination
 } AuditDestination;
 extern int	toms_audit_log_destination;
 
-/* audit.c: set while toms itself writes toms.audit_log */
-extern bool toms_audit_writing;
-
-/* audit_worker.c */
+extern AuditShared *toms_audit_shared;
+extern LWLock *toms_audit_lock(void);
+/* caller holds the audit lock (exclusive when create) */
 extern AuditDb *toms_audit_db_slot(Oid dbid, bool create);
-extern void toms_audit_log_json(const char *json);
+/* a record that cannot reach the table: the server log, counted */
+extern void toms_audit_log_instead(const AuditRec *rec);
+
+/* producers */
+extern uint64 toms_audit_enqueue(const AuditRec *rec, Oid dbid, bool in_abort);
+extern void toms_audit_wait_durable(uint64 seq, bool in_abort);
+extern void toms_audit_queue(const AuditRec *rec, Oid dbid, bool in_abort);
+
+/* consumers; all but toms_audit_queue_finish with the audit lock held */
+extern void toms_audit_queue_finish(const uint64 *seqs, int n, bool done);
+extern void toms_audit_queue_release(int pid);
+extern bool toms_audit_queue_has(Oid dbid);
+extern void toms_audit_queue_drop(Oid dbid, bool unresolved);
+
+extern void toms_audit_queue_init(void);
 
 #endif							/* TOMS_AUDIT_INTERNAL_H */

@@ -64,70 +64,6 @@ PGDLLEXPORT void toms_audit_worker_main(Datum main_arg);
 #define BATCH_ARENA (2 * 1024 * 1024)	/* and at most this many bytes */
 #define WORKER_IDLE_EXIT_MS 2000
 
-/* caller holds the audit lock (exclusive when create) */
-AuditDb *
-toms_audit_db_slot(Oid dbid, bool create)
-{
-	int			i;
-	AuditDb    *free_slot = NULL;
-
-	if (toms_audit_shared == NULL || !OidIsValid(dbid))
-		return NULL;
-	for (i = 0; i < AUDIT_MAX_DBS; i++)
-	{
-		if (toms_audit_shared->dbs[i].dbid == dbid)
-			return &toms_audit_shared->dbs[i];
-		if (free_slot == NULL && !OidIsValid(toms_audit_shared->dbs[i].dbid))
-			free_slot = &toms_audit_shared->dbs[i];
-	}
-	if (!create || free_slot == NULL)
-		return NULL;
-	memset(free_slot, 0, sizeof(AuditDb));
-	free_slot->dbid = dbid;
-	return free_slot;
-}
-
-/* One JSON line in the server log, with a fixed prefix for a SIEM. */
-void
-toms_audit_log_json(const char *json)
-{
-	ereport(LOG,
-			(errmsg("toms_audit: %s", json),
-			 errhidestmt(true),
-			 errhidecontext(true)));
-}
-
-/* Mark entries done and let waiting producers go; lock not held. */
-static void
-finish_entries(uint64 *seqs, int n, bool done)
-{
-	AuditShared *sh = toms_audit_shared;
-	int			i;
-
-	LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
-	for (i = 0; i < n; i++)
-	{
-		AuditSlot  *slot = &sh->slots[(seqs[i] - 1) % sh->nslots];
-
-		if (slot->seq == seqs[i] && slot->state == SLOT_TAKEN)
-		{
-			slot->state = done ? SLOT_DONE : SLOT_FULL;
-			slot->taker = 0;
-		}
-	}
-	while (sh->tail < sh->head &&
-		   sh->slots[sh->tail % sh->nslots].state == SLOT_DONE)
-	{
-		sh->slots[sh->tail % sh->nslots].state = SLOT_EMPTY;
-		sh->tail++;
-	}
-	LWLockRelease(toms_audit_lock());
-	if (done)
-		pg_atomic_fetch_add_u64(&sh->n_written, n);
-	ConditionVariableBroadcast(&sh->cv_done);
-	ConditionVariableBroadcast(&sh->cv_space);
-}
-
 /* ----------------------------------------------------------------
  * Database worker
  * ----------------------------------------------------------------
@@ -194,7 +130,6 @@ worker_detach(int code, Datum arg)
 {
 	AuditShared *sh = toms_audit_shared;
 	AuditDb    *db;
-	uint64		i;
 
 	LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
 	db = toms_audit_db_slot(my_dbid, false);
@@ -205,16 +140,7 @@ worker_detach(int code, Datum arg)
 		db->starting = false;
 	}
 	/* whatever we took but did not commit goes back to the queue */
-	for (i = sh->tail; i < sh->head; i++)
-	{
-		AuditSlot  *slot = &sh->slots[i % sh->nslots];
-
-		if (slot->state == SLOT_TAKEN && slot->taker == MyProcPid)
-		{
-			slot->state = SLOT_FULL;
-			slot->taker = 0;
-		}
-	}
+	toms_audit_queue_release(MyProcPid);
 	if (sh->launcher_latch)
 		SetLatch(sh->launcher_latch);
 	LWLockRelease(toms_audit_lock());
@@ -669,7 +595,7 @@ worker_batch(bool *first)
 		/* nowhere to put them in this database: the server log has them */
 		for (i = 0; i < n; i++)
 			if (batch[i]->h.type == AREC_RECORD)
-				toms_audit_rec_to_log(batch[i]);
+				toms_audit_log_instead(batch[i]);
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 		LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
@@ -677,7 +603,7 @@ worker_batch(bool *first)
 		if (db)
 			db->reconcile = false;
 		LWLockRelease(toms_audit_lock());
-		finish_entries(batch_seqs, n, true);
+		toms_audit_queue_finish(batch_seqs, n, true);
 		*first = false;
 		return -1;
 	}
@@ -779,7 +705,7 @@ worker_batch(bool *first)
 		db->last_flush = GetCurrentTimestamp();
 	}
 	LWLockRelease(toms_audit_lock());
-	finish_entries(batch_seqs, n, true);
+	toms_audit_queue_finish(batch_seqs, n, true);
 	*first = false;
 	return n + 1;
 }
@@ -858,20 +784,10 @@ toms_audit_worker_main(Datum main_arg)
 
 		if (idle_ms >= WORKER_IDLE_EXIT_MS)
 		{
-			bool		busy = false;
-			uint64		i;
+			bool		busy;
 
 			LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
-			for (i = toms_audit_shared->tail; i < toms_audit_shared->head; i++)
-			{
-				AuditSlot  *slot = &toms_audit_shared->slots[i % toms_audit_shared->nslots];
-
-				if (slot->state == SLOT_FULL && slot->dbid == my_dbid)
-				{
-					busy = true;
-					break;
-				}
-			}
+			busy = toms_audit_queue_has(my_dbid);
 			if (!busy)
 			{
 				db = toms_audit_db_slot(my_dbid, false);
@@ -914,30 +830,6 @@ start_worker(AuditDb *db, int idx)
 	return true;
 }
 
-/* Queue entries whose database we cannot serve go to the server log. */
-static void
-drop_entries_for(Oid dbid, bool unresolved)
-{
-	AuditShared *sh = toms_audit_shared;
-	uint64		i;
-
-	for (i = sh->tail; i < sh->head; i++)
-	{
-		AuditSlot  *slot = &sh->slots[i % sh->nslots];
-
-		if (slot->state != SLOT_FULL || (unresolved ? OidIsValid(slot->dbid) : slot->dbid != dbid))
-			continue;
-		if (slot->rec.h.type == AREC_RECORD)
-			toms_audit_rec_to_log(&slot->rec);
-		slot->state = SLOT_DONE;
-	}
-	while (sh->tail < sh->head && sh->slots[sh->tail % sh->nslots].state == SLOT_DONE)
-	{
-		sh->slots[sh->tail % sh->nslots].state = SLOT_EMPTY;
-		sh->tail++;
-	}
-}
-
 /* Logins (and incidents) raised before a database was chosen. */
 static void
 resolve_unassigned(void)
@@ -978,7 +870,7 @@ resolve_unassigned(void)
 				slot->dbid = d->oid;
 		}
 	}
-	drop_entries_for(InvalidOid, true);
+	toms_audit_queue_drop(InvalidOid, true);
 	LWLockRelease(toms_audit_lock());
 	list_free_deep(dbs);
 	ConditionVariableBroadcast(&sh->cv_done);
@@ -1022,7 +914,7 @@ launcher_shutdown(void)
 		if (slot->state == SLOT_FULL && slot->rec.h.type == AREC_RECORD)
 		{
 			slot->state = SLOT_DONE;
-			toms_audit_rec_to_log(&slot->rec);
+			toms_audit_log_instead(&slot->rec);
 		}
 	}
 	sh->launcher_pid = 0;
@@ -1121,7 +1013,7 @@ toms_audit_launcher_main(Datum main_arg)
 				db->starting = false;
 				if (db->pid == 0)
 				{
-					drop_entries_for(db->dbid, false);
+					toms_audit_queue_drop(db->dbid, false);
 					db->reconcile = false;
 				}
 			}
@@ -1138,7 +1030,7 @@ toms_audit_launcher_main(Datum main_arg)
 			db = toms_audit_db_slot(slot->dbid, true);
 			if (db == NULL)
 			{
-				drop_entries_for(slot->dbid, false);
+				toms_audit_queue_drop(slot->dbid, false);
 				continue;
 			}
 			want[db - sh->dbs] = true;
