@@ -251,4 +251,12 @@ extern void toms_audit_queue_drop(Oid dbid, bool unresolved);
 
 extern void toms_audit_queue_init(void);
 
+/* audit_emit.c: what audit_capture.c needs besides the API of toms.h */
+extern const char *toms_audit_role_name(Oid roleid);
+extern const char *toms_audit_relname(Oid relid);
+extern void toms_audit_fill_common(AuditRec *rec, const char *kind);
+extern void toms_audit_fill_statement(AuditRec *rec);
+extern void toms_audit_insert_in_xact(AuditRec *rec);
+extern void toms_audit_emit_init(void);
+
 #endif							/* TOMS_AUDIT_INTERNAL_H */
