@@ -259,4 +259,9 @@ extern void toms_audit_fill_statement(AuditRec *rec);
 extern void toms_audit_insert_in_xact(AuditRec *rec);
 extern void toms_audit_emit_init(void);
 
+/* audit_writer.c: one batch of a database's worker (audit_worker.c) */
+extern void toms_audit_writer_setup(Oid dbid);
+/* entries and rows handled (0: nothing to do), -1: no extension here */
+extern int	toms_audit_writer_batch(bool *first, bool *more);
+
 #endif							/* TOMS_AUDIT_INTERNAL_H */
