@@ -65,6 +65,12 @@ typedef struct AuditStmt
 static AuditStmt *active_stmts = NULL;
 
 /*
+ * The newest queue position of a failed statement's record, whose
+ * durability toms.audit_sync still has to wait for (see audit_stmt_reset).
+ */
+static uint64 failed_seq = 0;
+
+/*
  * The client's statement the executor is running (ExecutorRun or
  * ExecutorFinish, where triggers, foreign-key checks and functions run
  * their own statements), and how deep it is nested.
@@ -167,7 +173,21 @@ check_privileged(Oid relid, const char *action)
 	toms_incident("privileged_access", "high", NULL, detail);
 }
 
-/* The statement's memory is going away: it failed unless it ended. */
+/*
+ * The statement's memory is going away: it failed unless it ended.
+ *
+ * A memory-context reset callback must not block: it runs while memory is
+ * freed, mostly inside transaction or subtransaction abort with interrupts
+ * held off.  So the records are queued without waiting for room: if the
+ * queue is full they go to the server log at once, counted in
+ * written_to_log like every such fallback.  toms.audit_sync's wait for
+ * their durability is left to wait_failed(): at the end of the enclosing
+ * statement, or of the (sub)transaction, whichever comes first after the
+ * memory goes.  (The executor memory of a statement run by a function is
+ * freed only after the transaction callbacks when its error ends the
+ * transaction; its records are then waited for at the next statement's
+ * end.)
+ */
 static void
 audit_stmt_reset(void *arg)
 {
@@ -185,9 +205,26 @@ audit_stmt_reset(void *arg)
 		return;
 	for (i = 0; i < st->nrecs; i++)
 	{
+		uint64		seq;
+
 		toms_audit_rec_set_str(st->recs[i], RS_FATE, "failed");
-		toms_audit_queue(st->recs[i], MyDatabaseId, true);
+		seq = toms_audit_enqueue(st->recs[i], MyDatabaseId, AUDIT_NO_WAIT);
+		failed_seq = Max(failed_seq, seq);
 	}
+}
+
+/*
+ * With toms.audit_sync, wait until the records of failed statements are
+ * committed (in_abort: bounded, no interrupts; see audit_queue.c).
+ */
+static void
+wait_failed(bool in_abort)
+{
+	uint64		seq = failed_seq;
+
+	failed_seq = 0;
+	if (toms_audit_sync && seq != 0)
+		toms_audit_wait_durable(seq, in_abort);
 }
 
 static AuditStmt *
@@ -379,11 +416,13 @@ toms_audit_executor_end(QueryDesc *queryDesc)
 			if (st->writes[i])
 				toms_audit_insert_in_xact(st->recs[i]);
 			else
-				last = toms_audit_enqueue(st->recs[i], MyDatabaseId, false);
+				last = toms_audit_enqueue(st->recs[i], MyDatabaseId, AUDIT_WAIT);
 		}
 		if (toms_audit_sync)
 			toms_audit_wait_durable(last, false);
 	}
+	/* statements nested in this one that failed (a caught error) */
+	wait_failed(false);
 }
 
 /*
@@ -451,7 +490,7 @@ toms_audit_utility_failed(void *arg)
 	foreach(lc, au->recs)
 	{
 		toms_audit_rec_set_str(lfirst(lc), RS_FATE, "failed");
-		toms_audit_queue(lfirst(lc), MyDatabaseId, true);
+		toms_audit_queue(lfirst(lc), MyDatabaseId, AUDIT_WAIT_BOUNDED);
 	}
 }
 
@@ -473,15 +512,18 @@ toms_audit_utility_end(void *arg, QueryCompletion *qc)
 		if (write)
 			toms_audit_insert_in_xact(rec);
 		else
-			last = toms_audit_enqueue(rec, MyDatabaseId, false);
+			last = toms_audit_enqueue(rec, MyDatabaseId, AUDIT_WAIT);
 	}
 	if (toms_audit_sync)
 		toms_audit_wait_durable(last, false);
+	wait_failed(false);
 }
 
 /*
- * The statements' entries live in their executor memory, which the end of
- * the transaction frees.
+ * The end of the transaction: the statements' entries lived in executor
+ * memory that is gone now, and the records of statements that failed in
+ * it are waited for (abort frees a failed statement's memory before the
+ * transaction callbacks run).
  */
 static void
 capture_xact_callback(XactEvent event, void *arg)
@@ -491,11 +533,21 @@ capture_xact_callback(XactEvent event, void *arg)
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PREPARE:
+			wait_failed(true);
 			active_stmts = NULL;
 			break;
 		default:
 			break;
 	}
+}
+
+/* A savepoint rolled back: its failed statements, as at transaction end. */
+static void
+capture_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		wait_failed(true);
 }
 
 /*
@@ -511,4 +563,5 @@ toms_audit_init(void)
 	/* query ids are part of the record */
 	EnableQueryId();
 	RegisterXactCallback(capture_xact_callback, NULL);
+	RegisterSubXactCallback(capture_subxact_callback, NULL);
 }

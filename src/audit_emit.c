@@ -213,7 +213,7 @@ requeue_rolled_back(PendingRec *pr)
 	/* rebuild it without the fate, then set the new fate */
 	toms_audit_rec_copy_except(rec, &pr->rec, RS_FATE);
 	toms_audit_rec_set_str(rec, RS_FATE, "rolled back");
-	toms_audit_queue(rec, MyDatabaseId, true);
+	toms_audit_queue(rec, MyDatabaseId, AUDIT_WAIT_BOUNDED);
 	pfree(rec);
 }
 
@@ -231,7 +231,7 @@ audit_xact_callback(XactEvent event, void *arg)
 
 				toms_audit_rec_init(rec, AREC_CHAIN, GetCurrentTimestamp());
 				toms_audit_rec_set_int(rec, RI_XID, (int64) U64FromFullTransactionId(xact_fxid));
-				(void) toms_audit_enqueue(rec, MyDatabaseId, true);
+				(void) toms_audit_enqueue(rec, MyDatabaseId, AUDIT_WAIT_BOUNDED);
 				pfree(rec);
 			}
 			break;
@@ -300,7 +300,7 @@ toms_audit_admin(const char *action, const char *tenant, const char *detail)
 	if (IsTransactionState() && !IsAbortedTransactionBlockState())
 		toms_audit_insert_in_xact(rec);
 	else
-		toms_audit_queue(rec, MyDatabaseId, false);
+		toms_audit_queue(rec, MyDatabaseId, AUDIT_WAIT);
 	pfree(rec);
 }
 
@@ -320,7 +320,7 @@ toms_audit_denied(const char *reason, const char *tenant, Oid relid, const char 
 		toms_audit_rec_set_str(rec, RS_RELNAME, toms_audit_relname(relid));
 	toms_audit_rec_set_str(rec, RS_DETAIL, detail);
 	toms_audit_fill_statement(rec);
-	toms_audit_queue(rec, MyDatabaseId, false);
+	toms_audit_queue(rec, MyDatabaseId, AUDIT_WAIT);
 	pfree(rec);
 }
 
@@ -358,7 +358,7 @@ toms_audit_login(bool success, const char *role, const char *database,
 	toms_audit_rec_set_str(rec, RS_DETAIL, d.data);
 	toms_audit_rec_set_str(rec, RS_DATABASE, database);
 	/* before InitPostgres has a database: the launcher resolves the name */
-	toms_audit_queue(rec, OidIsValid(MyDatabaseId) ? MyDatabaseId : InvalidOid, false);
+	toms_audit_queue(rec, OidIsValid(MyDatabaseId) ? MyDatabaseId : InvalidOid, AUDIT_WAIT);
 	pfree(rec);
 }
 
@@ -374,7 +374,7 @@ toms_incident(const char *kind, const char *severity, const char *tenant, const 
 	toms_audit_rec_set_str(rec, RS_DETAIL, detail);
 	if (!OidIsValid(MyDatabaseId) && MyProcPort)
 		toms_audit_rec_set_str(rec, RS_DATABASE, MyProcPort->database_name);
-	(void) toms_audit_enqueue(rec, MyDatabaseId, false);
+	(void) toms_audit_enqueue(rec, MyDatabaseId, AUDIT_WAIT);
 	pfree(rec);
 }
 

@@ -238,10 +238,20 @@ extern AuditDb *toms_audit_db_slot(Oid dbid, bool create);
 /* a record that cannot reach the table: the server log, counted */
 extern void toms_audit_log_instead(const AuditRec *rec);
 
-/* producers */
-extern uint64 toms_audit_enqueue(const AuditRec *rec, Oid dbid, bool in_abort);
+/* producers: what one may do when the queue is full */
+typedef enum AuditWait
+{
+	AUDIT_WAIT,					/* as toms.audit_queue_full says: wait, or
+								 * raise 54000 */
+	AUDIT_WAIT_BOUNDED,			/* no error possible (transaction abort):
+								 * wait a bounded time, then the server log */
+	AUDIT_NO_WAIT				/* must not sleep (a memory-context reset
+								 * callback): the server log at once */
+} AuditWait;
+extern uint64 toms_audit_enqueue(const AuditRec *rec, Oid dbid, AuditWait wait);
 extern void toms_audit_wait_durable(uint64 seq, bool in_abort);
-extern void toms_audit_queue(const AuditRec *rec, Oid dbid, bool in_abort);
+/* enqueue; with toms.audit_sync also wait until it is committed */
+extern void toms_audit_queue(const AuditRec *rec, Oid dbid, AuditWait wait);
 
 /* consumers; all but toms_audit_queue_finish with the audit lock held */
 extern void toms_audit_queue_finish(const uint64 *seqs, int n, bool done);

@@ -160,13 +160,15 @@ toms_audit_log_instead(const AuditRec *rec)
 
 /*
  * Append a record to the queue for database dbid.  When the queue is full:
- * wait (policy block) or raise 54000 (policy error); in_abort (no error
- * possible) waits a bounded time and then writes it to the server log.
- * Returns the queue position, 0 if it went to the log.
+ * AUDIT_WAIT waits (policy block) or raises 54000 (policy error);
+ * AUDIT_WAIT_BOUNDED (no error possible) waits a bounded time and then
+ * writes it to the server log; AUDIT_NO_WAIT writes it to the server log
+ * at once.  Returns the queue position, 0 if it went to the log.
  */
 uint64
-toms_audit_enqueue(const AuditRec *rec, Oid dbid, bool in_abort)
+toms_audit_enqueue(const AuditRec *rec, Oid dbid, AuditWait wait)
 {
+	bool		in_abort = (wait != AUDIT_WAIT);
 	AuditShared *sh = toms_audit_shared;
 	uint64		seq = 0;
 	bool		counted = false;
@@ -216,6 +218,14 @@ toms_audit_enqueue(const AuditRec *rec, Oid dbid, bool in_abort)
 		}
 		LWLockRelease(toms_audit_lock());
 
+		if (wait == AUDIT_NO_WAIT)
+		{
+			/* let the launcher see to the workers; do not sleep here */
+			if (sh->launcher_latch)
+				SetLatch(sh->launcher_latch);
+			toms_audit_log_instead(rec);
+			return 0;
+		}
 		if (!counted)
 		{
 			pg_atomic_fetch_add_u64(&sh->n_waits, 1);
@@ -279,14 +289,17 @@ toms_audit_wait_durable(uint64 seq, bool in_abort)
 	ConditionVariableCancelSleep();
 }
 
-/* Enqueue, and with toms.audit_sync wait until the record is committed. */
+/*
+ * Enqueue, and with toms.audit_sync wait until the record is committed
+ * (bounded where the enqueue is; not at all with AUDIT_NO_WAIT).
+ */
 void
-toms_audit_queue(const AuditRec *rec, Oid dbid, bool in_abort)
+toms_audit_queue(const AuditRec *rec, Oid dbid, AuditWait wait)
 {
-	uint64		seq = toms_audit_enqueue(rec, dbid, in_abort);
+	uint64		seq = toms_audit_enqueue(rec, dbid, wait);
 
-	if (toms_audit_sync)
-		toms_audit_wait_durable(seq, in_abort);
+	if (toms_audit_sync && wait != AUDIT_NO_WAIT)
+		toms_audit_wait_durable(seq, wait != AUDIT_WAIT);
 }
 
 /* ----------------------------------------------------------------
