@@ -24,6 +24,7 @@
 #ifndef TOMS_AUDIT_INTERNAL_H
 #define TOMS_AUDIT_INTERNAL_H
 
+#include "datatype/timestamp.h"
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
@@ -271,7 +272,7 @@ extern void toms_audit_emit_init(void);
 
 /* audit_writer.c: one batch of a database's worker (audit_worker.c) */
 extern void toms_audit_writer_setup(Oid dbid);
-/* entries and rows handled (0: nothing to do), -1: no extension here */
+/* 0: nothing was due; entries taken + 1; -1: no extension here */
 extern int	toms_audit_writer_batch(bool *first, bool *more);
 
 #endif							/* TOMS_AUDIT_INTERNAL_H */
