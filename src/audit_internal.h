@@ -1,20 +1,34 @@
 /*-------------------------------------------------------------------------
  *
  * audit_internal.h
- *	  Private to audit.c and audit_worker.c: the audit record, the shared
- *	  queue between backends and the audit workers, and the canonical
- *	  encoding that the hash chain is computed over.
+ *	  Private to the audit files (src/audit_*.c): the audit record, the
+ *	  shared queue between backends and the audit workers, the settings
+ *	  they share, and what each audit file offers the ones above it.
+ *
+ *	  The audit files are layered; each calls only those listed before it
+ *	  (and core files such as catalog.c and shmem.c):
+ *	    audit_record.c   the fixed-size record; column values; JSON line
+ *	    audit_store.c    rows into toms.audit_log; the hash chain
+ *	    audit_queue.c    the shared queue; the audit settings
+ *	    audit_emit.c     the audit API of toms.h; in-transaction records
+ *	  Above them, at the level of toms' features: audit_capture.c (the
+ *	  executor and COPY/TRUNCATE, called by hooks.c; may use the tenant
+ *	  context), audit_sql.c (SQL-callable functions), audit_writer.c (one
+ *	  batch of a database worker) and audit_worker.c (the workers).
+ *	  docs/audit.md describes what the audit does.
+ *
+ *	  Every .c file includes postgres.h before this header.
  *
  *-------------------------------------------------------------------------
  */
 #ifndef TOMS_AUDIT_INTERNAL_H
 #define TOMS_AUDIT_INTERNAL_H
 
-#include "postgres.h"
-
+#include "datatype/timestamp.h"
 #include "port/atomics.h"
 #include "storage/condition_variable.h"
 #include "storage/latch.h"
+#include "storage/lwlock.h"
 #include "storage/spin.h"
 
 /* Columns of toms.audit_log, in table order (the canonical order). */
@@ -109,46 +123,43 @@ typedef struct AuditRec
 	char		data[AUDIT_REC_DATA];
 } AuditRec;
 
-extern void audit_rec_init(AuditRec *rec, AuditRecType type, TimestampTz ts);
-extern void audit_rec_set_str(AuditRec *rec, int field, const char *s);
-extern void audit_rec_set_int(AuditRec *rec, int field, int64 v);
-extern char *audit_rec_get_str(const AuditRec *rec, int field);
-/* a record that cannot reach the table: one JSON line in the server log */
-extern void audit_rec_to_log(const AuditRec *rec);
+/* audit_record.c */
+extern void toms_audit_rec_init(AuditRec *rec, AuditRecType type, TimestampTz ts);
+extern void toms_audit_rec_set_str(AuditRec *rec, int field, const char *s);
+extern void toms_audit_rec_set_int(AuditRec *rec, int field, int64 v);
+extern char *toms_audit_rec_get_str(const AuditRec *rec, int field);
+/* dst := src without string field skip (so that it can be set anew) */
+extern void toms_audit_rec_copy_except(AuditRec *dst, const AuditRec *src, int skip);
 
 /*
  * Build the column values (without seq and hash) of a record; text values
  * are palloc'd in the current memory context.
  */
-extern void audit_rec_to_datums(const AuditRec *rec, Datum *values, bool *nulls);
+extern void toms_audit_rec_to_datums(const AuditRec *rec, Datum *values, bool *nulls);
+/* The record, or a JSON text, as one line "toms_audit: {...}" in the server log. */
+extern void toms_audit_rec_to_log(const AuditRec *rec);
+extern void toms_audit_log_json(const char *json);
+
+/* audit_store.c */
 
 /*
- * Rows into toms.audit_log straight through the table AM, as COPY does:
- * no SQL, no triggers (the table has only a statement trigger that refuses
- * everyone but toms), no privilege needed.  bulk: heap multi-inserts
- * through a bulk-insert ring (the worker's batches), so that the trail
- * does not push the audited tables out of shared buffers.
+ * Rows into toms.audit_log straight through the table AM.  bulk: heap
+ * multi-inserts through a bulk-insert ring (the worker's batches).
  */
 typedef struct AuditStore AuditStore;
-extern AuditStore *audit_store_begin(bool bulk);
-extern void audit_store_row(AuditStore *st, const Datum *values, const bool *nulls);
-extern void audit_store_end(AuditStore *st);
+extern AuditStore *toms_audit_store_begin(bool bulk);
+extern void toms_audit_store_row(AuditStore *st, const Datum *values, const bool *nulls);
+extern void toms_audit_store_end(AuditStore *st);
 
 /* hash = BLAKE2b-256(prev || canonical(values[0..AC_NCANON-1])) */
-extern void audit_chain_hash(const uint8 *prev, const Datum *values, const bool *nulls,
-							 uint8 *out);
+extern void toms_audit_chain_hash(const uint8 *prev, const Datum *values, const bool *nulls,
+								  uint8 *out);
+
+/* set while toms itself writes toms.audit_log or toms.incidents with SQL */
+extern bool toms_audit_writing;
 
 /* ----------------------------------------------------------------
- * Shared queue
- *
- * A ring of fixed-size slots; slot i holds queue position seq with
- * seq % nslots == i.  Backends append at head; each database's worker takes
- * the FULL entries of its own database (in order), marks them TAKEN while
- * it inserts them, and DONE right after its transaction commits (no
- * interrupt is processed in between, so a SIGTERM'd worker leaves only
- * uncommitted entries TAKEN, and the launcher puts them back).  tail
- * advances over DONE entries.  Everything in AuditShared is protected by
- * the part's LWLock (index lock_base), except the atomics.
+ * Shared queue (audit_queue.c describes it and its locking rules)
  * ----------------------------------------------------------------
  */
 typedef enum AuditSlotState
@@ -203,23 +214,65 @@ typedef struct AuditShared
 	AuditSlot	slots[FLEXIBLE_ARRAY_MEMBER];
 } AuditShared;
 
-extern AuditShared *audit_shared;
-extern LWLock *audit_lock(void);
+/* audit_queue.c */
 
-/* settings shared by both files */
-extern int	audit_flush_delay;
-extern int	audit_retention;
-extern int	incident_denials;
-extern int	incident_window;
-extern char *audit_log_destination;
-extern bool audit_to_log;
+/* the audit settings */
+extern int	toms_audit_flush_delay;
+extern int	toms_audit_retention;
+extern int	toms_audit_incident_denials;
+extern int	toms_audit_incident_window;
+extern bool toms_audit_sync;
+extern bool toms_audit_statement_text;
 
-/* audit.c: set while toms itself writes toms.audit_log */
-extern bool audit_writing;
+/* toms.audit_log_destination */
+typedef enum AuditDestination
+{
+	AUDIT_DEST_TABLE,			/* toms.audit_log only */
+	AUDIT_DEST_TABLE_LOG		/* and one JSON line per record in the server log */
+} AuditDestination;
+extern int	toms_audit_log_destination;
 
-/* audit_worker.c */
-extern AuditDb *audit_db_slot(Oid dbid, bool create);
-extern void audit_wake_worker(Oid dbid);
-extern void audit_log_json(const char *json);
+extern AuditShared *toms_audit_shared;
+extern LWLock *toms_audit_lock(void);
+/* caller holds the audit lock (exclusive when create) */
+extern AuditDb *toms_audit_db_slot(Oid dbid, bool create);
+/* a record that cannot reach the table: the server log, counted */
+extern void toms_audit_log_instead(const AuditRec *rec);
+
+/* producers: what one may do when the queue is full */
+typedef enum AuditWait
+{
+	AUDIT_WAIT,					/* as toms.audit_queue_full says: wait, or
+								 * raise 54000 */
+	AUDIT_WAIT_BOUNDED,			/* no error possible (transaction abort):
+								 * wait a bounded time, then the server log */
+	AUDIT_NO_WAIT				/* must not sleep (a memory-context reset
+								 * callback): the server log at once */
+} AuditWait;
+extern uint64 toms_audit_enqueue(const AuditRec *rec, Oid dbid, AuditWait wait);
+extern void toms_audit_wait_durable(uint64 seq, bool in_abort);
+/* enqueue; with toms.audit_sync also wait until it is committed */
+extern void toms_audit_queue(const AuditRec *rec, Oid dbid, AuditWait wait);
+
+/* consumers; all but toms_audit_queue_finish with the audit lock held */
+extern void toms_audit_queue_finish(const uint64 *seqs, int n, bool done);
+extern void toms_audit_queue_release(int pid);
+extern bool toms_audit_queue_has(Oid dbid);
+extern void toms_audit_queue_drop(Oid dbid, bool unresolved);
+
+extern void toms_audit_queue_init(void);
+
+/* audit_emit.c: what audit_capture.c needs besides the API of toms.h */
+extern const char *toms_audit_role_name(Oid roleid);
+extern const char *toms_audit_relname(Oid relid);
+extern void toms_audit_fill_common(AuditRec *rec, const char *kind);
+extern void toms_audit_fill_statement(AuditRec *rec);
+extern void toms_audit_insert_in_xact(AuditRec *rec);
+extern void toms_audit_emit_init(void);
+
+/* audit_writer.c: one batch of a database's worker (audit_worker.c) */
+extern void toms_audit_writer_setup(Oid dbid);
+/* 0: nothing was due; entries taken + 1; -1: no extension here */
+extern int	toms_audit_writer_batch(bool *first, bool *more);
 
 #endif							/* TOMS_AUDIT_INTERNAL_H */

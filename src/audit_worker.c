@@ -2,41 +2,27 @@
  *
  * audit_worker.c
  *	  Background workers that drain the shared audit queue into
- *	  toms.audit_log and keep its hash chain.
+ *	  toms.audit_log and keep its hash chain: the launcher, and one worker
+ *	  per database.
  *
  *	  A launcher (static worker, no database) starts one worker per
  *	  database that has queued records, and once per database after a
  *	  start or crash restart to reconcile; every database that has the
  *	  extension is served without configuration.  A database worker exits
  *	  after two idle seconds, so that it never keeps DROP DATABASE waiting.
+ *	  What a worker does in one transaction is in audit_writer.c.
  *
- *	  The database worker is the only writer of the chain in its database:
- *	  in one transaction per batch it inserts queued records with their seq
- *	  and hash, chains the rows that committed transactions wrote themselves
- *	  (announced by AREC_CHAIN entries, in commit order), counts denials and
- *	  records incidents, applies retention, and commits; only then are the
- *	  entries marked DONE.  So a crash loses at most the uncommitted batch's
- *	  queue entries (which toms.audit_sync waits for), and never writes a
- *	  record twice.  On start it chains every committed row that a crash
- *	  left unchained.
+ *	  Locking: the AuditShared fields are protected by the audit LWLock,
+ *	  as audit_queue.c describes; nothing here sleeps while holding it.
  *
- *	  Locking: the AuditShared fields are protected by the audit LWLock.
+ *	  The top of the audit files: calls audit_writer.c, the lower audit
+ *	  files and core (databases.c, shmem.c); only toms.c calls it.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include "access/htup_details.h"
-#include "access/tableam.h"
-#include "access/xact.h"
 #include "access/xlog.h"
-#include "catalog/namespace.h"
-#include "catalog/pg_type.h"
-#include "commands/async.h"
-#include "commands/dbcommands.h"
-#include "commands/extension.h"
-#include "executor/executor.h"
-#include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -45,13 +31,8 @@
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
-#include "tcop/tcopprot.h"
-#include "utils/array.h"
-#include "utils/builtins.h"
-#include "utils/lsyscache.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 
 #include "toms.h"
@@ -60,117 +41,13 @@
 PGDLLEXPORT void toms_audit_launcher_main(Datum main_arg);
 PGDLLEXPORT void toms_audit_worker_main(Datum main_arg);
 
-#define AUDIT_BATCH 4096		/* at most this many entries per transaction */
-#define BATCH_ARENA (2 * 1024 * 1024)	/* and at most this many bytes */
 #define WORKER_IDLE_EXIT_MS 2000
-
-/* caller holds the audit lock (exclusive when create) */
-AuditDb *
-audit_db_slot(Oid dbid, bool create)
-{
-	int			i;
-	AuditDb    *free_slot = NULL;
-
-	if (audit_shared == NULL || !OidIsValid(dbid))
-		return NULL;
-	for (i = 0; i < AUDIT_MAX_DBS; i++)
-	{
-		if (audit_shared->dbs[i].dbid == dbid)
-			return &audit_shared->dbs[i];
-		if (free_slot == NULL && !OidIsValid(audit_shared->dbs[i].dbid))
-			free_slot = &audit_shared->dbs[i];
-	}
-	if (!create || free_slot == NULL)
-		return NULL;
-	memset(free_slot, 0, sizeof(AuditDb));
-	free_slot->dbid = dbid;
-	return free_slot;
-}
-
-/* One JSON line in the server log, with a fixed prefix for a SIEM. */
-void
-audit_log_json(const char *json)
-{
-	ereport(LOG,
-			(errmsg("toms_audit: %s", json),
-			 errhidestmt(true),
-			 errhidecontext(true)));
-}
-
-/* Mark entries done and let waiting producers go; lock not held. */
-static void
-finish_entries(uint64 *seqs, int n, bool done)
-{
-	AuditShared *sh = audit_shared;
-	int			i;
-
-	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
-	for (i = 0; i < n; i++)
-	{
-		AuditSlot  *slot = &sh->slots[(seqs[i] - 1) % sh->nslots];
-
-		if (slot->seq == seqs[i] && slot->state == SLOT_TAKEN)
-		{
-			slot->state = done ? SLOT_DONE : SLOT_FULL;
-			slot->taker = 0;
-		}
-	}
-	while (sh->tail < sh->head &&
-		   sh->slots[sh->tail % sh->nslots].state == SLOT_DONE)
-	{
-		sh->slots[sh->tail % sh->nslots].state = SLOT_EMPTY;
-		sh->tail++;
-	}
-	LWLockRelease(audit_lock());
-	if (done)
-		pg_atomic_fetch_add_u64(&sh->n_written, n);
-	ConditionVariableBroadcast(&sh->cv_done);
-	ConditionVariableBroadcast(&sh->cv_space);
-}
 
 /* ----------------------------------------------------------------
  * Database worker
  * ----------------------------------------------------------------
  */
 static Oid	my_dbid = InvalidOid;
-static AuditRec **batch = NULL;	/* entries taken, packed in batch_arena */
-static char *batch_arena = NULL;
-static bool batch_full = false;	/* more may be waiting */
-static uint64 *batch_seqs = NULL;
-
-/* the batch's new rows, stored by heap multi-insert (AuditStore) */
-static AuditStore *pending = NULL;
-
-/*
- * The batch's rows are formed here.  Its first block is kept across
- * batches: a fresh multi-megabyte allocation per batch would be mapped and
- * faulted in page by page each time.
- */
-static MemoryContext rows_cxt = NULL;
-#define ROWS_CXT_SIZE (4 * 1024 * 1024)
-static SPIPlanPtr plan_update = NULL;
-static SPIPlanPtr plan_head = NULL;	/* the newest chained record */
-static SPIPlanPtr plan_chain_xid = NULL;	/* unchained rows of one transaction */
-static SPIPlanPtr plan_chain_all = NULL;	/* of every committed one */
-
-#define CHAIN_COLUMNS "seq, ts, kind, action, session_role, effective_role," \
-	" actor, tenant, grant_id, justification, relname, row_count," \
-	" query_id, client_addr, application_name, pid, xid, fate," \
-	" statement, detail, hash, ctid"
-static SPIPlanPtr plan_incident = NULL;
-static int64 head_seq = 0;
-static uint8 head_hash[AUDIT_HASH_LEN];
-static TimestampTz last_retention = 0;
-
-/* repeated denials by one role/actor */
-#define DENIAL_SLOTS 64
-typedef struct DenialCount
-{
-	char		key[2 * NAMEDATALEN + 260];
-	TimestampTz start;
-	int			count;
-} DenialCount;
-static DenialCount denials[DENIAL_SLOTS];
 
 /*
  * SIGTERM (a fast shutdown, or someone killing the worker): finish what is
@@ -192,12 +69,11 @@ audit_sigterm(SIGNAL_ARGS)
 static void
 worker_detach(int code, Datum arg)
 {
-	AuditShared *sh = audit_shared;
+	AuditShared *sh = toms_audit_shared;
 	AuditDb    *db;
-	uint64		i;
 
-	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
-	db = audit_db_slot(my_dbid, false);
+	LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
+	db = toms_audit_db_slot(my_dbid, false);
 	if (db && db->pid == MyProcPid)
 	{
 		db->pid = 0;
@@ -205,584 +81,16 @@ worker_detach(int code, Datum arg)
 		db->starting = false;
 	}
 	/* whatever we took but did not commit goes back to the queue */
-	for (i = sh->tail; i < sh->head; i++)
-	{
-		AuditSlot  *slot = &sh->slots[i % sh->nslots];
-
-		if (slot->state == SLOT_TAKEN && slot->taker == MyProcPid)
-		{
-			slot->state = SLOT_FULL;
-			slot->taker = 0;
-		}
-	}
+	toms_audit_queue_release(MyProcPid);
 	if (sh->launcher_latch)
 		SetLatch(sh->launcher_latch);
-	LWLockRelease(audit_lock());
-}
-
-static void
-spi_exec_plan(SPIPlanPtr plan, Datum *values, const char *nulls, int expect)
-{
-	int			ret = SPI_execute_plan(plan, values, nulls, false, 0);
-
-	if (ret != expect)
-		elog(ERROR, "toms audit worker: statement failed: %s", SPI_result_code_string(ret));
-}
-
-static SPIPlanPtr
-prepare(const char *sql, int nargs, Oid *types)
-{
-	SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
-
-	if (p == NULL)
-		elog(ERROR, "toms audit worker: could not prepare \"%s\": %s", sql,
-			 SPI_result_code_string(SPI_result));
-	SPI_keepplan(p);
-	return p;
-}
-
-static void
-prepare_plans(void)
-{
-	if (plan_update)
-		return;
-	plan_head = prepare("SELECT seq, hash FROM " TOMS_SCHEMA ".audit_log WHERE seq IS NOT NULL"
-						" ORDER BY seq DESC LIMIT 1", 0, NULL);
-	{
-		Oid			ut[3] = {INT8OID, BYTEAOID, TIDOID};
-
-		plan_update = prepare("UPDATE " TOMS_SCHEMA ".audit_log SET seq = $1, hash = $2 WHERE ctid = $3",
-							  3, ut);
-	}
-	{
-		Oid			it[7] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID};
-
-		plan_incident = prepare("INSERT INTO " TOMS_SCHEMA ".incidents AS i"
-								" (kind, severity, tenant, detail, first_seen, last_seen, count)"
-								" VALUES ($1, $2, $3, coalesce($4, ''), $5, $6, $7)"
-								" ON CONFLICT (kind, (coalesce(tenant, '')), detail) WHERE closed_at IS NULL"
-								" DO UPDATE SET last_seen = greatest(i.last_seen, excluded.last_seen),"
-								" count = i.count + excluded.count, severity = excluded.severity"
-								" RETURNING id, count,"
-								" pg_catalog.json_build_object('id', id, 'kind', kind, 'severity', severity,"
-								" 'tenant', tenant, 'detail', detail, 'count', count,"
-								" 'first_seen', first_seen, 'last_seen', last_seen,"
-								" 'database', pg_catalog.current_database())::text",
-								7, it);
-	}
-}
-
-static bytea *
-hash_bytea(const uint8 *h)
-{
-	bytea	   *b = palloc(VARHDRSZ + AUDIT_HASH_LEN);
-
-	SET_VARSIZE(b, VARHDRSZ + AUDIT_HASH_LEN);
-	memcpy(VARDATA(b), h, AUDIT_HASH_LEN);
-	return b;
-}
-
-/* Finish storing the batch's new records. */
-static void
-flush_pending(void)
-{
-	if (pending)
-	{
-		audit_store_end(pending);
-		pending = NULL;
-	}
-}
-
-/* Add one record at the head of the chain. */
-static void
-chain_insert(Datum *values, bool *nulls)
-{
-	uint8		h[AUDIT_HASH_LEN];
-
-	values[AC_SEQ] = Int64GetDatum(head_seq + 1);
-	nulls[AC_SEQ] = false;
-	audit_chain_hash(head_hash, values, nulls, h);
-	values[AC_HASH] = PointerGetDatum(hash_bytea(h));
-	nulls[AC_HASH] = false;
-	if (pending == NULL)
-		pending = audit_store_begin(true);
-	audit_store_row(pending, values, nulls);
-	head_seq++;
-	memcpy(head_hash, h, AUDIT_HASH_LEN);
+	LWLockRelease(toms_audit_lock());
 }
 
 /*
- * Chain the unchained rows of transaction xid (or, xid < 0, of every
- * committed transaction: reconciliation after a crash).
+ * A database's worker: batches (audit_writer.c) every toms.audit_flush_delay
+ * or when woken, until idle for WORKER_IDLE_EXIT_MS or told to stop.
  */
-static void
-chain_existing(int64 xid)
-{
-	Portal		portal;
-	Datum		arg = Int64GetDatum(xid);
-	Oid			argtype = INT8OID;
-
-	if (plan_chain_xid == NULL)
-	{
-		plan_chain_xid = prepare("SELECT " CHAIN_COLUMNS " FROM " TOMS_SCHEMA ".audit_log"
-								 " WHERE seq IS NULL AND xid = $1 ORDER BY ts, ctid",
-								 1, &argtype);
-		plan_chain_all = prepare("SELECT " CHAIN_COLUMNS " FROM " TOMS_SCHEMA ".audit_log"
-								 " WHERE seq IS NULL AND $1 < 0 ORDER BY xid, ts, ctid",
-								 1, &argtype);
-	}
-	portal = SPI_cursor_open(NULL, xid >= 0 ? plan_chain_xid : plan_chain_all, &arg, NULL, false);
-	for (;;)
-	{
-		SPITupleTable *tt;
-		uint64		n,
-					i;
-
-		SPI_cursor_fetch(portal, true, 1000);
-		n = SPI_processed;
-		tt = SPI_tuptable;
-		if (n == 0)
-			break;
-		for (i = 0; i < n; i++)
-		{
-			Datum		values[AC_NCOLS + 1];
-			bool		nulls[AC_NCOLS + 1];
-			uint8		h[AUDIT_HASH_LEN];
-			Datum		uv[3];
-
-			heap_deform_tuple(tt->vals[i], tt->tupdesc, values, nulls);
-			values[AC_SEQ] = Int64GetDatum(head_seq + 1);
-			nulls[AC_SEQ] = false;
-			audit_chain_hash(head_hash, values, nulls, h);
-			uv[0] = values[AC_SEQ];
-			uv[1] = PointerGetDatum(hash_bytea(h));
-			uv[2] = values[AC_NCOLS];	/* ctid */
-			spi_exec_plan(plan_update, uv, NULL, SPI_OK_UPDATE);
-			head_seq++;
-			memcpy(head_hash, h, AUDIT_HASH_LEN);
-		}
-		SPI_freetuptable(tt);
-	}
-	SPI_cursor_close(portal);
-}
-
-/*
- * Incidents of one batch, counted in memory first: an attack that queues
- * thousands of the same incident costs one upsert, not thousands of
- * versions of one row.
- */
-typedef struct PendingIncident
-{
-	struct PendingIncident *next;
-	char	   *kind;
-	char	   *severity;
-	char	   *tenant;
-	char	   *detail;
-	TimestampTz first;
-	TimestampTz last;
-	int64		n;
-} PendingIncident;
-
-static PendingIncident *pending_incidents = NULL;
-
-static bool
-same_str(const char *a, const char *b)
-{
-	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
-}
-
-/* Count an incident (palloc'd in the batch's memory). */
-static void
-raise_incident(const char *kind, const char *severity, const char *tenant,
-			   const char *detail, TimestampTz ts)
-{
-	PendingIncident *pi;
-
-	for (pi = pending_incidents; pi; pi = pi->next)
-		if (same_str(pi->kind, kind) && same_str(pi->tenant, tenant) &&
-			same_str(pi->detail ? pi->detail : "", detail ? detail : ""))
-		{
-			pi->n++;
-			pi->first = Min(pi->first, ts);
-			pi->last = Max(pi->last, ts);
-			pi->severity = pstrdup(severity ? severity : "high");
-			return;
-		}
-	pi = palloc0(sizeof(PendingIncident));
-	pi->kind = pstrdup(kind);
-	pi->severity = pstrdup(severity ? severity : "high");
-	pi->tenant = tenant ? pstrdup(tenant) : NULL;
-	pi->detail = detail ? pstrdup(detail) : NULL;
-	pi->first = pi->last = ts;
-	pi->n = 1;
-	pi->next = pending_incidents;
-	pending_incidents = pi;
-}
-
-/* Store the batch's incidents; announce new ones, then every power of ten. */
-static void
-flush_incidents(void)
-{
-	PendingIncident *pi;
-
-	for (pi = pending_incidents; pi; pi = pi->next)
-	{
-		Datum		v[7];
-		char		n[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
-		bool		isnull;
-		int64		count;
-		int64		t;
-
-		v[0] = CStringGetTextDatum(pi->kind);
-		v[1] = CStringGetTextDatum(pi->severity);
-		if (pi->tenant)
-			v[2] = CStringGetTextDatum(pi->tenant);
-		else
-			n[2] = 'n';
-		if (pi->detail)
-			v[3] = CStringGetTextDatum(pi->detail);
-		else
-			n[3] = 'n';
-		v[4] = TimestampTzGetDatum(pi->first);
-		v[5] = TimestampTzGetDatum(pi->last);
-		v[6] = Int64GetDatum(pi->n);
-		spi_exec_plan(plan_incident, v, n, SPI_OK_INSERT_RETURNING);
-		count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-		for (t = 1; t <= count; t *= 10)
-		{
-			if (count - pi->n < t)
-			{
-				char	   *payload = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3);
-
-				Async_Notify("toms_incident", payload);
-				pg_atomic_fetch_add_u64(&audit_shared->n_incidents, 1);
-				break;
-			}
-		}
-	}
-	pending_incidents = NULL;
-}
-
-static void
-count_denial(const AuditRec *rec)
-{
-	char	   *role = audit_rec_get_str(rec, RS_SESSION_ROLE);
-	char	   *actor = audit_rec_get_str(rec, RS_ACTOR);
-	char		key[sizeof(denials[0].key)];
-	TimestampTz now = rec->h.ts;
-	DenialCount *slot = NULL;
-	DenialCount *oldest = &denials[0];
-	int			i;
-
-	snprintf(key, sizeof(key), "role %s, actor %s", role ? role : "?", actor ? actor : "?");
-	for (i = 0; i < DENIAL_SLOTS; i++)
-	{
-		if (strcmp(denials[i].key, key) == 0)
-		{
-			slot = &denials[i];
-			break;
-		}
-		if (denials[i].start < oldest->start)
-			oldest = &denials[i];
-	}
-	if (slot == NULL)
-	{
-		slot = oldest;
-		strlcpy(slot->key, key, sizeof(slot->key));
-		slot->start = now;
-		slot->count = 0;
-	}
-	if (TimestampDifferenceExceeds(slot->start, now, incident_window * 1000))
-	{
-		slot->start = now;
-		slot->count = 0;
-	}
-	/* keyed by role and actor only: probing many tenants is one incident */
-	if (++slot->count >= incident_denials)
-		raise_incident("repeated_denials", "high", NULL,
-					   psprintf("repeated denials for %s", key), now);
-}
-
-/*
- * Retention: remove the oldest records (a prefix of the chain) older than
- * toms.audit_retention and append a seal record naming the last removed
- * seq and its hash, so that verify_audit can start from it.
- */
-static void
-apply_retention(void)
-{
-	TimestampTz cutoff;
-	Datum		arg;
-	Oid			argtype = TIMESTAMPTZOID;
-	bool		isnull;
-	int64		upto;
-	int64		removed;
-	char		hex[2 * AUDIT_HASH_LEN + 1];
-	Datum		values[AC_NCOLS];
-	bool		nulls[AC_NCOLS];
-	int			i;
-
-	if (audit_retention <= 0 ||
-		!TimestampDifferenceExceeds(last_retention, GetCurrentTimestamp(), 10000))
-		return;
-	last_retention = GetCurrentTimestamp();
-	cutoff = GetCurrentTimestamp() - (TimestampTz) audit_retention * USECS_PER_SEC;
-	arg = TimestampTzGetDatum(cutoff);
-	if (SPI_execute_with_args("SELECT coalesce(min(seq) FILTER (WHERE ts >= $1), max(seq) + 1) - 1"
-							  " FROM (SELECT seq, ts FROM " TOMS_SCHEMA ".audit_log"
-							  " WHERE seq IS NOT NULL ORDER BY seq LIMIT 100000) s",
-							  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT)
-		return;
-	upto = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	if (isnull || upto <= 0)
-		return;
-	/* never remove the head itself: the seal chains onto it */
-	arg = Int64GetDatum(upto);
-	argtype = INT8OID;
-	if (SPI_execute_with_args("SELECT hash FROM " TOMS_SCHEMA ".audit_log WHERE seq = $1",
-							  1, &argtype, &arg, NULL, true, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		return;
-	{
-		bytea	   *h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0],
-													  SPI_tuptable->tupdesc, 1, &isnull));
-
-		if (isnull || VARSIZE_ANY_EXHDR(h) != AUDIT_HASH_LEN)
-			return;
-		hex[hex_encode(VARDATA_ANY(h), AUDIT_HASH_LEN, hex)] = '\0';
-	}
-	if (SPI_execute_with_args("DELETE FROM " TOMS_SCHEMA ".audit_log WHERE seq <= $1",
-							  1, &argtype, &arg, NULL, false, 0) != SPI_OK_DELETE)
-		elog(ERROR, "toms audit worker: retention delete failed");
-	removed = SPI_processed;
-	if (removed == 0)
-		return;
-
-	for (i = 0; i < AC_NCOLS; i++)
-		nulls[i] = true;
-	values[AC_TS] = TimestampTzGetDatum(GetCurrentTimestamp());
-	nulls[AC_TS] = false;
-	values[AC_KIND] = CStringGetTextDatum("seal");
-	nulls[AC_KIND] = false;
-	values[AC_ACTION] = CStringGetTextDatum("retention");
-	nulls[AC_ACTION] = false;
-	values[AC_PID] = Int32GetDatum(MyProcPid);
-	nulls[AC_PID] = false;
-	values[AC_DETAIL] = CStringGetTextDatum(psprintf("{\"upto\": %lld, \"hash\": \"%s\", \"removed\": %lld, \"before\": \"%s\"}",
-													 (long long) upto, hex, (long long) removed,
-													 timestamptz_to_str(cutoff)));
-	nulls[AC_DETAIL] = false;
-	chain_insert(values, nulls);
-}
-
-/* Emit the records chained in this batch as JSON lines. */
-static void
-export_to_log(int64 from_seq)
-{
-	Datum		arg = Int64GetDatum(from_seq);
-	Oid			argtype = INT8OID;
-	uint64		i;
-
-	if (SPI_execute_with_args("SELECT pg_catalog.row_to_json(a)::text FROM"
-							  " (SELECT pg_catalog.current_database() AS database, l.*"
-							  " FROM " TOMS_SCHEMA ".audit_log l WHERE seq > $1 ORDER BY seq) a",
-							  1, &argtype, &arg, NULL, false, 0) != SPI_OK_SELECT)
-		return;
-	for (i = 0; i < SPI_processed; i++)
-		audit_log_json(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1));
-}
-
-/*
- * One unit of work: take this database's queued entries, write them (and
- * whatever else is due) in one transaction, commit, mark them done.
- * Returns the number of entries and rows handled.
- */
-static int
-worker_batch(bool *first)
-{
-	AuditShared *sh = audit_shared;
-	AuditDb    *db;
-	int			n = 0;
-	int			max_n;
-	Size		used = 0;
-	uint64		i;
-	bool		reconcile;
-	bool		has_ext;
-	bool		retention_due;
-	int64		start_seq;
-
-	/*
-	 * Take at most half the queue, so that producers keep room while this
-	 * batch is written (its slots are freed only after our commit).
-	 */
-	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
-	max_n = Max(1, Min(AUDIT_BATCH, sh->nslots / 2));
-	batch_full = false;
-	for (i = sh->tail; i < sh->head; i++)
-	{
-		AuditSlot  *slot = &sh->slots[i % sh->nslots];
-		Size		sz = offsetof(AuditRec, data) + slot->rec.h.used;
-
-		if (slot->state != SLOT_FULL || slot->dbid != my_dbid)
-			continue;
-		if (n >= max_n || used + MAXALIGN(sz) > BATCH_ARENA)
-		{
-			batch_full = true;
-			break;
-		}
-		slot->state = SLOT_TAKEN;
-		slot->taker = MyProcPid;
-		batch[n] = (AuditRec *) (batch_arena + used);
-		memcpy(batch[n], &slot->rec, sz);
-		used += MAXALIGN(sz);
-		batch_seqs[n] = slot->seq;
-		n++;
-	}
-	db = audit_db_slot(my_dbid, false);
-	reconcile = db ? db->reconcile : false;
-	if (*first && db && db->head_seq > 0)
-	{
-		head_seq = db->head_seq;
-		memcpy(head_hash, db->head_hash, AUDIT_HASH_LEN);
-	}
-	LWLockRelease(audit_lock());
-
-	retention_due = audit_retention > 0 &&
-		TimestampDifferenceExceeds(last_retention, GetCurrentTimestamp(), 10000);
-	if (n == 0 && !reconcile && !*first && !retention_due)
-		return 0;
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-
-	/*
-	 * One chain writer per database, whatever happens; taken before any
-	 * lock on toms' tables, so that waiting for it (DROP EXTENSION takes it
-	 * too) can never close a cycle.
-	 */
-	(void) DirectFunctionCall2(pg_advisory_xact_lock_int4, Int32GetDatum(TOMS_CHAIN_LOCK_KEY1),
-							   Int32GetDatum(TOMS_CHAIN_LOCK_KEY2));
-	PushActiveSnapshot(GetTransactionSnapshot());
-	has_ext = OidIsValid(get_extension_oid("toms", true));
-	if (!has_ext)
-	{
-		/* nowhere to put them in this database: the server log has them */
-		for (i = 0; i < n; i++)
-			if (batch[i]->h.type == AREC_RECORD)
-				audit_rec_to_log(batch[i]);
-		PopActiveSnapshot();
-		CommitTransactionCommand();
-		LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
-		db = audit_db_slot(my_dbid, false);
-		if (db)
-			db->reconcile = false;
-		LWLockRelease(audit_lock());
-		finish_entries(batch_seqs, n, true);
-		*first = false;
-		return -1;
-	}
-
-	SPI_connect();
-	audit_writing = true;
-	pgstat_report_activity(STATE_RUNNING, "toms audit: writing records");
-	prepare_plans();
-
-	{
-		bool		isnull;
-
-		/*
-		 * Continue from the chain head we wrote (kept in shared memory), or
-		 * after a restart from the newest record.  If someone added records
-		 * past our head bypassing toms, continue after them so that nothing
-		 * collides: verify_audit reports them.  Records deleted from the end
-		 * leave a gap that verify_audit reports too.
-		 */
-		if (SPI_execute_plan(plan_head, NULL, NULL, true, 1) == SPI_OK_SELECT && SPI_processed == 1)
-		{
-			int64		tseq;
-			bytea	   *h;
-
-			tseq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-			if (tseq > head_seq)
-			{
-				head_seq = tseq;
-				memset(head_hash, 0, AUDIT_HASH_LEN);
-				h = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-				if (!isnull && VARSIZE_ANY_EXHDR(h) == AUDIT_HASH_LEN)
-					memcpy(head_hash, VARDATA_ANY(h), AUDIT_HASH_LEN);
-			}
-		}
-	}
-	start_seq = head_seq;
-
-	if (reconcile)
-		chain_existing(-1);
-
-	for (i = 0; i < n; i++)
-	{
-		AuditRec   *rec = batch[i];
-
-		switch (rec->h.type)
-		{
-			case AREC_RECORD:
-				{
-					Datum		values[AC_NCOLS];
-					bool		nulls[AC_NCOLS];
-					char	   *kind;
-					MemoryContext oldcxt = MemoryContextSwitchTo(rows_cxt);
-
-					audit_rec_to_datums(rec, values, nulls);
-					chain_insert(values, nulls);
-					kind = audit_rec_get_str(rec, RS_KIND);
-					if (kind && strcmp(kind, "denied") == 0)
-						count_denial(rec);
-					MemoryContextSwitchTo(oldcxt);
-				}
-				break;
-			case AREC_CHAIN:
-				chain_existing(rec->h.ints[RI_XID]);
-				break;
-			case AREC_INCIDENT:
-				raise_incident(audit_rec_get_str(rec, RS_ACTION),
-							   audit_rec_get_str(rec, RS_FATE),
-							   audit_rec_get_str(rec, RS_TENANT),
-							   audit_rec_get_str(rec, RS_DETAIL),
-							   rec->h.ts);
-				break;
-		}
-	}
-
-	flush_pending();
-	flush_incidents();
-	apply_retention();
-	flush_pending();
-	if (audit_to_log && head_seq > start_seq)
-		export_to_log(start_seq);
-
-	audit_writing = false;
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	MemoryContextReset(rows_cxt);
-	pgstat_report_activity(STATE_IDLE, NULL);
-
-	/* no interrupt is processed between the commit and this */
-	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
-	db = audit_db_slot(my_dbid, false);
-	if (db)
-	{
-		if (reconcile)
-			db->reconcile = false;
-		db->head_seq = head_seq;
-		memcpy(db->head_hash, head_hash, AUDIT_HASH_LEN);
-		db->last_flush = GetCurrentTimestamp();
-	}
-	LWLockRelease(audit_lock());
-	finish_entries(batch_seqs, n, true);
-	*first = false;
-	return n + 1;
-}
-
 void
 toms_audit_worker_main(Datum main_arg)
 {
@@ -797,19 +105,19 @@ toms_audit_worker_main(Datum main_arg)
 	pqsignal(SIGTERM, audit_sigterm);
 	BackgroundWorkerUnblockSignals();
 
-	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
-	db = audit_db_slot(my_dbid, true);
+	LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
+	db = toms_audit_db_slot(my_dbid, true);
 	if (db == NULL || (db->pid != 0 && db->pid != MyProcPid))
 	{
 		if (db)
 			db->starting = false;
-		LWLockRelease(audit_lock());
+		LWLockRelease(toms_audit_lock());
 		proc_exit(0);
 	}
 	db->pid = MyProcPid;
 	db->latch = MyLatch;
 	db->starting = false;
-	LWLockRelease(audit_lock());
+	LWLockRelease(toms_audit_lock());
 	before_shmem_exit(worker_detach, (Datum) 0);
 
 	BackgroundWorkerInitializeConnectionByOid(my_dbid, InvalidOid, 0);
@@ -818,16 +126,13 @@ toms_audit_worker_main(Datum main_arg)
 	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
 
-	batch = MemoryContextAlloc(TopMemoryContext, sizeof(AuditRec *) * AUDIT_BATCH);
-	batch_arena = MemoryContextAlloc(TopMemoryContext, BATCH_ARENA);
-	batch_seqs = MemoryContextAlloc(TopMemoryContext, sizeof(uint64) * AUDIT_BATCH);
+	toms_audit_writer_setup(my_dbid);
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "toms audit worker", ALLOCSET_DEFAULT_SIZES);
-	rows_cxt = AllocSetContextCreate(TopMemoryContext, "toms audit rows",
-									 ROWS_CXT_SIZE, ROWS_CXT_SIZE, ROWS_CXT_SIZE);
 
 	for (;;)
 	{
 		int			n;
+		bool		more;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -836,12 +141,12 @@ toms_audit_worker_main(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		MemoryContextSwitchTo(loop_cxt);
-		n = worker_batch(&first);
+		n = toms_audit_writer_batch(&first, &more);
 		MemoryContextSwitchTo(TopMemoryContext);
 		MemoryContextReset(loop_cxt);
 		if (n < 0)
 			break;				/* no extension here */
-		if (batch_full)
+		if (more)
 			continue;			/* more is waiting */
 		if (got_sigterm)
 		{
@@ -853,41 +158,31 @@ toms_audit_worker_main(Datum main_arg)
 		if (n > 0)
 			idle_ms = 0;
 		else
-			idle_ms += audit_flush_delay;
+			idle_ms += toms_audit_flush_delay;
 
 		if (idle_ms >= WORKER_IDLE_EXIT_MS)
 		{
-			bool		busy = false;
-			uint64		i;
+			bool		busy;
 
-			LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
-			for (i = audit_shared->tail; i < audit_shared->head; i++)
-			{
-				AuditSlot  *slot = &audit_shared->slots[i % audit_shared->nslots];
-
-				if (slot->state == SLOT_FULL && slot->dbid == my_dbid)
-				{
-					busy = true;
-					break;
-				}
-			}
+			LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
+			busy = toms_audit_queue_has(my_dbid);
 			if (!busy)
 			{
-				db = audit_db_slot(my_dbid, false);
+				db = toms_audit_db_slot(my_dbid, false);
 				if (db && db->pid == MyProcPid)
 				{
 					db->pid = 0;
 					db->latch = NULL;
 				}
 			}
-			LWLockRelease(audit_lock());
+			LWLockRelease(toms_audit_lock());
 			if (!busy)
 				break;
 			idle_ms = 0;
 		}
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 audit_flush_delay, PG_WAIT_EXTENSION);
+						 toms_audit_flush_delay, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 	proc_exit(0);
@@ -913,52 +208,28 @@ start_worker(AuditDb *db, int idx)
 	return true;
 }
 
-/* Queue entries whose database we cannot serve go to the server log. */
-static void
-drop_entries_for(Oid dbid, bool unresolved)
-{
-	AuditShared *sh = audit_shared;
-	uint64		i;
-
-	for (i = sh->tail; i < sh->head; i++)
-	{
-		AuditSlot  *slot = &sh->slots[i % sh->nslots];
-
-		if (slot->state != SLOT_FULL || (unresolved ? OidIsValid(slot->dbid) : slot->dbid != dbid))
-			continue;
-		if (slot->rec.h.type == AREC_RECORD)
-			audit_rec_to_log(&slot->rec);
-		slot->state = SLOT_DONE;
-	}
-	while (sh->tail < sh->head && sh->slots[sh->tail % sh->nslots].state == SLOT_DONE)
-	{
-		sh->slots[sh->tail % sh->nslots].state = SLOT_EMPTY;
-		sh->tail++;
-	}
-}
-
 /* Logins (and incidents) raised before a database was chosen. */
 static void
 resolve_unassigned(void)
 {
-	AuditShared *sh = audit_shared;
+	AuditShared *sh = toms_audit_shared;
 	uint64		i;
 	bool		any = false;
 	List	   *dbs;
 	ListCell   *lc;
 
-	LWLockAcquire(audit_lock(), LW_SHARED);
+	LWLockAcquire(toms_audit_lock(), LW_SHARED);
 	for (i = sh->tail; i < sh->head && !any; i++)
 		if (sh->slots[i % sh->nslots].state == SLOT_FULL &&
 			!OidIsValid(sh->slots[i % sh->nslots].dbid))
 			any = true;
-	LWLockRelease(audit_lock());
+	LWLockRelease(toms_audit_lock());
 	if (!any)
 		return;
 
 	/* the databases, read outside the queue lock (no I/O under it) */
 	dbs = toms_databases(false);
-	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+	LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
 	for (i = sh->tail; i < sh->head; i++)
 	{
 		AuditSlot  *slot = &sh->slots[i % sh->nslots];
@@ -966,7 +237,7 @@ resolve_unassigned(void)
 
 		if (slot->state != SLOT_FULL || OidIsValid(slot->dbid))
 			continue;
-		name = audit_rec_get_str(&slot->rec, RS_DATABASE);
+		name = toms_audit_rec_get_str(&slot->rec, RS_DATABASE);
 		if (name == NULL)
 			continue;
 		foreach(lc, dbs)
@@ -977,8 +248,8 @@ resolve_unassigned(void)
 				slot->dbid = d->oid;
 		}
 	}
-	drop_entries_for(InvalidOid, true);
-	LWLockRelease(audit_lock());
+	toms_audit_queue_drop(InvalidOid, true);
+	LWLockRelease(toms_audit_lock());
 	list_free_deep(dbs);
 	ConditionVariableBroadcast(&sh->cv_done);
 	ConditionVariableBroadcast(&sh->cv_space);
@@ -993,7 +264,7 @@ resolve_unassigned(void)
 static void
 launcher_shutdown(void)
 {
-	AuditShared *sh = audit_shared;
+	AuditShared *sh = toms_audit_shared;
 	int			waited;
 	uint64		i;
 
@@ -1002,18 +273,18 @@ launcher_shutdown(void)
 		bool		busy = false;
 		int			d;
 
-		LWLockAcquire(audit_lock(), LW_SHARED);
+		LWLockAcquire(toms_audit_lock(), LW_SHARED);
 		for (d = 0; d < AUDIT_MAX_DBS; d++)
 			if (sh->dbs[d].pid != 0)
 				busy = true;
-		LWLockRelease(audit_lock());
+		LWLockRelease(toms_audit_lock());
 		if (!busy)
 			break;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 50,
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
-	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+	LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
 	for (i = sh->tail; i < sh->head; i++)
 	{
 		AuditSlot  *slot = &sh->slots[i % sh->nslots];
@@ -1021,12 +292,12 @@ launcher_shutdown(void)
 		if (slot->state == SLOT_FULL && slot->rec.h.type == AREC_RECORD)
 		{
 			slot->state = SLOT_DONE;
-			audit_rec_to_log(&slot->rec);
+			toms_audit_log_instead(&slot->rec);
 		}
 	}
 	sh->launcher_pid = 0;
 	sh->launcher_latch = NULL;
-	LWLockRelease(audit_lock());
+	LWLockRelease(toms_audit_lock());
 	/* exit code 1: the postmaster restarts us if it is not shutting down */
 	proc_exit(1);
 }
@@ -1034,7 +305,7 @@ launcher_shutdown(void)
 void
 toms_audit_launcher_main(Datum main_arg)
 {
-	AuditShared *sh = audit_shared;
+	AuditShared *sh = toms_audit_shared;
 	List	   *dbs;
 	ListCell   *lc;
 	TimestampTz last_maint = GetCurrentTimestamp();
@@ -1045,10 +316,10 @@ toms_audit_launcher_main(Datum main_arg)
 	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
 	pgstat_report_appname("toms audit launcher");
 
-	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+	LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
 	sh->launcher_pid = MyProcPid;
 	sh->launcher_latch = MyLatch;
-	LWLockRelease(audit_lock());
+	LWLockRelease(toms_audit_lock());
 
 	/* a standby writes nothing: its records go to the server log */
 	while (RecoveryInProgress())
@@ -1063,15 +334,15 @@ toms_audit_launcher_main(Datum main_arg)
 
 	/* after a start or a crash: every database reconciles once */
 	dbs = toms_databases(true);
-	LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+	LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
 	foreach(lc, dbs)
 	{
-		AuditDb    *db = audit_db_slot(((TomsDatabase *) lfirst(lc))->oid, true);
+		AuditDb    *db = toms_audit_db_slot(((TomsDatabase *) lfirst(lc))->oid, true);
 
 		if (db)
 			db->reconcile = true;
 	}
-	LWLockRelease(audit_lock());
+	LWLockRelease(toms_audit_lock());
 	list_free_deep(dbs);
 
 	for (;;)
@@ -1092,20 +363,20 @@ toms_audit_launcher_main(Datum main_arg)
 		resolve_unassigned();
 
 		/* with retention on, visit every database now and then */
-		if (audit_retention > 0 &&
+		if (toms_audit_retention > 0 &&
 			TimestampDifferenceExceeds(last_maint, GetCurrentTimestamp(), 60000))
 		{
 			last_maint = GetCurrentTimestamp();
 			dbs = toms_databases(true);
-			LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+			LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
 			foreach(lc, dbs)
-				(void) audit_db_slot(((TomsDatabase *) lfirst(lc))->oid, true);
-			LWLockRelease(audit_lock());
+				(void) toms_audit_db_slot(((TomsDatabase *) lfirst(lc))->oid, true);
+			LWLockRelease(toms_audit_lock());
 			list_free_deep(dbs);
 		}
 
 		memset(want, 0, sizeof(want));
-		LWLockAcquire(audit_lock(), LW_EXCLUSIVE);
+		LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
 		for (d = 0; d < AUDIT_MAX_DBS; d++)
 		{
 			AuditDb    *db = &sh->dbs[d];
@@ -1120,11 +391,11 @@ toms_audit_launcher_main(Datum main_arg)
 				db->starting = false;
 				if (db->pid == 0)
 				{
-					drop_entries_for(db->dbid, false);
+					toms_audit_queue_drop(db->dbid, false);
 					db->reconcile = false;
 				}
 			}
-			if (db->reconcile || (audit_retention > 0 && TimestampDifferenceExceeds(db->last_flush, GetCurrentTimestamp(), 60000)))
+			if (db->reconcile || (toms_audit_retention > 0 && TimestampDifferenceExceeds(db->last_flush, GetCurrentTimestamp(), 60000)))
 				want[d] = true;
 		}
 		for (i = sh->tail; i < sh->head; i++)
@@ -1134,10 +405,10 @@ toms_audit_launcher_main(Datum main_arg)
 
 			if (slot->state != SLOT_FULL || !OidIsValid(slot->dbid))
 				continue;
-			db = audit_db_slot(slot->dbid, true);
+			db = toms_audit_db_slot(slot->dbid, true);
 			if (db == NULL)
 			{
-				drop_entries_for(slot->dbid, false);
+				toms_audit_queue_drop(slot->dbid, false);
 				continue;
 			}
 			want[db - sh->dbs] = true;
@@ -1154,16 +425,16 @@ toms_audit_launcher_main(Datum main_arg)
 							 errhint("Raise max_worker_processes.")));
 			}
 		}
-		LWLockRelease(audit_lock());
+		LWLockRelease(toms_audit_lock());
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 audit_flush_delay, PG_WAIT_EXTENSION);
+						 toms_audit_flush_delay, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }
 
 void
-audit_worker_init(void)
+toms_audit_worker_init(void)
 {
 	BackgroundWorker bgw;
 

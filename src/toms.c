@@ -44,8 +44,8 @@ _PG_init(void)
 	toms_protected_init();		/* protected-table cache */
 	toms_context_init();		/* toms.context, verified-context cache */
 	toms_tenant_exec_init();	/* SECURITY DEFINER stack reset */
-	audit_init();				/* audit settings, shared queue */
-	audit_worker_init();		/* background worker: drains, chains */
+	toms_audit_init();			/* audit settings, shared queue */
+	toms_audit_worker_init();	/* background worker: drains, chains */
 	toms_crypto_init();			/* master key */
 	toms_reseal_init();			/* sealed columns: reseal worker settings */
 	toms_lifecycle_init();		/* deletion and retention settings */

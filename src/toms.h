@@ -254,7 +254,8 @@ extern void toms_guard_check_validate(Oid relid, const char *conname);
 extern void toms_guard_check_alter_domain(const AlterDomainStmt *stmt);
 extern void toms_warn_policy_functions(Oid relid);
 
-/* audit.c */
+
+/* audit_emit.c: the audit API (docs/audit.md) */
 
 /*
  * Audit records raised by other parts.  Each call is cheap and never loses
@@ -268,8 +269,8 @@ extern void toms_audit_login(bool success, const char *role, const char *databas
 							 const char *method, const char *reason);
 /* Suspicious event: toms.incidents (deduplicated) + NOTIFY toms_incident. */
 extern void toms_incident(const char *kind, const char *severity, const char *tenant, const char *detail);
-extern void audit_init(void);
-/* executor and ProcessUtility capture, called by hooks.c */
+
+/* audit_capture.c: executor and ProcessUtility capture, called by hooks.c */
 extern void toms_audit_executor_start(QueryDesc *queryDesc, int eflags);
 extern void *toms_audit_nest_enter(QueryDesc *queryDesc);
 extern void toms_audit_nest_leave(void *saved);
@@ -277,9 +278,11 @@ extern void toms_audit_executor_end(QueryDesc *queryDesc);
 extern void *toms_audit_utility_begin(PlannedStmt *pstmt);
 extern void toms_audit_utility_failed(void *arg);
 extern void toms_audit_utility_end(void *arg, QueryCompletion *qc);
+/* the audit part's settings, shared queue and callbacks */
+extern void toms_audit_init(void);
 
 /* audit_worker.c */
-extern void audit_worker_init(void);
+extern void toms_audit_worker_init(void);
 
 /* crypto.c (master key; part of the sealed capability) */
 
