@@ -122,8 +122,15 @@ toms_audit_worker_main(Datum main_arg)
 
 	BackgroundWorkerInitializeConnectionByOid(my_dbid, InvalidOid, 0);
 	pgstat_report_appname("toms audit worker");
-	/* the batch is the unit of durability: commit it synchronously */
-	SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
+	/*
+	 * The batch is the unit of durability: its commit is flushed to the local
+	 * WAL before its records count as written, and reaches the standbys as
+	 * all WAL does.  It does not wait for a synchronous standby: one that is
+	 * away would otherwise stop the worker, fill the queue, and with it
+	 * every audited read (docs/audit.md, "Standbys"), and a worker waiting
+	 * for it would keep a fast shutdown waiting too.
+	 */
+	SetConfigOption("synchronous_commit", "local", PGC_SUSET, PGC_S_OVERRIDE);
 	SetConfigOption("search_path", "pg_catalog", PGC_SUSET, PGC_S_OVERRIDE);
 
 	toms_audit_writer_setup(my_dbid);

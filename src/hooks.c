@@ -10,13 +10,13 @@
  *
  *	  ProcessUtility
  *	    1. password:  ALTER ROLE of a deactivated role        (password.c)
- *	    2. audit:     COPY/TRUNCATE records begun             (audit.c)
+ *	    2. audit:     COPY/TRUNCATE records begun             (audit_capture.c)
  *	    -- in PG_TRY, so that a refusal below is a failed COPY --
  *	    3. guard:     refuse DDL that weakens the protection   (guard.c)
  *	    4. the statement
  *	    5. guard:     a restored policy is checked            (guard.c)
  *	    -- end of PG_TRY; on error: audit records a failed COPY --
- *	    6. audit:     COPY/TRUNCATE records completed          (audit.c)
+ *	    6. audit:     COPY/TRUNCATE records completed          (audit_capture.c)
  *	    7. password:  history follows a renamed role          (password.c)
  *
  *	  ExecutorStart
@@ -24,7 +24,7 @@
  *	                  SECURITY DEFINER paths; WITH HOLD  (tenant_exec.c)
  *	    2. the executor starts
  *	    3. tenant:    the tenant the statement started under (tenant_exec.c)
- *	    4. audit:     one record per protected table and action (audit.c)
+ *	    4. audit:     one record per protected table and action (audit_capture.c)
  *	  ExecutorRun     tenant: a cursor stays in its tenant (tenant_exec.c); audit
  *	                  knows the client's statement nested ones run in
  *	  ExecutorFinish  audit nesting, as ExecutorRun

@@ -2,9 +2,10 @@
  *
  * toms.h
  *	  Prototypes shared between the parts of toms, grouped by the file
- *	  that defines them (as contrib/sepgsql does).  Each part owns its
- *	  hooks, settings and SQL-callable functions; _PG_init in toms.c calls
- *	  each part's *_init() in turn.
+ *	  that defines them (as contrib/sepgsql does), the files in the order
+ *	  of their layers (docs/architecture.md): a file uses only what is
+ *	  declared above its own section.  Hooks are installed by hooks.c
+ *	  alone; _PG_init in toms.c calls each part's *_init() in turn.
  *
  *-------------------------------------------------------------------------
  */
@@ -43,71 +44,7 @@
 /* Longest tenant id accepted anywhere (bytes). */
 #define TOMS_MAX_TENANT_LEN 128
 
-/* databases.c: for the launchers (connected to no database) and workers */
-typedef struct TomsDatabase
-{
-	Oid			oid;
-	NameData	name;
-} TomsDatabase;
-
-extern List *toms_databases(bool connectable_only);
-extern void toms_bgworker(BackgroundWorker *bgw, const char *function, const char *type,
-						  Oid dboid, BgWorkerStartTime start, int restart);
-
-/* shmem.c */
-
-/*
- * Parts that need shared memory register during _PG_init; the request and
- * startup hooks sum the sizes and call each part's startup callback under
- * AddinShmemInitLock.  Each part gets its own LWLocks, numbered from the
- * base index returned here, in the single tranche "toms".
- */
-typedef void (*toms_shmem_startup_cb) (void);
-extern int	toms_shmem_register(Size size, int nlocks, toms_shmem_startup_cb startup);
-extern LWLock *toms_lwlock(int index);
-extern void toms_shmem_request(void);
-extern void toms_shmem_startup(void);
-
-/* catalog.c: toms' objects, its tables read without SPI, invalidation */
-extern Oid	toms_schema_oid(void);
-extern bool toms_extension_exists(void);
-extern Oid	toms_relid(const char *relname);
-/* the latest committed state of toms' tables; the caller unregisters it */
-extern Snapshot toms_lookup_snapshot(void);
-/* scan toms' table relname through indexname for text column attnum = value */
-typedef bool (*toms_row_cb) (HeapTuple tup, TupleDesc desc, void *arg);
-extern void toms_scan_by_text(const char *relname, const char *indexname, AttrNumber attnum,
-							  const char *value, toms_row_cb cb, void *arg);
-extern char *toms_tuple_text(HeapTuple tup, TupleDesc desc, const char *colname);
-extern Datum toms_tuple_datum(HeapTuple tup, TupleDesc desc, const char *colname, bool *isnull);
-/*
- * Run one DDL statement through SPI on toms' own behalf: the guard lets it
- * pass (protect, unprotect, and what they delegate to other parts).
- * The caller must be inside SPI_connect().
- */
-extern void toms_run_ddl(const char *sql);
-extern bool toms_ddl_in_progress(void);
-/* the one relcache callback of toms calls these; relid InvalidOid: all */
-typedef void (*toms_relcache_cb) (Oid relid);
-extern void toms_on_relcache(toms_relcache_cb cb);
-extern void toms_catalog_init(void);
-
-/* protected.c: the protected-table cache */
-
-/* Description of a table under toms.protect(). */
-typedef struct TomsProtected
-{
-	Oid			relid;
-	AttrNumber	tenant_attnum;
-	Oid			tenant_type;
-	AttrNumber	subject_attnum; /* InvalidAttrNumber if none */
-	int			nsensitive;
-	AttrNumber *sensitive;		/* attnums of sealed columns */
-} TomsProtected;
-
-/* NULL if relid is not protected.  Valid until the next invalidation. */
-extern const TomsProtected *toms_protected(Oid relid);
-extern void toms_protected_init(void);
+/* ---- layer 0: pure C ---- */
 
 /* tenant_id.c: pure C, fuzzed.  What is wrong with a tenant id, or NULL. */
 extern const char *toms_tenant_id_problem(const char *tenant);
@@ -116,63 +53,6 @@ extern const char *toms_tenant_id_problem(const char *tenant);
 #define TOMS_TENANT_ID_CONTROL	"tenant id must not contain control characters"
 #define TOMS_TENANT_ID_V4		"tenant id must not start with \"v4.\""
 
-/* context.c: the tenant context (toms.context, verified where used) */
-
-/*
- * The verified tenant context of this backend.  Valid until the next call
- * of toms_context(); callers copy what they keep.
- */
-typedef struct TomsContext
-{
-	const char *tenant;			/* tenant id */
-	const char *actor;			/* token "sub", or the session user's name */
-	int64		grant_id;		/* need-to-know grant used, 0 if none */
-	const char *justification;	/* that grant's justification, or NULL */
-	bool		from_token;		/* entered with a PASETO token */
-	const char *key_id;			/* the token's key, when from_token */
-	TimestampTz valid_until;	/* token exp / grant end; DT_NOEND if none */
-} TomsContext;
-
-/*
- * Verify toms.context for the session user.  With missing_ok, returns NULL
- * when there is no context or it does not verify; otherwise raises the
- * 42501 error that names the problem.
- */
-extern const TomsContext *toms_context(bool missing_ok);
-/* bumped by every change of toms.context (SET, RESET, rollback) */
-extern uint64 toms_context_version;
-extern void toms_validate_tenant_id(const char *tenant);
-extern void toms_context_init(void);
-
-/* tenant_exec.c: the filter at execution time, called by hooks.c */
-extern Oid	toms_tenant_executor_check(QueryDesc *queryDesc, int eflags, char *tenant);
-extern void toms_tenant_executor_started(QueryDesc *queryDesc, int eflags, Oid filtered,
-										 const char *tenant);
-extern void toms_tenant_executor_run(const QueryDesc *queryDesc);
-extern void toms_tenant_fmgr(FmgrHookEventType event, FmgrInfo *flinfo);
-extern void toms_tenant_exec_init(void);
-
-
-/* token.c */
-
-/* Claims of a verified tenant token (palloc'd in the caller's context). */
-typedef struct TomsToken
-{
-	char	   *tenant;			/* "tid" */
-	char	   *subject;		/* "sub": the end-user, recorded as actor */
-	char	   *key_id;			/* key that signed it */
-	TimestampTz expires;		/* "exp" */
-} TomsToken;
-
-/*
- * Verify a PASETO v4.public token against toms.trusted_keys and check its
- * claims (tid, sub, exp required; nbf, iat honoured).  Returns false and
- * sets *why to one of "token malformed", "unknown key", "token signature
- * invalid", "token expired", "token not yet valid", "token claims invalid"
- * (static strings); never raises for a bad token.
- */
-extern bool toms_token_verify(const char *token, TomsToken *out, const char **why);
-
 /* The reasons a token is refused (paseto.c, token.c); also audit actions. */
 #define TOMS_TOKEN_MALFORMED		"token malformed"
 #define TOMS_TOKEN_UNKNOWN_KEY		"unknown key"
@@ -180,9 +60,6 @@ extern bool toms_token_verify(const char *token, TomsToken *out, const char **wh
 #define TOMS_TOKEN_EXPIRED			"token expired"
 #define TOMS_TOKEN_NOT_YET_VALID	"token not yet valid"
 #define TOMS_TOKEN_CLAIMS			"token claims invalid"
-
-/* errmsg() with the fixed text of one of those reasons, for ereport(). */
-extern int	toms_errmsg_token(const char *why);
 
 /* Longest token toms_token_verify() looks at (bytes). */
 #define TOMS_TOKEN_MAX_LEN 8192
@@ -227,6 +104,151 @@ extern const char *toms_paseto_footer_kid(const unsigned char *footer, size_t le
 										  char *kid, bool *has_kid);
 extern bool toms_json_check(const unsigned char *json, size_t len, int max_depth);
 
+/* ---- layer 1: core ---- */
+
+/* shmem.c */
+
+/*
+ * Parts that need shared memory register during _PG_init; the request and
+ * startup hooks sum the sizes and call each part's startup callback under
+ * AddinShmemInitLock.  Each part gets its own LWLocks, numbered from the
+ * base index returned here, in the single tranche "toms".
+ */
+typedef void (*toms_shmem_startup_cb) (void);
+extern int	toms_shmem_register(Size size, int nlocks, toms_shmem_startup_cb startup);
+extern LWLock *toms_lwlock(int index);
+extern void toms_shmem_request(void);
+extern void toms_shmem_startup(void);
+
+/* databases.c: for the launchers (connected to no database) and workers */
+typedef struct TomsDatabase
+{
+	Oid			oid;
+	NameData	name;
+} TomsDatabase;
+
+extern List *toms_databases(bool connectable_only);
+extern void toms_bgworker(BackgroundWorker *bgw, const char *function, const char *type,
+						  Oid dboid, BgWorkerStartTime start, int restart);
+
+/* catalog.c: toms' objects, its tables read without SPI, invalidation */
+extern Oid	toms_schema_oid(void);
+extern bool toms_extension_exists(void);
+extern Oid	toms_relid(const char *relname);
+/* the latest committed state of toms' tables; the caller unregisters it */
+extern Snapshot toms_lookup_snapshot(void);
+/* scan toms' table relname through indexname for text column attnum = value */
+typedef bool (*toms_row_cb) (HeapTuple tup, TupleDesc desc, void *arg);
+extern void toms_scan_by_text(const char *relname, const char *indexname, AttrNumber attnum,
+							  const char *value, toms_row_cb cb, void *arg);
+extern char *toms_tuple_text(HeapTuple tup, TupleDesc desc, const char *colname);
+extern Datum toms_tuple_datum(HeapTuple tup, TupleDesc desc, const char *colname, bool *isnull);
+/*
+ * Run one DDL statement through SPI on toms' own behalf: the guard lets it
+ * pass (protect, unprotect, and what they delegate to other parts).
+ * The caller must be inside SPI_connect().
+ */
+extern void toms_run_ddl(const char *sql);
+extern bool toms_ddl_in_progress(void);
+/* the one relcache callback of toms calls these; relid InvalidOid: all */
+typedef void (*toms_relcache_cb) (Oid relid);
+extern void toms_on_relcache(toms_relcache_cb cb);
+extern void toms_catalog_init(void);
+
+/* protected.c: the protected-table cache */
+
+/* Description of a table under toms.protect(). */
+typedef struct TomsProtected
+{
+	Oid			relid;
+	AttrNumber	tenant_attnum;
+	Oid			tenant_type;
+	AttrNumber	subject_attnum; /* InvalidAttrNumber if none */
+	int			nsensitive;
+	AttrNumber *sensitive;		/* attnums of sealed columns */
+} TomsProtected;
+
+/* NULL if relid is not protected.  Valid until the next invalidation. */
+extern const TomsProtected *toms_protected(Oid relid);
+extern void toms_protected_init(void);
+
+/* redact.c: secrets out of the server log and the audited statement text */
+extern char *toms_redact_secrets(const char *s);
+extern void toms_redact_log(ErrorData *edata);
+extern void toms_redact_init(void);
+
+/* ---- layer 2: audit emit ---- */
+
+/* audit_emit.c: the audit API (docs/audit.md) */
+
+/*
+ * Audit records raised by other parts.  Each call is cheap and never loses
+ * the record, even when the current transaction then aborts (denials) or
+ * there is none (logins).  Strings may be NULL.  detail is free text or
+ * JSON; it must never contain a secret.
+ */
+extern void toms_audit_admin(const char *action, const char *tenant, const char *detail);
+extern void toms_audit_denied(const char *reason, const char *tenant, Oid relid, const char *detail);
+extern void toms_audit_login(bool success, const char *role, const char *database,
+							 const char *method, const char *reason);
+/* Suspicious event: toms.incidents (deduplicated) + NOTIFY toms_incident. */
+extern void toms_incident(const char *kind, const char *severity, const char *tenant, const char *detail);
+
+/* ---- layer 3: tenant context ---- */
+
+/* token.c */
+
+/* Claims of a verified tenant token (palloc'd in the caller's context). */
+typedef struct TomsToken
+{
+	char	   *tenant;			/* "tid" */
+	char	   *subject;		/* "sub": the end-user, recorded as actor */
+	char	   *key_id;			/* key that signed it */
+	TimestampTz expires;		/* "exp" */
+} TomsToken;
+
+/*
+ * Verify a PASETO v4.public token against toms.trusted_keys and check its
+ * claims (tid, sub, exp required; nbf, iat honoured).  Returns false and
+ * sets *why to one of "token malformed", "unknown key", "token signature
+ * invalid", "token expired", "token not yet valid", "token claims invalid"
+ * (static strings); never raises for a bad token.
+ */
+extern bool toms_token_verify(const char *token, TomsToken *out, const char **why);
+
+/* errmsg() with the fixed text of a TOMS_TOKEN_* reason, for ereport(). */
+extern int	toms_errmsg_token(const char *why);
+
+/* context.c: the tenant context (toms.context, verified where used) */
+
+/*
+ * The verified tenant context of this backend.  Valid until the next call
+ * of toms_context(); callers copy what they keep.
+ */
+typedef struct TomsContext
+{
+	const char *tenant;			/* tenant id */
+	const char *actor;			/* token "sub", or the session user's name */
+	int64		grant_id;		/* need-to-know grant used, 0 if none */
+	const char *justification;	/* that grant's justification, or NULL */
+	bool		from_token;		/* entered with a PASETO token */
+	const char *key_id;			/* the token's key, when from_token */
+	TimestampTz valid_until;	/* token exp / grant end; DT_NOEND if none */
+} TomsContext;
+
+/*
+ * Verify toms.context for the session user.  With missing_ok, returns NULL
+ * when there is no context or it does not verify; otherwise raises the
+ * 42501 error that names the problem.
+ */
+extern const TomsContext *toms_context(bool missing_ok);
+/* bumped by every change of toms.context (SET, RESET, rollback) */
+extern uint64 toms_context_version;
+extern void toms_validate_tenant_id(const char *tenant);
+extern void toms_context_init(void);
+
+/* ---- layer 4: features ---- */
+
 /* guard.c: ProcessUtility and object_access checks, called by hooks.c */
 extern void toms_guard_utility_before(PlannedStmt *pstmt);
 extern void toms_guard_utility_after(void);
@@ -254,21 +276,13 @@ extern void toms_guard_check_validate(Oid relid, const char *conname);
 extern void toms_guard_check_alter_domain(const AlterDomainStmt *stmt);
 extern void toms_warn_policy_functions(Oid relid);
 
-
-/* audit_emit.c: the audit API (docs/audit.md) */
-
-/*
- * Audit records raised by other parts.  Each call is cheap and never loses
- * the record, even when the current transaction then aborts (denials) or
- * there is none (logins).  Strings may be NULL.  detail is free text or
- * JSON; it must never contain a secret.
- */
-extern void toms_audit_admin(const char *action, const char *tenant, const char *detail);
-extern void toms_audit_denied(const char *reason, const char *tenant, Oid relid, const char *detail);
-extern void toms_audit_login(bool success, const char *role, const char *database,
-							 const char *method, const char *reason);
-/* Suspicious event: toms.incidents (deduplicated) + NOTIFY toms_incident. */
-extern void toms_incident(const char *kind, const char *severity, const char *tenant, const char *detail);
+/* tenant_exec.c: the filter at execution time, called by hooks.c */
+extern Oid	toms_tenant_executor_check(QueryDesc *queryDesc, int eflags, char *tenant);
+extern void toms_tenant_executor_started(QueryDesc *queryDesc, int eflags, Oid filtered,
+										 const char *tenant);
+extern void toms_tenant_executor_run(const QueryDesc *queryDesc);
+extern void toms_tenant_fmgr(FmgrHookEventType event, FmgrInfo *flinfo);
+extern void toms_tenant_exec_init(void);
 
 /* audit_capture.c: executor and ProcessUtility capture, called by hooks.c */
 extern void toms_audit_executor_start(QueryDesc *queryDesc, int eflags);
@@ -408,14 +422,6 @@ extern void toms_check_password(const char *username, const char *shadow_pass,
 extern void toms_password_utility_before(Node *parsetree);
 extern void toms_password_utility_after(Node *parsetree);
 
-/* redact.c: secrets out of the server log and the audited statement text */
-extern char *toms_redact_secrets(const char *s);
-extern void toms_redact_log(ErrorData *edata);
-extern void toms_redact_init(void);
-
-/* hooks.c: the only file that installs PostgreSQL hooks */
-extern void toms_hooks_install(void);
-
 /* assess.c */
 
 /*
@@ -424,5 +430,10 @@ extern void toms_hooks_install(void);
  * sql/install/70_assess.sql.
  */
 extern void toms_assess_init(void);
+
+/* ---- layer 5: hooks ---- */
+
+/* hooks.c: the only file that installs PostgreSQL hooks */
+extern void toms_hooks_install(void);
 
 #endif							/* TOMS_H */
