@@ -34,15 +34,27 @@ sub as_alice
 	return ($ret, $out, $err);
 }
 
+# Restart with the settings given; returns the size of the server log
+# before the restart, so that a check of what this start logged does not
+# match what an earlier one did.
 sub restart_with
 {
 	my (%set) = @_;
 	$node->stop;
+	my $offset = -s $node->logfile;
 	while (my ($k, $v) = each %set)
 	{
 		$node->append_conf('postgresql.conf', "$k = '$v'");
 	}
 	$node->start;
+	return $offset;
+}
+
+# The start-up warning for a master key that did not load, with its reason.
+sub key_warning
+{
+	my ($why) = @_;
+	return qr/WARNING:  toms: master key not loaded, sealed columns are unavailable\n[^\n]*DETAIL:  \Q$why\E/;
 }
 
 my ($ret, $out, $err) = as_alice(
@@ -80,7 +92,9 @@ restart_with('toms.master_key_file' => '', 'toms.master_key_command' => "cat $ke
 is($out, 'one,two,three', 'master key from toms.master_key_command');
 
 # A failing command: sealing fails clearly, the rest works.
-restart_with('toms.master_key_command' => 'exit 3');
+my $offset = restart_with('toms.master_key_command' => 'exit 3');
+ok($node->log_contains(key_warning('The master key command failed.'), $offset),
+	'failing key command logged at start');
 is($node->safe_psql('postgres', 'SELECT toms.master_key_loaded()'), 'f', 'no master key');
 ($ret, $out, $err) = as_alice("SELECT toms.seal('x')");
 like($err, qr/toms master key is not loaded/, 'sealing refused without a master key');
@@ -89,11 +103,12 @@ like($err, qr/The master key command failed/, 'with the reason');
 is($out, '3', 'protected tables still work');
 
 # A group/world-readable key file is refused.
-restart_with('toms.master_key_command' => '', 'toms.master_key_file' => $open);
+$offset = restart_with('toms.master_key_command' => '', 'toms.master_key_file' => $open);
 is($node->safe_psql('postgres', 'SELECT toms.master_key_loaded()'), 'f', 'readable key file refused');
 ($ret, $out, $err) = as_alice("SELECT toms.unseal(v) FROM s");
 like($err, qr/accessible by group or others/, 'the error says why');
-like(slurp_file($node->logfile), qr/toms: master key not loaded, sealed columns are unavailable/, 'logged at start');
+ok($node->log_contains(key_warning('The master key file is accessible by group or others'), $offset),
+	'logged at start');
 
 # A key file that is not a key.
 my $bad = "$work/sealed/bad.key";

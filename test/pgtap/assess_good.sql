@@ -118,7 +118,7 @@ CREATE TABLE public.orgs_legacy (org_id integer, note text);
 SET LOCAL toms.tenant_column_names = tenant_id, org_id;
 SELECT matches((SELECT evidence FROM toms.assess() WHERE control = '9a' AND status = 'fail'),
 	'public\.orgs_legacy \(column org_id\)', 'a table with another configured tenant column is reported unprotected');
-SELECT throws_ok($$SET LOCAL toms.tenant_column_names = 'tenant_id,,org_id'$$, '22023', NULL, 'a malformed tenant_column_names is refused');
+SELECT throws_ok($$SET LOCAL toms.tenant_column_names = 'tenant_id,,org_id'$$, '22023', 'invalid value for parameter "toms.tenant_column_names": "tenant_id,,org_id"', 'a malformed tenant_column_names is refused');
 
 SELECT * FROM finish();
 ROLLBACK;

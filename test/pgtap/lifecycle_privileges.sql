@@ -69,7 +69,7 @@ SELECT is((SELECT array_agg(context::text ORDER BY name) FROM pg_settings
 						   'toms.deletion_copies_timeout', 'toms.lifecycle_naptime')),
 	ARRAY['sighup', 'sighup', 'sighup', 'sighup', 'sighup'], 'worker settings are reloadable');
 SELECT is((SELECT unit FROM pg_settings WHERE name = 'toms.deletion_grace'), 's', 'grace is in seconds');
-SELECT throws_ok($$SET toms.deletion_grace = -1$$, '22023', NULL, 'a negative grace period is refused');
+SELECT throws_ok($$SET toms.deletion_grace = -1$$, '22023', '-1 s is outside the valid range for parameter "toms.deletion_grace" (0 .. 2147483647)', 'a negative grace period is refused');
 
 SELECT is((SELECT count(*)::int FROM pg_stat_activity WHERE backend_type = 'toms lifecycle launcher'), 1,
 	'the lifecycle launcher runs');

@@ -59,9 +59,9 @@ SELECT toms.clear_tenant();
 -- 1. Writes across the boundary.
 SET SESSION AUTHORIZATION regress_rt_eve;
 SELECT toms.set_tenant('rt_b');
-SELECT throws_ok($$INSERT INTO rt.notes VALUES (200, 'rt_a', 'planted')$$, '42501', NULL,
+SELECT throws_ok($$INSERT INTO rt.notes VALUES (200, 'rt_a', 'planted')$$, '42501', 'new row violates row-level security policy for table "notes"',
 	'INSERT naming another tenant: refused by the policy''s WITH CHECK');
-SELECT throws_ok($$UPDATE rt.notes SET tenant_id = 'rt_a' WHERE id = 101$$, '42501', NULL,
+SELECT throws_ok($$UPDATE rt.notes SET tenant_id = 'rt_a' WHERE id = 101$$, '42501', 'new row violates row-level security policy for table "notes"',
 	'UPDATE moving a row to another tenant: refused');
 SELECT is((SELECT count(*) FROM (SELECT 1 FROM rt.notes WHERE id <= 10) x), 0::bigint, 'rt_a rows invisible');
 UPDATE rt.notes SET body = 'defaced' WHERE id <= 10;
@@ -73,31 +73,31 @@ SET SESSION AUTHORIZATION regress_rt_eve;
 SELECT toms.set_tenant('rt_b');
 
 -- 2. Utility commands.
-SELECT throws_ok('TRUNCATE rt.notes', '42501', NULL, 'TRUNCATE of a protected table: refused (it bypasses row security)');
-SELECT throws_ok($$COPY rt.notes FROM PROGRAM 'true'$$, '42501', NULL, 'COPY FROM PROGRAM: superusers only');
+SELECT throws_ok('TRUNCATE rt.notes', '42501', 'cannot truncate protected table "notes"', 'TRUNCATE of a protected table: refused (it bypasses row security)');
+SELECT throws_ok($$COPY rt.notes FROM PROGRAM 'true'$$, '42501', 'must be superuser or have privileges of the pg_execute_server_program role to COPY to or from an external program', 'COPY FROM PROGRAM: superusers only');
 RESET SESSION AUTHORIZATION;
 SELECT toms.clear_tenant();
 SET SESSION AUTHORIZATION regress_rt_owner;
 SELECT toms.set_tenant('rt_b');
-SELECT throws_ok('ALTER TABLE rt.notes DISABLE ROW LEVEL SECURITY', '42501', NULL, 'owner: DISABLE ROW LEVEL SECURITY refused');
-SELECT throws_ok('ALTER TABLE rt.notes NO FORCE ROW LEVEL SECURITY', '42501', NULL, 'owner: NO FORCE ROW LEVEL SECURITY refused');
-SELECT throws_ok('DROP POLICY toms_tenant ON rt.notes', '42501', NULL, 'owner: DROP POLICY refused');
-SELECT throws_ok('ALTER POLICY toms_tenant ON rt.notes USING (true)', '42501', NULL, 'owner: ALTER POLICY refused');
-SELECT throws_ok('CREATE POLICY rt_open ON rt.notes USING (true)', '42501', NULL, 'owner: a widening (permissive) policy refused');
-SELECT throws_ok('ALTER TABLE rt.notes DISABLE TRIGGER ALL', '42501', NULL, 'owner: DISABLE TRIGGER ALL refused');
-SELECT throws_ok('ALTER TABLE rt.notes DISABLE TRIGGER USER', '42501', NULL, 'owner: DISABLE TRIGGER USER refused');
-SELECT throws_ok('ALTER TABLE rt.notes ALTER COLUMN tenant_id TYPE varchar', '42501', NULL, 'owner: retyping the tenant column refused');
-SELECT throws_ok('ALTER TABLE rt.notes RENAME COLUMN tenant_id TO t', '42501', NULL, 'owner: renaming the tenant column refused');
-SELECT throws_ok('ALTER TABLE rt.notes DROP COLUMN tenant_id', '42501', NULL, 'owner: dropping the tenant column refused');
-SELECT throws_ok('DROP TABLE rt.notes', '42501', NULL, 'owner: DROP TABLE refused (toms.request_deletion is the way)');
+SELECT throws_ok('ALTER TABLE rt.notes DISABLE ROW LEVEL SECURITY', '42501', 'cannot disable row level security on protected table "notes"', 'owner: DISABLE ROW LEVEL SECURITY refused');
+SELECT throws_ok('ALTER TABLE rt.notes NO FORCE ROW LEVEL SECURITY', '42501', 'cannot stop forcing row level security on protected table "notes"', 'owner: NO FORCE ROW LEVEL SECURITY refused');
+SELECT throws_ok('DROP POLICY toms_tenant ON rt.notes', '42501', 'cannot drop policy "toms_tenant" on protected table "notes"', 'owner: DROP POLICY refused');
+SELECT throws_ok('ALTER POLICY toms_tenant ON rt.notes USING (true)', '42501', 'cannot alter policy "toms_tenant" on protected table "notes"', 'owner: ALTER POLICY refused');
+SELECT throws_ok('CREATE POLICY rt_open ON rt.notes USING (true)', '42501', 'cannot create a permissive policy on protected table "notes"', 'owner: a widening (permissive) policy refused');
+SELECT throws_ok('ALTER TABLE rt.notes DISABLE TRIGGER ALL', '42501', 'cannot disable all triggers at once on protected table "notes"', 'owner: DISABLE TRIGGER ALL refused');
+SELECT throws_ok('ALTER TABLE rt.notes DISABLE TRIGGER USER', '42501', 'cannot disable all triggers at once on protected table "notes"', 'owner: DISABLE TRIGGER USER refused');
+SELECT throws_ok('ALTER TABLE rt.notes ALTER COLUMN tenant_id TYPE varchar', '42501', 'cannot change the type of column "tenant_id" of protected table "notes"', 'owner: retyping the tenant column refused');
+SELECT throws_ok('ALTER TABLE rt.notes RENAME COLUMN tenant_id TO t', '42501', 'cannot rename column "tenant_id" of protected table "notes"', 'owner: renaming the tenant column refused');
+SELECT throws_ok('ALTER TABLE rt.notes DROP COLUMN tenant_id', '42501', 'cannot drop column "tenant_id" of protected table "notes"', 'owner: dropping the tenant column refused');
+SELECT throws_ok('DROP TABLE rt.notes', '42501', 'cannot drop protected table "notes"', 'owner: DROP TABLE refused (toms.request_deletion is the way)');
 SELECT throws_ok('CREATE TABLE rt.notes_child () INHERITS (rt.audit_copy); ALTER TABLE rt.notes INHERIT rt.audit_copy',
-	'42501', NULL, 'owner: making the table a child of another (rows visible through the parent) refused');
+	'42501', 'cannot add a parent table to protected table "notes"', 'owner: making the table a child of another (rows visible through the parent) refused');
 SELECT throws_ok($$CREATE RULE rt_copy AS ON INSERT TO rt.notes DO ALSO INSERT INTO rt.audit_copy VALUES (NEW.tenant_id, NEW.body)$$,
-	'42501', NULL, 'owner: CREATE RULE on a protected table refused');
+	'42501', 'cannot create a rule on protected table "notes"', 'owner: CREATE RULE on a protected table refused');
 CREATE FUNCTION rt.copy_row() RETURNS trigger LANGUAGE plpgsql AS
 $$ BEGIN INSERT INTO rt.audit_copy VALUES (NEW.tenant_id, NEW.body); RETURN NEW; END $$;
 SELECT throws_ok('CREATE TRIGGER rt_copy AFTER INSERT OR UPDATE ON rt.notes FOR EACH ROW EXECUTE FUNCTION rt.copy_row()',
-	'42501', NULL, 'owner: CREATE TRIGGER refused (a trigger sees every tenant''s rows): toms_admin only');
+	'42501', 'cannot create a trigger on protected table "notes"', 'owner: CREATE TRIGGER refused (a trigger sees every tenant''s rows): toms_admin only');
 
 -- 3. Publications: logical replication ships every row, past row security.
 SET LOCAL client_min_messages = error;	-- wal_level is not logical here
@@ -105,9 +105,9 @@ SELECT lives_ok('CREATE PUBLICATION rt_pub_other FOR TABLE rt.audit_copy',
 	'owner: publishing an unprotected table is allowed');
 SELECT throws_ok('CREATE PUBLICATION rt_pub FOR TABLE rt.notes', '42501', 'cannot publish protected table "notes"',
 	'owner: publishing a protected table (subscribers get every tenant''s rows) refused');
-SELECT throws_ok('ALTER PUBLICATION rt_pub_other ADD TABLE rt.notes', '42501', NULL,
+SELECT throws_ok('ALTER PUBLICATION rt_pub_other ADD TABLE rt.notes', '42501', 'cannot publish protected table "notes"',
 	'owner: adding a protected table to a publication refused');
-SELECT throws_ok('ALTER PUBLICATION rt_pub_other SET TABLE rt.audit_copy, rt.notes', '42501', NULL,
+SELECT throws_ok('ALTER PUBLICATION rt_pub_other SET TABLE rt.audit_copy, rt.notes', '42501', 'cannot publish protected table "notes"',
 	'owner: setting a publication''s tables to include a protected one refused');
 RESET SESSION AUTHORIZATION;
 GRANT toms_admin TO regress_rt_owner;
@@ -132,19 +132,19 @@ CREATE DOMAIN rt.spied AS text CHECK (rt.spy(VALUE) IS NOT NULL);
 SELECT throws_ok('CREATE INDEX rt_spy_idx ON rt.notes (rt.spy(body))', '42501',
 	'cannot create an index calling a user-defined function on protected table "notes"',
 	'owner: an expression index calling a user function (runs over every tenant''s rows) refused');
-SELECT throws_ok('CREATE INDEX rt_spy_idx ON rt.notes (id) WHERE rt.spy(body) IS NOT NULL', '42501', NULL,
+SELECT throws_ok('CREATE INDEX rt_spy_idx ON rt.notes (id) WHERE rt.spy(body) IS NOT NULL', '42501', 'cannot create a partial index calling a user-defined function on protected table "notes"',
 	'owner: a partial index whose predicate calls a user function refused');
-SELECT throws_ok('ALTER TABLE rt.notes ADD CONSTRAINT rt_spy CHECK (rt.spy(body) IS NOT NULL)', '42501', NULL,
+SELECT throws_ok('ALTER TABLE rt.notes ADD CONSTRAINT rt_spy CHECK (rt.spy(body) IS NOT NULL)', '42501', 'cannot add a constraint calling a user-defined function on protected table "notes"',
 	'owner: a CHECK constraint calling a user function (validated over every row) refused');
-SELECT throws_ok('ALTER TABLE rt.notes ADD CONSTRAINT rt_spy CHECK (body OPERATOR(rt.===) body)', '42501', NULL,
+SELECT throws_ok('ALTER TABLE rt.notes ADD CONSTRAINT rt_spy CHECK (body OPERATOR(rt.===) body)', '42501', 'cannot add a constraint calling a user-defined function on protected table "notes"',
 	'owner: a CHECK constraint using a user-defined operator refused');
-SELECT throws_ok('ALTER TABLE rt.notes ADD COLUMN spied text GENERATED ALWAYS AS (rt.spy(body)) STORED', '42501', NULL,
+SELECT throws_ok('ALTER TABLE rt.notes ADD COLUMN spied text GENERATED ALWAYS AS (rt.spy(body)) STORED', '42501', 'cannot add a generated column calling a user-defined function on protected table "notes"',
 	'owner: a generated column calling a user function (computed for every row) refused');
-SELECT throws_ok('CREATE STATISTICS rt_spy_st ON (rt.spy(body)) FROM rt.notes', '42501', NULL,
+SELECT throws_ok('CREATE STATISTICS rt.rt_spy_st ON (rt.spy(body)) FROM rt.notes', '42501', 'cannot create statistics calling a user-defined function on protected table "notes"',
 	'owner: extended statistics on a user function (ANALYZE evaluates it on rows) refused');
-SELECT throws_ok('ALTER TABLE rt.notes ALTER COLUMN body TYPE text USING rt.spy(body)', '42501', NULL,
+SELECT throws_ok('ALTER TABLE rt.notes ALTER COLUMN body TYPE text USING rt.spy(body)', '42501', 'cannot convert column "body" of protected table "notes" with USING or through a type that is not built in',
 	'owner: a column rewrite USING a user function (evaluated over every row) refused');
-SELECT throws_ok('ALTER TABLE rt.notes ALTER COLUMN body TYPE rt.spied', '42501', NULL,
+SELECT throws_ok('ALTER TABLE rt.notes ALTER COLUMN body TYPE rt.spied', '42501', 'cannot convert column "body" of protected table "notes" with USING or through a type that is not built in',
 	'owner: retyping a column to a domain whose CHECK calls a user function refused');
 -- PostgreSQL evaluates restrictive policies before the permissive tenant
 -- filter: a user-defined function in one sees the rows of every tenant the
@@ -153,10 +153,10 @@ SELECT throws_ok('CREATE POLICY rt_spy_pol ON rt.notes AS RESTRICTIVE USING (rt.
 	'cannot create or alter a policy calling a user-defined function on protected table "notes"',
 	'owner: a restrictive policy calling a user function (it runs before the tenant filter) refused');
 SELECT throws_ok('CREATE POLICY rt_spy_pol ON rt.notes AS RESTRICTIVE USING (EXISTS (SELECT 1 WHERE rt.spy(body) IS NOT NULL))',
-	'42501', NULL, 'owner: ... also inside a sub-query');
+	'42501', 'cannot create or alter a policy calling a user-defined function on protected table "notes"', 'owner: ... also inside a sub-query');
 SELECT lives_ok('CREATE POLICY rt_len_pol ON rt.notes AS RESTRICTIVE USING (length(body) < 10000)',
 	'owner: a restrictive policy with built-in functions is allowed');
-SELECT throws_ok('ALTER POLICY rt_len_pol ON rt.notes USING (rt.spy(body) IS NOT NULL)', '42501', NULL,
+SELECT throws_ok('ALTER POLICY rt_len_pol ON rt.notes USING (rt.spy(body) IS NOT NULL)', '42501', 'cannot create or alter a policy calling a user-defined function on protected table "notes"',
 	'owner: altering it to call a user function refused');
 DROP POLICY rt_len_pol ON rt.notes;
 SELECT lives_ok('CREATE INDEX rt_lower_idx ON rt.notes (lower(body)) WHERE length(body) > 0',
@@ -180,7 +180,7 @@ SELECT throws_ok('ALTER DOMAIN rt.tag VALIDATE CONSTRAINT rt_tag_pre', '42501',
 SELECT throws_ok('ALTER DOMAIN rt.tag ADD CONSTRAINT rt_tag_spy CHECK (rt.spy(VALUE) IS NOT NULL)', '42501',
 	'cannot add a constraint calling a user-defined function on domain "rt.tag", which a protected table uses',
 	'owner: a domain constraint calling a user function (checked over every row) refused');
-SELECT throws_ok('ALTER DOMAIN rt.subtag ADD CONSTRAINT rt_tag_spy CHECK (rt.spy(VALUE) IS NOT NULL) NOT VALID', '42501', NULL,
+SELECT throws_ok('ALTER DOMAIN rt.subtag ADD CONSTRAINT rt_tag_spy CHECK (rt.spy(VALUE) IS NOT NULL) NOT VALID', '42501', 'cannot add a constraint calling a user-defined function on domain "rt.subtag", which a protected table uses',
 	'owner: ... NOT VALID too (it could be validated later)');
 SELECT lives_ok('ALTER DOMAIN rt.tag ADD CONSTRAINT rt_tag_len CHECK (length(VALUE) < 100)',
 	'owner: a domain constraint with built-in functions is allowed');
@@ -206,18 +206,18 @@ SELECT throws_ok($q$CREATE OR REPLACE FUNCTION rt.spy(t text) RETURNS text LANGU
 	$b$ BEGIN PERFORM rt.spy_write('new ' || t); RETURN t; END $b$ $q$, '42501',
 	'cannot change function rt.spy(text): it is evaluated over the rows of protected table "notes"',
 	'owner: replacing a function an index of a protected table evaluates refused');
-SELECT throws_ok('ALTER FUNCTION rt.spy(text) SET search_path = rt', '42501', NULL,
+SELECT throws_ok('ALTER FUNCTION rt.spy(text) SET search_path = rt', '42501', 'cannot change function rt.spy(text): it is evaluated over the rows of protected table "notes"',
 	'owner: altering it (its search path) refused');
 SELECT throws_ok($q$CREATE OR REPLACE FUNCTION rt.spy_inner(t text) RETURNS text LANGUAGE sql IMMUTABLE AS
 	$b$ SELECT t || rt.spy_write(t) $b$ $q$, '42501',
 	'cannot change function rt.spy_inner(text): it is evaluated over the rows of protected table "notes"',
 	'owner: replacing a function that an index''s function calls from its SQL-standard body refused');
 SELECT throws_ok($$CREATE OR REPLACE FUNCTION rt.spy_eq(a text, b text) RETURNS bool LANGUAGE sql IMMUTABLE AS
-	'SELECT a = b'$$, '42501', NULL,
+	'SELECT a = b'$$, '42501', 'cannot change function rt.spy_eq(text,text): it is evaluated over the rows of protected table "notes"',
 	'owner: replacing the function behind an operator a constraint uses refused');
 SELECT throws_ok($q$CREATE OR REPLACE FUNCTION rt.copy_row() RETURNS trigger LANGUAGE plpgsql AS
 	$b$ BEGIN INSERT INTO rt.audit_copy VALUES (NEW.tenant_id, 'copied ' || NEW.body); RETURN NEW; END $b$ $q$,
-	'42501', NULL, 'owner: replacing the function of a trigger a superuser put on a protected table refused');
+	'42501', 'cannot change function rt.copy_row(): it is evaluated over the rows of protected table "notes"', 'owner: replacing the function of a trigger a superuser put on a protected table refused');
 SELECT lives_ok($q$CREATE OR REPLACE FUNCTION rt.spy_write(t text) RETURNS void LANGUAGE sql AS
 	$b$ INSERT INTO rt.seen VALUES (t) $b$ $q$,
 	'owner: a function no protected table evaluates directly may change (calls inside bodies are not tracked)');
@@ -268,9 +268,9 @@ SELECT results_eq('SELECT body FROM rt.v_invoker', $$VALUES ('B-note')$$, 'secur
 SELECT throws_ok('SELECT count(*) FROM rt.all_notes_super()', '42501',
 	'protected table "notes" is reached through a SECURITY DEFINER function owned by a role that bypasses row security',
 	'a superuser-owned SECURITY DEFINER function (inside it row security is off): refused for callers subject to the policy');
-SELECT throws_ok('SELECT count(*) FROM rt.all_notes_bypass()', '42501', NULL,
+SELECT throws_ok('SELECT count(*) FROM rt.all_notes_bypass()', '42501', 'protected table "notes" is reached through a SECURITY DEFINER function owned by a role that bypasses row security',
 	'a BYPASSRLS-owned SECURITY DEFINER function: refused too');
-SELECT throws_ok('SELECT rt.all_notes_wrapped()', '42501', NULL,
+SELECT throws_ok('SELECT rt.all_notes_wrapped()', '42501', 'protected table "notes" is reached through a SECURITY DEFINER function owned by a role that bypasses row security',
 	'... also when it reaches the table through a function without SECURITY DEFINER');
 -- The refusal unwinds cleanly: afterwards, a role the session may SET ROLE
 -- to (outside row security, no SECURITY DEFINER function involved) reads
@@ -284,7 +284,7 @@ RESET ROLE;
 SELECT throws_ok('SELECT count(*) FROM rt.v_super', '42501',
 	'protected table "notes" is reached through a view owned by a role that bypasses row security',
 	'a superuser-owned view over a protected table: refused for callers subject to the policy');
-SELECT throws_ok('SELECT count(*) FROM rt.v_bypass', '42501', NULL,
+SELECT throws_ok('SELECT count(*) FROM rt.v_bypass', '42501', 'protected table "notes" is reached through a view owned by a role that bypasses row security',
 	'a BYPASSRLS-owned view: refused too');
 SELECT toms.clear_tenant();
 RESET SESSION AUTHORIZATION;
@@ -294,7 +294,7 @@ SELECT is((SELECT count(*) FROM rt.all_notes_super()), 11::bigint,
 -- 6. COPY.
 SET SESSION AUTHORIZATION regress_rt_eve;
 SELECT toms.set_tenant('rt_b');
-SELECT throws_ok($$COPY rt.notes FROM STDIN$$, '0A000', NULL,
+SELECT throws_ok($$COPY rt.notes FROM STDIN$$, '0A000', 'cannot COPY to/from client in PL/pgSQL',
 	'COPY FROM into a table under row security: not supported, refused');
 RESET SESSION AUTHORIZATION;
 GRANT pg_write_server_files TO regress_rt_eve;

@@ -38,7 +38,7 @@ SELECT throws_ok($$SELECT toms.unseal(v) FROM tap_two$$, '28T01',
 SELECT throws_ok($$SELECT toms.unseal((left(v::text, 80) || CASE WHEN substr(v::text, 81, 1) = 'A' THEN 'B' ELSE 'A' END
 	|| substr(v::text, 82))::toms.sealed) FROM tap_one$$, '22T02',
 	'sealed value failed authentication', 'a flipped ciphertext byte is detected');
-SELECT throws_ok($$SELECT toms.unseal(toms.seal('\xff'::bytea))$$, '22021', NULL, 'non-text plaintext through unseal()');
+SELECT throws_ok($$SELECT toms.unseal(toms.seal('\xff'::bytea))$$, '22021', 'sealed value is not valid text in the database encoding', 'non-text plaintext through unseal()');
 
 SELECT toms.destroy_tenant_keys('tap_s2');
 SELECT toms.set_tenant('tap_s2', true);

@@ -104,7 +104,7 @@ pick() { # name kind
 	[[ $1 =~ ${TOMS_SANITIZE_PGTAP:-redteam_} ]]
 }
 
-failed=0
+failed=0 ran=0
 REGRESS=()
 for f in "$SRC"/sql/*.sql; do
 	n=$(basename "$f" .sql)
@@ -117,8 +117,18 @@ if ((${#REGRESS[@]})); then
 	"$PGXS_DIR/src/test/regress/pg_regress" --inputdir="$SRC" --outputdir="$T/regress" \
 		--bindir="$BIN" --host="$PGHOST" --port="$PGPORT" --user=postgres \
 		--dbname=contrib_regression --load-extension=toms "${REGRESS[@]}" >"$T/regress/out.txt" 2>&1
+	rc=$?
 	grep -E '^(test| ) |tests passed|failed' "$T/regress/out.txt"
-	grep -Eq '^(test| ) .* (FAILED|failed)' "$T/regress/out.txt" && failed=1
+	# pg_regress's exit status, and every test reported "ok": a run that
+	# stops early (a failed CREATE DATABASE, a server that died) reports
+	# no "FAILED" line at all.
+	oks=$(grep -cE '^(test| ) +[a-z0-9_]+ +\.\.\. ok' "$T/regress/out.txt")
+	if ((rc != 0 || oks != ${#REGRESS[@]})); then
+		echo "sanitize: pg_regress exited with status $rc; $oks of ${#REGRESS[@]} tests ok"
+		((oks == 0)) && tail -n 20 "$T/regress/out.txt"
+		failed=1
+	fi
+	ran=$((ran + oks))
 	[ -f "$T/regress/regression.diffs" ] && head -c 10000 "$T/regress/regression.diffs"
 fi
 
@@ -135,6 +145,12 @@ if ((${#TAPSQL[@]})); then
 		pg_prove -h "$PGHOST" -p "$PGPORT" -U postgres -d toms_tap "$f" >"$T/pgtap.out" 2>&1 \
 			|| { cat "$T/pgtap.out"; failed=1; }
 		tail -n 1 "$T/pgtap.out" | sed "s|^|  $(basename "$f"): |"
+		n=$(sed -n 's/^Files=[0-9]*, Tests=\([0-9]*\),.*/\1/p' "$T/pgtap.out")
+		if [ "${n:-0}" -eq 0 ]; then
+			echo "sanitize: $(basename "$f") ran no test"
+			failed=1
+		fi
+		ran=$((ran + ${n:-0}))
 	done
 fi
 stop_clusters
@@ -154,4 +170,5 @@ if grep -q 'terminated by signal' "$T/server.log"; then
 	echo "sanitize: FAIL: a backend died:"; grep 'terminated by signal' "$T/server.log"; exit 1
 fi
 ((failed)) && { echo "sanitize: FAIL: tests failed under the sanitizers"; exit 1; }
+((ran > 0)) || { echo "sanitize: FAIL: no test ran (TOMS_SANITIZE_TESTS matches nothing?)"; exit 1; }
 echo "sanitize: no sanitizer reports"
