@@ -5,16 +5,22 @@
 #   bash test/run       everything, on throw-away clusters (see README.md)
 #   make installcheck   the PostgreSQL way, against a running server (below)
 #
-# The install script sql/toms--$(EXTVERSION).sql is assembled from the
-# per-concern pieces in sql/install/, in file-name order, so that each
-# concern owns its own SQL next to its C file.
+# The install script of the current version, sql/toms--$(EXTVERSION).sql,
+# is assembled from the per-concern pieces in sql/install/, in file-name
+# order, so that each concern owns its own SQL next to its C file.
+#
+# Releases (docs/operations.md, "Upgrades"): a released version's install
+# script is frozen and committed (sql/toms--0.1.0.sql, tag v0.1.0); every
+# later change of SQL objects goes into sql/install/ (for fresh installs)
+# AND into the upgrade script sql/toms--<from>--<to>.sql; t/730_upgrade.pl
+# proves that both routes give the same schema.
 
 EXTENSION   = toms
-EXTVERSION  = 0.1.0
+EXTVERSION  = 0.2.0
 MODULE_big  = toms
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 DATA_built  = sql/toms--$(EXTVERSION).sql
-DATA        = $(filter-out $(DATA_built),$(wildcard sql/toms--*--*.sql)) $(wildcard data/*.txt)
+DATA        = $(filter-out $(DATA_built),$(wildcard sql/toms--*.sql)) $(wildcard data/*.txt)
 PGFILEDESC  = "toms - technical and organisational measures"
 
 SHLIB_LINK += -lsodium

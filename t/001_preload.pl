@@ -21,7 +21,7 @@ like($err, qr/toms must be loaded via shared_preload_libraries/, 'LOAD refuses t
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'toms'");
 $node->restart;
 is($node->safe_psql('postgres', "CREATE EXTENSION toms; SELECT extversion FROM pg_extension WHERE extname = 'toms'"),
-	'0.1.0', 'preloaded: CREATE EXTENSION works');
+	'0.2.0', 'preloaded: CREATE EXTENSION works');
 
 $node->stop;
 done_testing();

@@ -49,7 +49,7 @@ make_work() {
 stage_source() {
 	mkdir -p "$WORK/src"
 	tar -C "$SRC" --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
-		--exclude='./sql/toms--0.1.0.sql' --exclude='./results' --exclude='./regression.*' \
+		--exclude='./sql/toms--0.2.0.sql' --exclude='./results' --exclude='./regression.*' \
 		--exclude='./output_iso' --exclude='./tmp_check*' -cf - . | tar -C "$WORK/src" -xf -
 	if [ -d "$SRC/../shared" ]; then
 		mkdir -p "$WORK/shared"
