@@ -14,6 +14,13 @@
  *	    the values of bound parameters with log_statement,
  *	    log_min_duration_statement and errors ("parameters: $1 = '...'").
  *
+ *	  - tokens: a PASETO token is a bearer credential until it expires.  toms'
+ *	    own refusals of a token hide the statement (context.c), but an error
+ *	    PostgreSQL raises itself for a statement carrying a token ("permission
+ *	    denied for function enter_tenant", a syntax error next to it) would
+ *	    print it in the STATEMENT line; any statement holding "v4.public." is
+ *	    hidden, and tokens in the other fields are cut after their header.
+ *
  *	  toms_redact_secrets is also used for the audited statement text.
  *	  Depends on nothing else of toms.
  *
@@ -212,6 +219,33 @@ redact_field(char **field)
 		*field = toms_redact_secrets(*field);
 }
 
+/*
+ * Cut every "v4.public.<payload>[.<footer>]" in *field after its header.
+ */
+static void
+redact_tokens(char **field)
+{
+	StringInfoData out;
+	const char *p;
+
+	if (*field == NULL || strstr(*field, "v4.public.") == NULL)
+		return;
+	initStringInfo(&out);
+	for (p = *field; *p;)
+	{
+		if (strncmp(p, "v4.public.", 10) == 0)
+		{
+			appendStringInfoString(&out, "v4.public.<hidden>");
+			p += 10;
+			while (isalnum((unsigned char) *p) || *p == '-' || *p == '_' || *p == '.')
+				p++;
+			continue;
+		}
+		appendStringInfoChar(&out, *p++);
+	}
+	*field = out.data;
+}
+
 /* emit_log_hook (hooks.c): before the other libraries' hooks see the line. */
 void
 toms_redact_log(ErrorData *edata)
@@ -224,6 +258,15 @@ toms_redact_log(ErrorData *edata)
 		redact_field(&edata->detail_log);
 		redact_field(&edata->context);
 		redact_field(&edata->internalquery);
+	}
+	if (debug_query_string && strstr(debug_query_string, "v4.public.") != NULL)
+	{
+		edata->hide_stmt = true;
+		redact_tokens(&edata->message);
+		redact_tokens(&edata->detail);
+		redact_tokens(&edata->detail_log);
+		redact_tokens(&edata->context);
+		redact_tokens(&edata->internalquery);
 	}
 	if (redact_log_parameters && edata->output_to_server)
 	{

@@ -19,6 +19,7 @@ $node->safe_psql('postgres', q{
 	CREATE EXTENSION toms;
 	CREATE EXTENSION toms_test;
 	CREATE ROLE regress_log_app LOGIN;
+	CREATE ROLE regress_log_stranger LOGIN;
 	GRANT toms_app TO regress_log_app;
 	SELECT toms.create_tenant('acme', 'Acme');
 	CREATE TABLE k AS SELECT * FROM toms_test.keypair(decode(repeat('21', 32), 'hex'));
@@ -64,7 +65,15 @@ like($err, qr/token expired/, 'enter_tenant refuses the expired token');
 	"SELECT toms.enter_tenant('$tampered2')", extra_params => [ '-U', 'regress_log_app' ]);
 like($err, qr/token signature invalid/, 'enter_tenant refuses the tampered token');
 
+# a role without toms_app: PostgreSQL's own refusal, before toms sees the
+# token; its STATEMENT line would carry the valid token
+($ret, $out, $err) = $node->psql('postgres',
+	"SELECT toms.enter_tenant('$good')", extra_params => [ '-U', 'regress_log_stranger' ]);
+like($err, qr/permission denied for function enter_tenant/, 'a role without toms_app may not call enter_tenant');
+
 my $log = slurp_file($node->logfile, $log_start);
+like($log, qr/permission denied for function enter_tenant/, 'PostgreSQL logged its own refusal');
+ok(!leaks($log, $body), 'no log line carries the valid token a stranger gave to enter_tenant');
 like($log, qr/token signature invalid/, 'the refusals are logged');
 
 # does the log carry a piece of a token's signature (the last 80 base64url
