@@ -25,6 +25,8 @@ PGFILEDESC  = "toms - technical and organisational measures"
 
 SHLIB_LINK += -lsodium
 PG_CPPFLAGS += -Isrc
+# the version of the SQL objects this library is built for (catalog.c)
+PG_CPPFLAGS += -DTOMS_LIB_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS   += -Wall -Wextra -Werror -Wno-unused-parameter -Wno-missing-field-initializers -Wno-sign-compare
 
 # Tests, the PostgreSQL way.  Each list is computed from the file names, so

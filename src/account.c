@@ -22,6 +22,13 @@
  *	  a restart nor a crash unlocks a role.  Failure counts below the limit
  *	  are not saved.  The file is per server: a standby keeps its own.
  *
+ *	  Break-glass: a lock-out must not lock the DBA out.  A locked role
+ *	  that is a superuser or a member of toms_admin may still log in over
+ *	  a Unix-domain socket (only someone on the database host can reach
+ *	  it), once authenticated as pg_hba.conf requires; the lock stays for
+ *	  network logins, and each such login is audited (reason "break-glass")
+ *	  and raises an incident (docs/accounts.md, "Break-glass").
+ *
  *	  Locking: lock_base + 0 (LoginLock) protects the array; lock_base + 1
  *	  (FileLock) serialises writers of the state file and is always taken
  *	  before LoginLock, never while holding it.
@@ -47,6 +54,7 @@
 #include "storage/ipc.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/json.h"
@@ -465,6 +473,28 @@ lock_detail(const char *role, int nfail, TimestampTz until)
 	return s.data;
 }
 
+/*
+ * Break-glass: may this locked role log in anyway?  Over a Unix-domain
+ * socket, a superuser or a member of toms_admin.  The shared catalogs are
+ * readable here (pg_hba.conf's role checks read them too).
+ */
+static bool
+break_glass(Port *port, const char *role)
+{
+	Oid			roleid;
+	Oid			admin;
+
+	if (port->raddr.addr.ss_family != AF_UNIX || !IsTransactionState())
+		return false;
+	roleid = get_role_oid(role, true);
+	if (!OidIsValid(roleid))
+		return false;
+	if (superuser_arg(roleid))
+		return true;
+	admin = get_role_oid("toms_admin", true);
+	return OidIsValid(admin) && is_member_of_role(roleid, admin);
+}
+
 /* ClientAuthentication_hook (hooks.c, after the other libraries' hooks). */
 void
 toms_account_client_auth(Port *port, int status)
@@ -524,6 +554,21 @@ toms_account_client_auth(Port *port, int status)
 		LWLockRelease(LoginLock);
 	}
 
+	if (locked && status == STATUS_OK && break_glass(port, role))
+	{
+		StringInfoData d;
+
+		/* the lock stays for network logins; toms.unlock_role() lifts it */
+		ereport(LOG,
+				(errmsg("toms: locked role \"%s\" logged in over a local socket (break-glass)", role)));
+		toms_audit_login(true, role, port->database_name, method, "break-glass: locked role, local socket");
+		initStringInfo(&d);
+		appendStringInfoString(&d, "{\"role\": ");
+		escape_json(&d, role);
+		appendStringInfoChar(&d, '}');
+		toms_incident("break_glass_login", "high", NULL, d.data);
+		return;
+	}
 	if (locked)
 	{
 		toms_audit_login(false, role, port->database_name, method, "role locked");

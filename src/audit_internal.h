@@ -188,6 +188,7 @@ typedef struct AuditDb
 	bool		starting;		/* launcher registered a worker */
 	bool		reconcile;		/* chain every unchained committed row */
 	bool		noext;			/* extension absent: records to the log */
+	bool		draining;		/* its worker, told to stop, drains */
 	Latch	   *latch;
 	/* anchor: the chain head the worker last wrote */
 	int64		head_seq;

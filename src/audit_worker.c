@@ -15,6 +15,20 @@
  *	  Locking: the AuditShared fields are protected by the audit LWLock,
  *	  as audit_queue.c describes; nothing here sleeps while holding it.
  *
+ *	  SIGTERM is PostgreSQL's die(): a worker leaves whatever it waits on (a
+ *	  lock, a latch, a synchronous standby).  One exception keeps shutdown
+ *	  clean: a SIGTERM that finds a worker between transactions lets it
+ *	  drain its queue first, for at most AUDIT_DRAIN_MS and with every lock
+ *	  wait bounded by what is left of that; a second SIGTERM ends the
+ *	  drain.  A batch cut short is rolled back and its records go back to
+ *	  the queue (worker_detach): the next worker writes them, or in a
+ *	  shutdown the launcher puts them in the server log (launcher_exit).
+ *	  docs/operations.md, "Shutdown".
+ *
+ *	  The launcher also watches the synchronous standbys: one that stays
+ *	  away for toms.standby_incident_after raises an incident in every
+ *	  database (watch_sync_standbys).
+ *
  *	  The top of the audit files: calls audit_writer.c, the lower audit
  *	  files and core (databases.c, shmem.c); only toms.c calls it.
  *
@@ -27,11 +41,15 @@
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
+#include "replication/syncrep.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
@@ -42,28 +60,58 @@ PGDLLEXPORT void toms_audit_launcher_main(Datum main_arg);
 PGDLLEXPORT void toms_audit_worker_main(Datum main_arg);
 
 #define WORKER_IDLE_EXIT_MS 2000
+/* how long a worker told to stop between transactions drains its queue */
+#define AUDIT_DRAIN_MS 3000
+/* how long the launcher, told to stop, waits for the workers' drain */
+#define LAUNCHER_WAIT_MS 5000
+
+/* toms.standby_incident_after (s): a synchronous standby away this long */
+static int	standby_incident_after = 60;
 
 /* ----------------------------------------------------------------
  * Database worker
  * ----------------------------------------------------------------
  */
 static Oid	my_dbid = InvalidOid;
+static bool stopping = false;	/* told to stop: draining or dying */
 
 /*
- * SIGTERM (a fast shutdown, or someone killing the worker): finish what is
- * queued for this database, then exit -- the queue lives in shared memory
- * and would not survive the shutdown.
+ * SIGTERM (a fast shutdown, or someone killing the worker): die(), so that
+ * the next interrupt check leaves any wait; got_sigterm remembers it, so
+ * that a worker between transactions may first drain (see the top of the
+ * file).  The queue lives in shared memory and would not survive a
+ * shutdown.
  */
 static volatile sig_atomic_t got_sigterm = false;
 
 static void
 audit_sigterm(SIGNAL_ARGS)
 {
-	int			save_errno = errno;
-
 	got_sigterm = true;
-	SetLatch(MyLatch);
-	errno = save_errno;
+	die(postgres_signal_arg);
+}
+
+/*
+ * Told to stop, between transactions and waiting on nothing: take the
+ * pending die() back, once, and bound every lock wait of the drain.  A
+ * second SIGTERM sets it again, and the next interrupt check leaves.
+ */
+static void
+begin_drain(void)
+{
+	char		ms[32];
+	AuditDb    *db;
+
+	ProcDiePending = false;
+	got_sigterm = false;
+	LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
+	db = toms_audit_db_slot(my_dbid, false);
+	if (db && db->pid == MyProcPid)
+		db->draining = true;
+	LWLockRelease(toms_audit_lock());
+	snprintf(ms, sizeof(ms), "%d", AUDIT_DRAIN_MS);
+	SetConfigOption("lock_timeout", ms, PGC_SUSET, PGC_S_OVERRIDE);
+	ereport(DEBUG1, (errmsg("toms audit worker draining its queue before it exits")));
 }
 
 static void
@@ -79,9 +127,13 @@ worker_detach(int code, Datum arg)
 		db->pid = 0;
 		db->latch = NULL;
 		db->starting = false;
+		db->draining = false;
 	}
 	/* whatever we took but did not commit goes back to the queue */
 	toms_audit_queue_release(MyProcPid);
+	/* told to stop, and no launcher left to do it: the server log has it */
+	if ((stopping || got_sigterm) && sh->launcher_pid == 0)
+		toms_audit_queue_drop(my_dbid, false);
 	if (sh->launcher_latch)
 		SetLatch(sh->launcher_latch);
 	LWLockRelease(toms_audit_lock());
@@ -98,6 +150,8 @@ toms_audit_worker_main(Datum main_arg)
 	bool		first = true;
 	int			idle_ms = 0;
 	int			drain_rounds = 0;
+	bool		draining = false;
+	TimestampTz drain_start = 0;
 	MemoryContext loop_cxt;
 
 	my_dbid = DatumGetObjectId(main_arg);
@@ -141,6 +195,14 @@ toms_audit_worker_main(Datum main_arg)
 		int			n;
 		bool		more;
 
+		/* between transactions: a stop may drain first (only once) */
+		if (got_sigterm && !draining)
+		{
+			draining = true;
+			stopping = true;
+			drain_start = GetCurrentTimestamp();
+			begin_drain();
+		}
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
@@ -153,9 +215,12 @@ toms_audit_worker_main(Datum main_arg)
 		MemoryContextReset(loop_cxt);
 		if (n < 0)
 			break;				/* no extension here */
+		if (draining &&
+			TimestampDifferenceExceeds(drain_start, GetCurrentTimestamp(), AUDIT_DRAIN_MS))
+			break;				/* the rest waits for the next worker, or the log */
 		if (more)
 			continue;			/* more is waiting */
-		if (got_sigterm)
+		if (draining)
 		{
 			/* drained: anything queued from now on waits for the next worker */
 			if (n <= 1 || ++drain_rounds > 20)
@@ -263,39 +328,60 @@ resolve_unassigned(void)
 }
 
 /*
- * Shutting down: the database workers drain their queues on their own
- * SIGTERM.  Give them a moment, then whatever is still queued (for a
- * database whose worker was not running) goes to the server log rather
- * than nowhere.
+ * The launcher exits (before_shmem_exit).  Told to stop -- wherever that
+ * found it, even in a wait die() ended: the database workers drain their
+ * queues on their own SIGTERM.  Give them a moment, then whatever is still
+ * queued (for a database whose worker was not running, or a batch a stop
+ * cut short) goes to the server log rather than nowhere.  Exiting for any
+ * other reason, it leaves the queue to the launcher that follows.
  */
 static void
-launcher_shutdown(void)
+launcher_exit(int code, Datum arg)
 {
 	AuditShared *sh = toms_audit_shared;
 	int			waited;
 	uint64		i;
 
-	for (waited = 0; waited < 5000; waited += 50)
+	if (!got_sigterm)
+	{
+		LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
+		sh->launcher_pid = 0;
+		sh->launcher_latch = NULL;
+		LWLockRelease(toms_audit_lock());
+		return;
+	}
+	for (waited = 0; waited < LAUNCHER_WAIT_MS; waited += 50)
 	{
 		bool		busy = false;
 		int			d;
+		int			rc;
 
+		/* a worker draining, or a batch in flight (it commits or comes back) */
 		LWLockAcquire(toms_audit_lock(), LW_SHARED);
 		for (d = 0; d < AUDIT_MAX_DBS; d++)
-			if (sh->dbs[d].pid != 0)
+			if (sh->dbs[d].pid != 0 && sh->dbs[d].draining)
+				busy = true;
+		for (i = sh->tail; i < sh->head && !busy; i++)
+			if (sh->slots[i % sh->nslots].state == SLOT_TAKEN)
 				busy = true;
 		LWLockRelease(toms_audit_lock());
 		if (!busy)
 			break;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 50,
-						 PG_WAIT_EXTENSION);
+		rc = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_POSTMASTER_DEATH, 50,
+					   PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
+		if (rc & WL_POSTMASTER_DEATH)
+			break;
 	}
 	LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
 	for (i = sh->tail; i < sh->head; i++)
 	{
 		AuditSlot  *slot = &sh->slots[i % sh->nslots];
+		AuditDb    *db = OidIsValid(slot->dbid) ? toms_audit_db_slot(slot->dbid, false) : NULL;
 
+		/* a database whose worker still runs (it was not told to stop) keeps its own */
+		if (db && db->pid != 0)
+			continue;
 		if (slot->state == SLOT_FULL && slot->rec.h.type == AREC_RECORD)
 		{
 			slot->state = SLOT_DONE;
@@ -305,8 +391,103 @@ launcher_shutdown(void)
 	sh->launcher_pid = 0;
 	sh->launcher_latch = NULL;
 	LWLockRelease(toms_audit_lock());
+}
+
+/* Told to stop, between two rounds: take the pending die() back, exit. */
+static void
+launcher_shutdown(void)
+{
+	ProcDiePending = false;
 	/* exit code 1: the postmaster restarts us if it is not shutting down */
 	proc_exit(1);
+}
+
+/* ----------------------------------------------------------------
+ * Synchronous standbys that stay away
+ * ----------------------------------------------------------------
+ */
+
+/* An incident in every database (those without toms drop it). */
+static void
+raise_standby_incident(const char *detail)
+{
+	List	   *dbs = toms_databases(true);
+	ListCell   *lc;
+	AuditRec   *rec = palloc(sizeof(AuditRec));
+
+	toms_audit_rec_init(rec, AREC_INCIDENT, GetCurrentTimestamp());
+	toms_audit_rec_set_str(rec, RS_ACTION, "sync_standby_absent");
+	toms_audit_rec_set_str(rec, RS_FATE, "high");
+	toms_audit_rec_set_str(rec, RS_DETAIL, detail);
+	/* never sleep here: we start the workers that make room */
+	foreach(lc, dbs)
+		(void) toms_audit_enqueue(rec, ((TomsDatabase *) lfirst(lc))->oid, AUDIT_NO_WAIT);
+	pfree(rec);
+	list_free_deep(dbs);
+}
+
+/*
+ * synchronous_standby_names asks for num_sync standbys; fewer are
+ * streaming (what pg_stat_replication shows as sync or quorum) for
+ * toms.standby_incident_after: an incident, once per absence, and a
+ * WARNING in the server log; their return is logged.  Checked once a
+ * second.
+ */
+static void
+watch_sync_standbys(void)
+{
+	static TimestampTz away_since = 0;
+	static TimestampTz last_check = 0;
+	static bool raised = false;
+	TimestampTz now = GetCurrentTimestamp();
+	SyncRepStandbyData *standbys = NULL;
+	int			n;
+	int			need;
+
+	if (!TimestampDifferenceExceeds(last_check, now, 1000))
+		return;
+	last_check = now;
+	if (standby_incident_after <= 0 || SyncRepConfig == NULL ||
+		SyncRepStandbyNames == NULL || SyncRepStandbyNames[0] == '\0')
+	{
+		away_since = 0;
+		raised = false;
+		return;
+	}
+	need = SyncRepConfig->num_sync;
+	n = SyncRepGetCandidateStandbys(&standbys);
+	if (standbys)
+		pfree(standbys);
+	if (n >= need)
+	{
+		if (raised)
+			ereport(LOG,
+					(errmsg("toms: the synchronous standbys are back")));
+		away_since = 0;
+		raised = false;
+		return;
+	}
+	if (away_since == 0)
+		away_since = now;
+	if (!raised &&
+		TimestampDifferenceExceeds(away_since, now, standby_incident_after * 1000))
+	{
+		StringInfoData d;
+
+		initStringInfo(&d);
+		appendStringInfoString(&d, "{\"synchronous_standby_names\":");
+		escape_json(&d, SyncRepStandbyNames);
+		appendStringInfo(&d, ",\"required\":%d,\"streaming\":%d,\"away_since\":", need, n);
+		escape_json(&d, timestamptz_to_str(away_since));
+		appendStringInfoChar(&d, '}');
+		ereport(WARNING,
+				(errmsg("toms: a synchronous standby has been away for more than %d s", standby_incident_after),
+				 errdetail("synchronous_standby_names requires %d, %d streaming.", need, n),
+				 errhint("Writes that commit with synchronous_commit on wait for it; bring it back or change synchronous_standby_names.")));
+		raise_standby_incident(d.data);
+		pfree(d.data);
+		raised = true;
+	}
 }
 
 void
@@ -327,13 +508,14 @@ toms_audit_launcher_main(Datum main_arg)
 	sh->launcher_pid = MyProcPid;
 	sh->launcher_latch = MyLatch;
 	LWLockRelease(toms_audit_lock());
+	before_shmem_exit(launcher_exit, (Datum) 0);
 
 	/* a standby writes nothing: its records go to the server log */
 	while (RecoveryInProgress())
 	{
-		CHECK_FOR_INTERRUPTS();
 		if (got_sigterm)
 			launcher_shutdown();
+		CHECK_FOR_INTERRUPTS();
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 1000,
 						 PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
@@ -358,9 +540,9 @@ toms_audit_launcher_main(Datum main_arg)
 		uint64		i;
 		int			d;
 
-		CHECK_FOR_INTERRUPTS();
 		if (got_sigterm)
 			launcher_shutdown();
+		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
@@ -368,6 +550,7 @@ toms_audit_launcher_main(Datum main_arg)
 		}
 
 		resolve_unassigned();
+		watch_sync_standbys();
 
 		/* with retention on, visit every database now and then */
 		if (toms_audit_retention > 0 &&
@@ -444,6 +627,11 @@ void
 toms_audit_worker_init(void)
 {
 	BackgroundWorker bgw;
+
+	DefineCustomIntVariable("toms.standby_incident_after",
+							gettext_noop("A synchronous standby away this long raises an incident; 0 never."),
+							NULL, &standby_incident_after, 60, 0, 86400, PGC_SIGHUP,
+							GUC_UNIT_S, NULL, NULL, NULL);
 
 	/* also on a standby, where it waits for promotion */
 	toms_bgworker(&bgw, "toms_audit_launcher_main", "toms audit launcher", InvalidOid,

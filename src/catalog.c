@@ -10,6 +10,14 @@
  *	  order they are set up.  Syscache callbacks likewise go through
  *	  CacheRegisterSyscacheCallback().
  *
+ *	  The version check: a library newer than the SQL objects installed
+ *	  in a database (toms.so of 0.2.0, CREATE EXTENSION ... VERSION '0.1.0'
+ *	  or a package upgrade not followed by ALTER EXTENSION toms UPDATE)
+ *	  keeps working where the older objects suffice; a session is told
+ *	  once, by a WARNING, what to run, and where the library needs a
+ *	  column the older tables lack it refuses with the same hint rather
+ *	  than guess (docs/operations.md, "Upgrades").
+ *
  *	  Depends on nothing else of toms.
  *
  *-------------------------------------------------------------------------
@@ -20,10 +28,15 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/inval.h"
@@ -54,10 +67,94 @@ static bool ext_cache_valid = false;
 static Oid	ext_nsp = InvalidOid;
 static bool ext_installed = false;
 
+/*
+ * The installed version (pg_extension.extversion): remembered with the
+ * above while it is the library's; while it is not, read again in every
+ * transaction, so that another session's ALTER EXTENSION toms UPDATE is
+ * seen at once.
+ */
+static char ext_version[NAMEDATALEN];
+static bool ext_version_valid = false;
+static LocalTransactionId ext_version_lxid = InvalidLocalTransactionId;
+static bool version_warned = false;
+
 static void
 ext_cache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	ext_cache_valid = false;
+	ext_version_valid = false;
+}
+
+static void
+read_ext_version(void)
+{
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+
+	ext_version[0] = '\0';
+	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("toms"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	if (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, Anum_pg_extension_extversion, RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			text_to_cstring_buffer(DatumGetTextPP(d), ext_version, sizeof(ext_version));
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	ext_version_valid = true;
+	ext_version_lxid = MyProc ? MyProc->lxid : InvalidLocalTransactionId;
+}
+
+const char *
+toms_sql_version(void)
+{
+	if (!IsTransactionState())
+		return NULL;
+	if (!ext_version_valid ||
+		(strcmp(ext_version, TOMS_LIB_VERSION) != 0 &&
+		 (MyProc == NULL || MyProc->lxid != ext_version_lxid)))
+		read_ext_version();
+	return ext_version[0] ? ext_version : NULL;
+}
+
+/* Installed and of the library's version (not installed: true). */
+bool
+toms_sql_version_current(void)
+{
+	const char *v = toms_sql_version();
+
+	return v == NULL || strcmp(v, TOMS_LIB_VERSION) == 0;
+}
+
+/*
+ * An older (or newer) version installed: say what to run, once a session,
+ * to a client (not while CREATE or ALTER EXTENSION runs its script).
+ * Called where a session uses what toms enforces, a protected table
+ * (protected.c); a session that only reads toms' own tables is not told.
+ */
+void
+toms_sql_version_warn(void)
+{
+	const char *v;
+
+	if (version_warned || creating_extension || MyBackendType != B_BACKEND ||
+		!ext_installed || toms_sql_version_current())
+		return;
+	v = toms_sql_version();
+	version_warned = true;
+	ereport(WARNING,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("extension \"toms\" is installed at version %s, its library is version %s",
+					v, TOMS_LIB_VERSION),
+			 errdetail("toms works with the older SQL objects where they suffice and refuses what needs the newer ones."),
+			 errhint("Run ALTER EXTENSION toms UPDATE in this database.")));
 }
 
 static void
@@ -67,6 +164,19 @@ ext_cache_fill(void)
 	ext_installed = OidIsValid(ext_nsp) &&
 		OidIsValid(get_relname_relid("protected_tables", ext_nsp));
 	ext_cache_valid = true;
+}
+
+/* A column the library needs is missing from one of toms' tables. */
+static void
+missing_column(TupleDesc desc, const char *colname)
+{
+	if (!toms_sql_version_current())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("toms table lacks column \"%s\" of version %s", colname, TOMS_LIB_VERSION),
+				 errdetail("The SQL objects of toms in this database are of version %s.", toms_sql_version()),
+				 errhint("Run ALTER EXTENSION toms UPDATE in this database.")));
+	elog(ERROR, "toms table lacks column \"%s\"", colname);
 }
 
 Oid
@@ -156,7 +266,7 @@ toms_tuple_text(HeapTuple tup, TupleDesc desc, const char *colname)
 	Datum		d;
 
 	if (attnum <= 0)
-		elog(ERROR, "toms table lacks column \"%s\"", colname);
+		missing_column(desc, colname);
 	d = heap_getattr(tup, attnum, desc, &isnull);
 	return isnull ? NULL : TextDatumGetCString(d);
 }
@@ -167,7 +277,7 @@ toms_tuple_datum(HeapTuple tup, TupleDesc desc, const char *colname, bool *isnul
 	int			attnum = SPI_fnumber(desc, colname);
 
 	if (attnum <= 0)
-		elog(ERROR, "toms table lacks column \"%s\"", colname);
+		missing_column(desc, colname);
 	return heap_getattr(tup, attnum, desc, isnull);
 }
 

@@ -133,6 +133,8 @@ toms_protected(Oid relid)
 								 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	}
 	pe = hash_search(prot_cache, &relid, HASH_FIND, NULL);
+	if (pe && pe->is_protected)
+		toms_sql_version_warn();	/* older SQL objects: say what to run */
 	if (pe)
 		return pe->is_protected ? &pe->info : NULL;
 
@@ -168,6 +170,8 @@ toms_protected(Oid relid)
 		pe->info = tmp.info;
 		pe->info.relid = relid;
 	}
+	if (pe->is_protected)
+		toms_sql_version_warn();
 	return pe->is_protected ? &pe->info : NULL;
 }
 

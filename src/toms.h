@@ -142,6 +142,14 @@ typedef bool (*toms_row_cb) (HeapTuple tup, TupleDesc desc, void *arg);
 extern void toms_scan_by_text(const char *relname, const char *indexname, AttrNumber attnum,
 							  const char *value, toms_row_cb cb, void *arg);
 extern char *toms_tuple_text(HeapTuple tup, TupleDesc desc, const char *colname);
+/*
+ * The version of toms' SQL objects in this database (NULL: not installed)
+ * and whether it is the one this library is built for (TOMS_LIB_VERSION);
+ * a session told once by a WARNING what to run when it is not.
+ */
+extern const char *toms_sql_version(void);
+extern bool toms_sql_version_current(void);
+extern void toms_sql_version_warn(void);
 extern Datum toms_tuple_datum(HeapTuple tup, TupleDesc desc, const char *colname, bool *isnull);
 /*
  * Run one DDL statement through SPI on toms' own behalf: the guard lets it
