@@ -95,7 +95,7 @@ for my $r (qw(app owner superuser))
 	my $h = IPC::Run::start(
 		[ 'sqlsmith', "--target=$target", "--seed=" . ($seed + length($r)), "--max-queries=$queries",
 		  '--dump-all-queries', '--verbose', @{ $p->{args} } ],
-		'>', \$out, '2>', \$err, IPC::Run::timeout(600));
+		'>', \$out, '2>', \$err, IPC::Run::timeout(600 + $queries));
 	$h->finish;
 	my $secs = time - $t0;
 	open(my $fh, '>', "$dir/sqlsmith_$r.sql") or die;
@@ -122,7 +122,7 @@ for my $r (qw(app owner superuser))
 	my ($rout, $rerr) = ('', '');
 	local $ENV{PGOPTIONS} = $p->{options};
 	IPC::Run::run([ 'psql', '-X', '-q', '-A', '-t', '-d', $node->connstr('smith'), '-U', $p->{user}, '-f', $replay ],
-		'>', \$rout, '2>', \$rerr, IPC::Run::timeout(600));
+		'>', \$rout, '2>', \$rerr, IPC::Run::timeout(600 + $queries));
 	open($fh, '>', "$dir/sqlsmith_${r}_replay.out") or die;
 	print $fh $rout, "\n--- stderr\n", $rerr;
 	close $fh;
