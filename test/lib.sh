@@ -13,6 +13,8 @@ PACKAGES="postgresql-$PGVER postgresql-server-dev-$PGVER libsodium-dev
   postgresql-$PGVER-pgtap libtap-parser-sourcehandler-pgtap-perl
   postgresql-$PGVER-pgaudit libipc-run-perl make gcc clang
   libclang-rt-14-dev cppcheck clang-tidy openssl libkrb5-dev"
+# the soak's clients (bench/soak, t/740_soak.pl) and random SQL (t/750_sqlsmith.pl)
+PACKAGES="$PACKAGES libdbd-pg-perl sqlsmith"
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 2; }
