@@ -12,7 +12,13 @@ SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PACKAGES="postgresql-$PGVER postgresql-server-dev-$PGVER libsodium-dev
   postgresql-$PGVER-pgtap libtap-parser-sourcehandler-pgtap-perl
   postgresql-$PGVER-pgaudit libipc-run-perl make gcc clang
-  libclang-rt-14-dev cppcheck clang-tidy openssl libkrb5-dev"
+  libclang-rt-14-dev cppcheck clang-tidy openssl libkrb5-dev
+  dpkg-dev debhelper postgresql-server-dev-all
+  prometheus-postgres-exporter curl chromium
+  pgbouncer python3-psycopg nodejs"
+# npm: Debian's package, unless a node installation brings its own (the
+# nodesource nodejs package does, and conflicts with Debian's npm).
+command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 2; }
