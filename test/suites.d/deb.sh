@@ -42,7 +42,7 @@ trap cleanup EXIT
 # --- build -------------------------------------------------------------
 mkdir -p "$T/toms"
 (cd "$SRC0" && tar --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
-	--exclude=fuzz/build --exclude='./tmp_check*' --exclude='./sql/toms--0.2.0.sql' -cf - .) | tar -xf - -C "$T/toms"
+	--exclude=fuzz/build --exclude=node_modules --exclude='./tmp_check*' --exclude='./sql/toms--0.2.0.sql' -cf - .) | tar -xf - -C "$T/toms"
 start=$(date +%s)
 (cd "$T/toms" && DEB_BUILD_OPTIONS="parallel=$(nproc) noddebs" dpkg-buildpackage -us -uc) >"$T/build.log" 2>&1 \
 	|| { tail -n 40 "$T/build.log"; fail "dpkg-buildpackage -us -uc failed"; }
