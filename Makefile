@@ -19,7 +19,7 @@ EXTENSION   = toms
 EXTVERSION  = 0.2.0
 MODULE_big  = toms
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
-DATA_built  = sql/toms--$(EXTVERSION).sql
+DATA_built  = sql/toms--$(EXTVERSION).sql data/toms_controls.tsv
 DATA        = $(filter-out $(DATA_built),$(wildcard sql/toms--*.sql)) $(wildcard data/*.txt)
 PGFILEDESC  = "toms - technical and organisational measures"
 
@@ -82,7 +82,7 @@ ISOLATION_OPTS = --load-extension=toms --temp-config=$(TOMS_TEST_CONF)
 REGRESS_PREP   = $(TOMS_TEST_CONF)
 
 # (before the include: pgxs.mk tests ifdef EXTRA_CLEAN as it reads it)
-EXTRA_CLEAN = sql/toms--$(EXTVERSION).sql tmp_check_toms/
+EXTRA_CLEAN = sql/toms--$(EXTVERSION).sql data/toms_controls.tsv tmp_check_toms/
 
 PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -90,6 +90,11 @@ include $(PGXS)
 
 sql/toms--$(EXTVERSION).sql: $(sort $(wildcard sql/install/*.sql))
 	cat $^ > $@
+
+# docs/controls.md as data: CREATE EXTENSION (and the update to 0.2.0)
+# loads it into toms.control_tests, for toms.assess_report('html').
+data/toms_controls.tsv: docs/controls.md data/controls.awk
+	awk -f data/controls.awk docs/controls.md > $@
 
 # TAP: TomsNode.pm is in t/ (prove runs in the source directory); the
 # clusters get the settings of test/conf.d, t/4*_sealed_* find the keys

@@ -168,7 +168,7 @@ SELECT regexp_replace(toms.assess_report(), '.*\n(\d+ pass, \d+ warn, \d+ fail, 
 	   ~ '^\d+ pass, \d+ warn, 0 fail, \d+ n/a \(summary\)$' AS text_summary;
 SELECT toms.assess_report('markdown') ~ '\| control \| measure \| status \| evidence \|' AS md_table,
 	   toms.assess_report('markdown') ~ '\n\d+ pass, \d+ warn, 0 fail, \d+ n/a\n$' AS md_summary;
-SELECT toms.assess_report('html');
+SELECT toms.assess_report('pdf');
 
 SELECT toms.unprotect(t)
   FROM unnest('{regress_assess_results,regress_assess_users,regress_assess_notes}'::regclass[]) t;

@@ -4,3 +4,403 @@
 -- sql/install/, which builds a fresh 0.2.0).  t/730_upgrade.pl installs
 -- 0.1.0, updates, and compares the schema with a fresh install.
 \echo Use "ALTER EXTENSION toms UPDATE TO '0.2.0'" to load this file. \quit
+
+-- monitoring: toms.metrics, toms.metrics_incidents (issue 19)
+CREATE FUNCTION @extschema@._metrics(
+	OUT audit_queue_size integer,
+	OUT audit_queue_depth bigint,
+	OUT audit_records_enqueued bigint,
+	OUT audit_records_written bigint,
+	OUT audit_queue_waits bigint,
+	OUT audit_queue_full_errors bigint,
+	OUT audit_log_fallbacks bigint,
+	OUT audit_incidents_notified bigint,
+	OUT audit_workers integer,
+	OUT audit_launcher_up integer,
+	OUT audit_worker_up integer,
+	OUT audit_unchained_records bigint,
+	OUT audit_chain_lag_seconds double precision,
+	OUT audit_last_record_age_seconds double precision,
+	OUT audit_unverified_records bigint,
+	OUT audit_verified_age_seconds double precision,
+	OUT lifecycle_launcher_up integer,
+	OUT incidents_open bigint,
+	OUT incidents_open_critical bigint,
+	OUT deletions_pending bigint,
+	OUT deletions_overdue bigint,
+	OUT deletions_waiting_copies bigint,
+	OUT deletions_failing bigint,
+	OUT roles_locked bigint,
+	OUT master_key_loaded integer,
+	OUT assessment_age_seconds double precision,
+	OUT assessment_failed integer)
+	RETURNS record
+	LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $metrics$
+DECLARE
+	st			record;
+	last_seq	bigint;
+	verified	bigint;
+BEGIN
+	SELECT * INTO st FROM @extschema@._audit_stats();
+	audit_queue_size := st.queue_size;
+	audit_queue_depth := st.queued;
+	audit_records_enqueued := st.enqueued;
+	audit_records_written := st.written;
+	audit_queue_waits := st.queue_waits;
+	audit_queue_full_errors := st.queue_full_errors;
+	audit_log_fallbacks := st.written_to_log;
+	audit_incidents_notified := st.incidents_notified;
+	audit_workers := st.workers;
+	audit_launcher_up := (st.launcher_pid IS NOT NULL)::int;
+
+	-- Background workers of this database (backend_type is the worker's
+	-- bgw_type).  The audit worker of a database starts with the first
+	-- record after a start; its lag is what matters.
+	SELECT count(*) FILTER (WHERE a.backend_type = 'toms audit worker' AND a.datid = d.oid)::int,
+		   count(*) FILTER (WHERE a.backend_type = 'toms lifecycle launcher')::int
+	  INTO audit_worker_up, lifecycle_launcher_up
+	  FROM pg_stat_activity a, pg_database d
+	 WHERE d.datname = current_database();
+	audit_worker_up := least(audit_worker_up, 1);
+	lifecycle_launcher_up := least(lifecycle_launcher_up, 1);
+
+	-- Records committed but not yet chained by the worker, and how old the
+	-- oldest is (the worker's lag); the newest chained record's age.
+	SELECT count(*), coalesce(extract(epoch FROM now() - min(l.ts)), 0)
+	  INTO audit_unchained_records, audit_chain_lag_seconds
+	  FROM @extschema@.audit_log l WHERE l.seq IS NULL;
+	SELECT l.seq, extract(epoch FROM now() - l.ts) INTO last_seq, audit_last_record_age_seconds
+	  FROM @extschema@.audit_log l WHERE l.seq IS NOT NULL ORDER BY l.seq DESC LIMIT 1;
+
+	-- Chain verification: the records toms.assess() has not verified yet,
+	-- and how long ago it last verified (NULL: never).
+	SELECT a.audit_verified_to, extract(epoch FROM now() - a.run_at)
+	  INTO verified, audit_verified_age_seconds
+	  FROM @extschema@.assessments a WHERE a.audit_verified_to IS NOT NULL
+	 ORDER BY a.id DESC LIMIT 1;
+	audit_unverified_records := greatest(coalesce(last_seq, 0) - coalesce(verified, 0), 0);
+
+	SELECT count(*), count(*) FILTER (WHERE i.severity = 'critical')
+	  INTO incidents_open, incidents_open_critical
+	  FROM @extschema@.incidents i WHERE i.closed_at IS NULL;
+
+	-- Overdue as toms.assess() 6b counts it: more than an hour past the
+	-- grace period, approved if it needs approval, not held, not merely
+	-- waiting for the standbys.
+	SELECT count(*) FILTER (WHERE r.state NOT IN ('done', 'cancelled')),
+		   count(*) FILTER (WHERE r.state NOT IN ('done', 'cancelled', 'waiting_copies')
+							  AND r.not_before < now() - interval '1 hour'
+							  AND (NOT r.approval_required OR r.approved_at IS NOT NULL)
+							  AND NOT EXISTS (SELECT 1 FROM @extschema@.holds h WHERE h.tenant = r.tenant)),
+		   count(*) FILTER (WHERE r.state = 'waiting_copies'),
+		   count(*) FILTER (WHERE r.state NOT IN ('done', 'cancelled') AND r.last_error IS NOT NULL)
+	  INTO deletions_pending, deletions_overdue, deletions_waiting_copies, deletions_failing
+	  FROM @extschema@.deletion_requests r;
+
+	SELECT count(*) INTO roles_locked
+	  FROM @extschema@.login_state() s WHERE s.locked_until > now();
+	master_key_loaded := @extschema@.master_key_loaded()::int;
+
+	SELECT extract(epoch FROM now() - a.run_at), a.n_fail
+	  INTO assessment_age_seconds, assessment_failed
+	  FROM @extschema@.assessments a ORDER BY a.id DESC LIMIT 1;
+END
+$metrics$;
+REVOKE ALL ON FUNCTION @extschema@._metrics() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._metrics() TO pg_monitor, toms_auditor, toms_admin;
+
+CREATE VIEW @extschema@.metrics AS SELECT * FROM @extschema@._metrics();
+COMMENT ON VIEW @extschema@.metrics IS
+	'toms: one row of gauges and counters for monitoring (queue, workers, chain, incidents, deletions, lock-outs)';
+REVOKE ALL ON @extschema@.metrics FROM PUBLIC;
+GRANT SELECT ON @extschema@.metrics TO pg_monitor, toms_auditor, toms_admin;
+
+-- Open incidents by kind and severity (labels for the scraper).
+CREATE FUNCTION @extschema@._metrics_incidents(OUT kind text, OUT severity text,
+	OUT open bigint, OUT events bigint, OUT last_seen_age_seconds double precision)
+	RETURNS SETOF record
+	LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT i.kind, i.severity, count(*), sum(i.count)::bigint,
+		   extract(epoch FROM now() - max(i.last_seen))::double precision
+	  FROM @extschema@.incidents i WHERE i.closed_at IS NULL
+	 GROUP BY i.kind, i.severity
+$$;
+REVOKE ALL ON FUNCTION @extschema@._metrics_incidents() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._metrics_incidents() TO pg_monitor, toms_auditor, toms_admin;
+
+CREATE VIEW @extschema@.metrics_incidents AS SELECT * FROM @extschema@._metrics_incidents();
+COMMENT ON VIEW @extschema@.metrics_incidents IS 'toms: open incidents by kind and severity, for monitoring';
+REVOKE ALL ON @extschema@.metrics_incidents FROM PUBLIC;
+GRANT SELECT ON @extschema@.metrics_incidents TO pg_monitor, toms_auditor, toms_admin;
+
+-- evidence report: toms.assess_report('html'), toms.control_tests (issue 19)
+-- docs/controls.md as a table: which test proves each measure.  The build
+-- turns the page into data/toms_controls.tsv (data/controls.awk), installed
+-- beside the extension's scripts; CREATE EXTENSION and the update to 0.2.0
+-- load it.  It describes this version of toms, so pg_dump leaves it out.
+CREATE TABLE @extschema@.control_tests (
+	ord			integer NOT NULL,
+	control		text PRIMARY KEY,
+	kind		text NOT NULL,
+	feature		text NOT NULL,
+	tests		text NOT NULL DEFAULT ''	-- "file" or "file: name", separated by "; "
+);
+COMMENT ON TABLE @extschema@.control_tests IS
+	'toms: each measure, what toms does for it and the tests that prove it (docs/controls.md of this version)';
+REVOKE ALL ON @extschema@.control_tests FROM PUBLIC;
+GRANT SELECT ON @extschema@.control_tests TO toms_admin, toms_auditor;
+
+DO $load$
+DECLARE
+	dir			text;
+BEGIN
+	SELECT setting INTO dir FROM pg_catalog.pg_config WHERE name = 'SHAREDIR';
+	EXECUTE pg_catalog.format('COPY @extschema@.control_tests (ord, control, kind, feature, tests) FROM %L',
+							  dir || '/extension/toms_controls.tsv');
+END
+$load$;
+
+-- Text for HTML: escaped, and Markdown `code` as <code>.
+CREATE FUNCTION @extschema@._html(t text) RETURNS text
+	LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT regexp_replace(replace(replace(replace(replace(replace(coalesce(t, ''),
+		'&', '&amp;'), '<', '&lt;'), '>', '&gt;'), '"', '&quot;'), '''', '&#39;'),
+		'`([^`]*)`', '<code>\1</code>', 'g')
+$$;
+REVOKE ALL ON FUNCTION @extschema@._html(text) FROM PUBLIC;
+
+-- The page.  Called by assess_report('html') (SECURITY DEFINER), so it
+-- runs as the extension's owner.
+CREATE FUNCTION @extschema@._assess_report_html() RETURNS text
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $report$
+DECLARE
+	r			record;
+	v			record;
+	h			text[];
+	rows		text[] := '{}';
+	np int := 0; nw int := 0; nf int := 0; nn int := 0;
+	n_records	bigint;
+	first_ts	timestamptz;
+	last_ts		timestamptz;
+	vmax		bigint;
+	svg			text[];
+	i			int := 0;
+	x			int;
+	bh			int;
+	days		int := 14;
+BEGIN
+	CREATE TEMP TABLE IF NOT EXISTS pg_temp.toms_report_assess
+		(control text, title text, status text, evidence text) ON COMMIT DROP;
+	TRUNCATE pg_temp.toms_report_assess;
+	INSERT INTO pg_temp.toms_report_assess SELECT * FROM @extschema@.assess();
+	SELECT count(*) FILTER (WHERE status = 'pass'), count(*) FILTER (WHERE status = 'warn'),
+		   count(*) FILTER (WHERE status = 'fail'), count(*) FILTER (WHERE status = 'n/a')
+	  INTO np, nw, nf, nn FROM pg_temp.toms_report_assess;
+
+	-- Per measure: the assessment where toms checks it, else its kind.
+	FOR r IN
+		SELECT c.control, c.kind, c.feature, c.tests, a.title, a.status, a.evidence
+		  FROM @extschema@.control_tests c
+		  LEFT JOIN pg_temp.toms_report_assess a ON a.control = c.control
+		 ORDER BY c.ord
+	LOOP
+		rows := rows || format('<tr class="%s"><td class="id">%s</td><td>%s</td><td class="st">%s</td><td>%s%s<div class="muted">toms: %s</div></td><td>%s</td></tr>',
+			CASE WHEN r.status IS NULL THEN 'none' WHEN r.status = 'n/a' THEN 'na' ELSE r.status END,
+			@extschema@._html(r.control),
+			@extschema@._html(r.kind),
+			CASE WHEN r.status IS NULL THEN 'not checked by the database'
+				 ELSE @extschema@._html(r.status) END,
+			CASE WHEN r.title IS NULL THEN '' ELSE '<b>' || @extschema@._html(r.title) || '</b><br>' END,
+			CASE WHEN r.evidence IS NULL THEN '' ELSE @extschema@._html(r.evidence) END,
+			@extschema@._html(r.feature),
+			CASE WHEN r.tests = '' THEN '<span class="muted">—</span>'
+				 ELSE '<ul>' || (SELECT string_agg('<li>' || @extschema@._html(btrim(t)) || '</li>', '')
+								   FROM unnest(string_to_array(r.tests, ';')) t) || '</ul>' END);
+	END LOOP;
+
+	-- The whole audit chain, verified now.
+	SELECT * INTO v FROM @extschema@.verify_audit();
+	SELECT count(*), min(l.ts), max(l.ts) INTO n_records, first_ts, last_ts
+	  FROM @extschema@.audit_log l WHERE l.seq IS NOT NULL;
+
+	-- Audit volume and denials per day, the last 14 days, as inline SVG.
+	CREATE TEMP TABLE IF NOT EXISTS pg_temp.toms_report_days
+		(day date, total bigint, denied bigint) ON COMMIT DROP;
+	TRUNCATE pg_temp.toms_report_days;
+	INSERT INTO pg_temp.toms_report_days
+	SELECT d::date, count(l.ts), count(l.ts) FILTER (WHERE l.kind = 'denied')
+	  FROM generate_series(current_date - (days - 1), current_date, interval '1 day') d
+	  LEFT JOIN @extschema@.audit_log l
+		ON l.ts >= d AND l.ts < d + interval '1 day'
+	 GROUP BY d ORDER BY d;
+	SELECT greatest(max(total), 1) INTO vmax FROM pg_temp.toms_report_days;
+	svg := ARRAY[format('<svg class="chart" width="720" height="230" viewBox="0 0 720 230" role="img" aria-label="%s">',
+						'audit records and denials per day, last 14 days'),
+				 '<line x1="50" y1="190" x2="710" y2="190" stroke="#888"/>',
+				 format('<text x="44" y="34" text-anchor="end">%s</text>', vmax),
+				 '<text x="44" y="194" text-anchor="end">0</text>',
+				 '<line x1="50" y1="30" x2="710" y2="30" stroke="#ddd"/>'];
+	FOR r IN SELECT * FROM pg_temp.toms_report_days ORDER BY day LOOP
+		x := 56 + i * 46;
+		bh := (160 * r.total / vmax)::int;
+		svg := svg || format('<rect class="total" x="%s" y="%s" width="18" height="%s"><title>%s: %s records</title></rect>',
+							 x, 190 - bh, bh, r.day, r.total);
+		bh := (160 * r.denied / vmax)::int;
+		svg := svg || format('<rect class="denied" x="%s" y="%s" width="18" height="%s"><title>%s: %s denied</title></rect>',
+							 x + 20, 190 - bh, bh, r.day, r.denied);
+		svg := svg || format('<text x="%s" y="206" text-anchor="middle">%s</text>', x + 19, to_char(r.day, 'MM-DD'));
+		i := i + 1;
+	END LOOP;
+	svg := svg || '<rect class="total" x="56" y="216" width="10" height="10"/><text x="70" y="225">audit records</text>'::text
+			   || '<rect class="denied" x="170" y="216" width="10" height="10"/><text x="184" y="225">denied</text>'::text
+			   || '</svg>'::text;
+
+	h := ARRAY[
+		'<!DOCTYPE html>',
+		'<html lang="en"><head><meta charset="utf-8">',
+		'<meta http-equiv="Content-Security-Policy" content="default-src ''none''; style-src ''unsafe-inline''">',
+		format('<title>toms evidence report: %s</title>', @extschema@._html(current_database())),
+		'<style>',
+		'body{font:14px/1.45 sans-serif;margin:2em;color:#222;max-width:1200px}',
+		'h1{font-size:1.6em;margin-bottom:.2em}h2{margin-top:1.6em;border-bottom:1px solid #ccc}',
+		'table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:4px 6px;vertical-align:top;text-align:left}',
+		'th{background:#f0f0f0}td.id{font-weight:bold;white-space:nowrap}td.st{font-weight:bold;white-space:nowrap}',
+		'tr.pass td.st{color:#176b1f}tr.warn td.st{color:#9a6200}tr.fail td.st{color:#b00020}tr.na td.st,tr.none td.st{color:#666;font-weight:normal}',
+		'ul{margin:0;padding-left:1.1em}code{font-size:.92em;background:#f4f4f4}.muted{color:#666}',
+		'.summary span{display:inline-block;margin-right:1.2em;font-weight:bold}',
+		'.ok{color:#176b1f;font-weight:bold}.bad{color:#b00020;font-weight:bold}',
+		'svg.chart text{font:11px sans-serif;fill:#444}rect.total{fill:#4a78b5}rect.denied{fill:#c0392b}',
+		'</style></head><body>',
+		'<h1>toms evidence report</h1>',
+		format('<p>Database <code>%s</code>, toms %s, PostgreSQL %s; generated %s by <code>%s</code>.</p>',
+			   @extschema@._html(current_database()),
+			   @extschema@._html((SELECT e.extversion FROM pg_extension e WHERE e.extname = 'toms')),
+			   @extschema@._html(current_setting('server_version')),
+			   to_char(now(), 'YYYY-MM-DD HH24:MI:SS TZ'), @extschema@._html(session_user)),
+		format('<p class="summary" id="summary"><span>%s pass</span><span>%s warn</span><span>%s fail</span><span>%s n/a</span></p>',
+			   np, nw, nf, nn),
+		'<h2>Measures</h2>',
+		'<p>Every measure of the source TOMs: its status in the self-assessment just run (<code>toms.assess()</code>, recorded in <code>toms.assessments</code>), the evidence it saw, and the tests of this version of toms that prove the control (<code>docs/controls.md</code>). Organisational and infrastructure measures are not checked by the database; toms contributes the evidence named.</p>',
+		'<table id="measures"><thead><tr><th>#</th><th>kind</th><th>status</th><th>evidence</th><th>proved by</th></tr></thead><tbody>'];
+	h := h || rows || ARRAY['</tbody></table>',
+		'<h2>Audit chain</h2>',
+		format('<p id="chain">%s %s chained record(s)%s. <code>toms.verify_audit()</code>: %s</p>',
+			   CASE WHEN v.ok THEN '<span class="ok">verified:</span>' ELSE '<span class="bad">BROKEN:</span>' END,
+			   n_records,
+			   CASE WHEN n_records > 0 THEN format(' from %s to %s', to_char(first_ts, 'YYYY-MM-DD HH24:MI'),
+												   to_char(last_ts, 'YYYY-MM-DD HH24:MI')) ELSE '' END,
+			   CASE WHEN v.ok THEN 'the hash chain is intact'
+					ELSE format('first bad record %s: %s', v.first_bad, @extschema@._html(v.detail)) END),
+		'<h2>Audit volume and denials per day</h2>'];
+	h := h || svg;
+	h := h || '<h2>Open incidents</h2>'::text;
+	SELECT h || CASE WHEN count(*) = 0 THEN ARRAY['<p id="incidents">None.</p>']
+		   ELSE ARRAY['<table id="incidents"><thead><tr><th>kind</th><th>severity</th><th>tenant</th><th>events</th><th>first seen</th><th>last seen</th><th>detail</th></tr></thead><tbody>']
+				|| array_agg(format('<tr><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>',
+									@extschema@._html(i.kind), @extschema@._html(i.severity), @extschema@._html(i.tenant),
+									i.count, to_char(i.first_seen, 'YYYY-MM-DD HH24:MI'),
+									to_char(i.last_seen, 'YYYY-MM-DD HH24:MI'), @extschema@._html(i.detail))
+							 ORDER BY i.last_seen DESC)
+				|| ARRAY['</tbody></table>'] END
+	  INTO h
+	  FROM (SELECT * FROM @extschema@.incidents WHERE closed_at IS NULL ORDER BY last_seen DESC LIMIT 50) i;
+	h := h || ARRAY['<p class="muted">Generated by <code>toms.assess_report(''html'')</code>; self-contained, no external resources.</p>',
+					'</body></html>'];
+	RETURN array_to_string(h, E'\n') || E'\n';
+END
+$report$;
+REVOKE ALL ON FUNCTION @extschema@._assess_report_html() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.assess_report(format text DEFAULT 'text') RETURNS text
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $report$
+DECLARE
+	r			record;
+	md			boolean;
+	lines		text[];
+	np int := 0; nw int := 0; nf int := 0; nn int := 0;
+BEGIN
+	-- 'html': the evidence report (80_report.sql)
+	IF assess_report.format = 'html' THEN
+		RETURN @extschema@._assess_report_html();
+	END IF;
+	IF assess_report.format IS NULL OR assess_report.format NOT IN ('text', 'markdown') THEN
+		RAISE EXCEPTION 'unknown report format "%"', assess_report.format
+			USING ERRCODE = '22023', HINT = 'Use ''text'', ''markdown'' or ''html''.';
+	END IF;
+	md := assess_report.format = 'markdown';
+	IF md THEN
+		lines := ARRAY['# toms self-assessment', '',
+					   format('Database `%s`, %s, by `%s`.', current_database(),
+							  to_char(now(), 'YYYY-MM-DD HH24:MI:SS TZ'), session_user), '',
+					   '| control | measure | status | evidence |', '|---|---|---|---|'];
+	ELSE
+		lines := ARRAY[format('toms self-assessment of database "%s" at %s by %s', current_database(),
+							  to_char(now(), 'YYYY-MM-DD HH24:MI:SS TZ'), session_user), ''];
+	END IF;
+	FOR r IN SELECT * FROM @extschema@.assess() LOOP
+		CASE r.status
+			WHEN 'pass' THEN np := np + 1;
+			WHEN 'warn' THEN nw := nw + 1;
+			WHEN 'fail' THEN nf := nf + 1;
+			ELSE nn := nn + 1;
+		END CASE;
+		IF md THEN
+			lines := lines || format('| %s | %s | %s | %s |', r.control, r.title,
+									 CASE WHEN r.status IN ('fail', 'warn') THEN '**' || r.status || '**' ELSE r.status END,
+									 replace(replace(r.evidence, '|', '\|'), E'\n', ' '));
+		ELSE
+			lines := lines || format('%-4s %-5s %s', r.control, r.status, r.title)
+						   || ('           ' || r.evidence);
+		END IF;
+	END LOOP;
+	lines := lines || ''::text || format('%s pass, %s warn, %s fail, %s n/a', np, nw, nf, nn);
+	RETURN array_to_string(lines, E'\n') || E'\n';
+END
+$report$;
+COMMENT ON FUNCTION @extschema@.assess_report(text) IS
+	'toms: the self-assessment as a readable report (''text'' or ''markdown'', ending in a summary line, or ''html'', the evidence report)';
+
+-- tenants overview: toms.tenants_overview (issue 20)
+CREATE VIEW @extschema@.tenants_overview AS
+SELECT t.tenant,
+	   t.name,
+	   t.status,
+	   t.created_at,
+	   coalesce((SELECT array_agg(m.role::text ORDER BY m.role::text)
+				   FROM @extschema@.members m WHERE m.tenant = t.tenant), '{}') AS members,
+	   coalesce((SELECT array_agg(format('%s until %s (#%s)', g.role::text,
+										 to_char(g.valid_until AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI "UTC"'), g.id)
+								  ORDER BY g.valid_until, g.id)
+				   FROM @extschema@.grants g
+				  WHERE g.tenant = t.tenant AND g.revoked_at IS NULL AND g.valid_until > now()), '{}') AS live_grants,
+	   (SELECT count(*) FROM @extschema@.protected_tables) AS protected_tables,
+	   (SELECT count(*) FROM @extschema@.copies) AS registered_copies,
+	   (SELECT k.version FROM @extschema@.tenant_keys k
+		 WHERE k.tenant = t.tenant AND k.purpose = 'data' AND k.status = 'active') AS data_key_version,
+	   (SELECT count(*) FROM @extschema@.tenant_keys k
+		 WHERE k.tenant = t.tenant AND k.status = 'retired') AS keys_retired,
+	   (SELECT count(*) FROM @extschema@.tenant_keys k
+		 WHERE k.tenant = t.tenant AND k.status = 'destroyed') AS keys_destroyed,
+	   (SELECT max(r.rotated_at) FROM @extschema@.key_rotations r WHERE r.tenant = t.tenant) AS last_key_rotation,
+	   d.state AS deletion_state,
+	   d.not_before AS deletion_not_before,
+	   d.finished_at AS deletion_finished_at,
+	   (SELECT count(*) FROM @extschema@.deletion_requests s
+		 WHERE s.tenant = t.tenant AND s.subject IS NOT NULL
+		   AND s.state NOT IN ('done', 'cancelled')) AS subject_deletions_open,
+	   h.reason AS hold
+  FROM @extschema@.tenants t
+  LEFT JOIN LATERAL (SELECT r.state, r.not_before, r.finished_at
+					   FROM @extschema@.deletion_requests r
+					  WHERE r.tenant = t.tenant AND r.subject IS NULL AND r.state <> 'cancelled'
+					  ORDER BY r.requested_at DESC LIMIT 1) d ON true
+  LEFT JOIN @extschema@.holds h ON h.tenant = t.tenant;
+COMMENT ON VIEW @extschema@.tenants_overview IS
+	'toms: each tenant with its members, live grants, protected tables, keys and deletion state';
+REVOKE ALL ON @extschema@.tenants_overview FROM PUBLIC;
+GRANT SELECT ON @extschema@.tenants_overview TO toms_admin, toms_auditor;

@@ -12,9 +12,14 @@ SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PACKAGES="postgresql-$PGVER postgresql-server-dev-$PGVER libsodium-dev
   postgresql-$PGVER-pgtap libtap-parser-sourcehandler-pgtap-perl
   postgresql-$PGVER-pgaudit libipc-run-perl make gcc clang
-  libclang-rt-14-dev cppcheck clang-tidy openssl libkrb5-dev"
-# the soak's clients (bench/soak, t/740_soak.pl) and random SQL (t/750_sqlsmith.pl)
-PACKAGES="$PACKAGES libdbd-pg-perl sqlsmith"
+  libclang-rt-14-dev cppcheck clang-tidy openssl libkrb5-dev
+  dpkg-dev debhelper postgresql-server-dev-all
+  prometheus-postgres-exporter curl chromium
+  pgbouncer python3-psycopg nodejs
+  libdbd-pg-perl sqlsmith"  # last line: the soak's clients (bench/soak, t/740) and random SQL (t/750)
+# npm: Debian's package, unless a node installation brings its own (the
+# nodesource nodejs package does, and conflicts with Debian's npm).
+command -v npm >/dev/null 2>&1 || PACKAGES="$PACKAGES npm"
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 2; }

@@ -5,18 +5,18 @@
 \echo 'enables and FORCES row security and attaches a toms-owned policy that'
 \echo 'compares the tenant column with toms.current_tenant().'
 SET SESSION AUTHORIZATION dba_dora;
-SELECT toms.create_tenant('acme', 'ACME Bank'), toms.create_tenant('globex', 'Globex Hospital');
+SELECT toms.create_tenant('acme', 'ACME Bank'), toms.create_tenant('globex', 'Globex Hospital') \g /dev/null
 SELECT toms.protect('training.learners', subject_column => 'id'),
        toms.protect('training.campaigns'),
-       toms.protect('training.sim_results', subject_column => 'learner_id');
-SELECT toms.add_member('trainer_anna', 'acme');
+       toms.protect('training.sim_results', subject_column => 'learner_id') \g /dev/null
+SELECT toms.add_member('trainer_anna', 'acme') \g /dev/null
 RESET SESSION AUTHORIZATION;
 SELECT relid, tenant_column, subject_column FROM toms.protected_tables ORDER BY relid::text;
 
 \echo
 \echo 'Anna, acme''s training manager, enters her tenant and sees only acme:'
 SET SESSION AUTHORIZATION trainer_anna;
-SELECT toms.set_tenant('acme');
+SELECT toms.set_tenant('acme') \g /dev/null
 SELECT tenant_id, id, name, department FROM training.learners ORDER BY id;
 \echo 'New rows get the tenant from the context:'
 INSERT INTO training.learners (id, name, email, department) VALUES (4, 'Katherine Johnson', 'kj@acme.example', 'Risk');
@@ -27,12 +27,12 @@ SELECT tenant_id, id, name FROM training.learners WHERE id = 4;
 \set ON_ERROR_STOP 0
 INSERT INTO training.learners (tenant_id, id, name, email) VALUES ('globex', 9, 'Mallory', 'm@evil.example');
 UPDATE training.learners SET tenant_id = 'globex' WHERE id = 4;
-SELECT toms.set_tenant('globex');
+SELECT toms.set_tenant('globex') \g /dev/null
 SET toms.context = 'globex';
 SELECT count(*) FROM training.learners;
 \echo
 \echo 'Without a tenant context, queries fail closed instead of returning rows:'
-SELECT toms.clear_tenant();
+SELECT toms.clear_tenant() \g /dev/null
 SELECT count(*) FROM training.learners;
 RESET SESSION AUTHORIZATION;
 
@@ -53,12 +53,12 @@ SET SESSION AUTHORIZATION dba_dora;
 SELECT toms.grant_access('support_sam', 'acme', 'ticket 4711: learner cannot see her results', '1 hour') > 0 AS granted;
 RESET SESSION AUTHORIZATION;
 SET SESSION AUTHORIZATION support_sam;
-SELECT toms.set_tenant('acme');
+SELECT toms.set_tenant('acme') \g /dev/null
 SELECT toms.current_tenant(), toms.current_actor(), count(*) AS learners FROM training.learners;
 \set ON_ERROR_STOP 0
-SELECT toms.set_tenant('globex');
+SELECT toms.set_tenant('globex') \g /dev/null
 \set ON_ERROR_STOP 1
-SELECT toms.clear_tenant();
+SELECT toms.clear_tenant() \g /dev/null
 RESET SESSION AUTHORIZATION;
 
 \echo
@@ -70,7 +70,7 @@ CREATE EXTENSION toms_test;
 CREATE TEMP TABLE idp AS SELECT * FROM toms_test.keypair();
 SELECT encode(public_key, 'hex') AS idp_public_key FROM idp \gset
 SET SESSION AUTHORIZATION dba_dora;
-SELECT toms.trust_key('idp-2026', decode(:'idp_public_key', 'hex'));
+SELECT toms.trust_key('idp-2026', decode(:'idp_public_key', 'hex')) \g /dev/null
 RESET SESSION AUTHORIZATION;
 SELECT toms_test.mint_claims((SELECT secret_key FROM idp), 'globex', 'hedy@globex.example', '15 minutes', 'idp-2026') AS token \gset
 SELECT toms_test.mint_claims((SELECT secret_key FROM idp), 'globex', 'hedy@globex.example', '-1 minute', 'idp-2026') AS old_token \gset
@@ -85,9 +85,9 @@ COMMIT;
 SELECT toms.current_tenant(true) IS NULL AS no_tenant;
 \echo 'Expired and tampered tokens are refused (and audited):'
 \set ON_ERROR_STOP 0
-SELECT toms.enter_tenant(:'old_token');
+SELECT toms.enter_tenant(:'old_token') \g /dev/null
 SELECT toms.enter_tenant(overlay(:'acme_token' placing
-	CASE WHEN substr(:'acme_token', 30, 1) = 'A' THEN 'B' ELSE 'A' END from 30 for 1));
+	CASE WHEN substr(:'acme_token', 30, 1) = 'A' THEN 'B' ELSE 'A' END from 30 for 1)) \g /dev/null
 \set ON_ERROR_STOP 1
 \echo 'A cursor opened for one tenant cannot be read once the connection has moved'
 \echo 'on to another, and no cursor over tenant data may outlive its transaction:'

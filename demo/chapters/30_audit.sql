@@ -6,7 +6,7 @@
 \echo 'under which grant, how many rows, and whether it committed.  Reads and'
 \echo 'denials reach the table through a shared-memory queue within 200 ms;'
 \echo 'toms.audit_flush() waits for it.'
-SELECT toms.audit_flush();
+SELECT toms.audit_flush() \g /dev/null
 SELECT seq, kind, action, session_role AS role, actor, tenant, relname, row_count AS rows, fate
   FROM toms.audit_log
  WHERE session_role IN ('trainer_anna', 'support_sam') AND kind IN ('access', 'denied')
@@ -32,15 +32,15 @@ GRANT SELECT ON ALL TABLES IN SCHEMA training TO intruder_ivan;
 LISTEN toms_incident;
 SET SESSION AUTHORIZATION intruder_ivan;
 \set ON_ERROR_STOP 0
-SELECT toms.set_tenant('acme');
-SELECT toms.set_tenant('globex');
-SELECT toms.set_tenant('initech');
+SELECT toms.set_tenant('acme') \g /dev/null
+SELECT toms.set_tenant('globex') \g /dev/null
+SELECT toms.set_tenant('initech') \g /dev/null
 SELECT count(*) FROM training.learners;
 SELECT count(*) FROM training.sim_results;
 SELECT count(*) FROM training.campaigns;
 \set ON_ERROR_STOP 1
 RESET SESSION AUTHORIZATION;
-SELECT toms.audit_flush();
+SELECT toms.audit_flush() \g /dev/null
 SELECT kind, severity, detail, count FROM toms.incidents WHERE kind = 'repeated_denials';
 UNLISTEN toms_incident;
 
@@ -66,7 +66,7 @@ UPDATE toms.audit_log SET session_role = 'trainer_anna', actor = 'trainer_anna'
 RESET session_replication_role;
 SELECT ok, first_bad, detail FROM toms.verify_audit();
 \echo 'The break is an incident too (announced with NOTIFY toms_incident):'
-SELECT toms.audit_flush();
+SELECT toms.audit_flush() \g /dev/null
 SELECT kind, severity, detail FROM toms.incidents WHERE kind = 'audit_chain_break';
 \echo 'Putting the records back makes the chain whole again:'
 SET session_replication_role = replica;

@@ -20,15 +20,15 @@ RESET client_min_messages;
 GRANT USAGE ON SCHEMA training TO trainer_gus;
 GRANT SELECT, INSERT, UPDATE, DELETE ON training.learner_contacts TO trainer_gus;
 SET SESSION AUTHORIZATION dba_dora;
-SELECT toms.protect('training.learner_contacts', sensitive => '{email}');
-SELECT toms.add_member('trainer_gus', 'globex');
+SELECT toms.protect('training.learner_contacts', sensitive => '{email}') \g /dev/null
+SELECT toms.add_member('trainer_gus', 'globex') \g /dev/null
 RESET SESSION AUTHORIZATION;
 
 \echo
 \echo 'Anna (acme) seals her learners'' addresses; the application would send'
 \echo 'them as bound parameters: toms.seal($1), toms.blind_index($1, ''email'').'
 SET SESSION AUTHORIZATION trainer_anna;
-SELECT toms.set_tenant('acme');
+SELECT toms.set_tenant('acme') \g /dev/null
 INSERT INTO training.learner_contacts (learner_id, email, email_idx)
 SELECT id, toms.seal(email), toms.blind_index(lower(email), 'email') FROM training.learners;
 \echo 'What is stored (and what pg_dump, a backup or a replica sees):'
@@ -48,7 +48,7 @@ RESET SESSION AUTHORIZATION;
 \echo 'Gus (globex) gets hold of acme''s ciphertext.  It does not open in globex,'
 \echo 'and it cannot be stored in a globex row:'
 SET SESSION AUTHORIZATION trainer_gus;
-SELECT toms.set_tenant('globex');
+SELECT toms.set_tenant('globex') \g /dev/null
 \set ON_ERROR_STOP 0
 SELECT toms.unseal(:'acme_ciphertext');
 INSERT INTO training.learner_contacts (learner_id, email, email_idx) VALUES (1, :'acme_ciphertext', '\x00');
@@ -75,8 +75,8 @@ BEGIN
 END $$;
 SELECT tenant, to_version, resealed, finished_at IS NOT NULL AS finished FROM toms.key_rotations;
 SET SESSION AUTHORIZATION trainer_anna;
-SELECT toms.set_tenant('acme');
+SELECT toms.set_tenant('acme') \g /dev/null
 SELECT learner_id, toms.sealed_key_version(email) AS key_version, toms.unseal(email) AS email
   FROM training.learner_contacts ORDER BY learner_id;
-SELECT toms.clear_tenant();
+SELECT toms.clear_tenant() \g /dev/null
 RESET SESSION AUTHORIZATION;

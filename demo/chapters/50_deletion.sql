@@ -7,7 +7,7 @@ CREATE TABLE training.results_archive AS
 	SELECT tenant_id AS org, learner_id, clicked, reported, at FROM training.sim_results;
 ALTER TABLE training.results_archive OWNER TO schema_owner;
 SET SESSION AUTHORIZATION dba_dora;
-SELECT toms.register_copy('training.results_archive', 'org', 'learner_id');
+SELECT toms.register_copy('training.results_archive', 'org', 'learner_id') \g /dev/null
 
 \echo
 \echo 'Ada (acme learner 1) asks to be forgotten.  Stage 1 hides her at once, in'
@@ -15,7 +15,7 @@ SELECT toms.register_copy('training.results_archive', 'org', 'learner_id');
 SELECT toms.request_deletion('acme', '1', 'erasure request (GDPR Art. 17)', grace => '30 days') AS ada \gset
 RESET SESSION AUTHORIZATION;
 SET SESSION AUTHORIZATION trainer_anna;
-SELECT toms.set_tenant('acme');
+SELECT toms.set_tenant('acme') \g /dev/null
 SELECT id, name FROM training.learners ORDER BY id;
 SELECT learner_id, clicked FROM training.sim_results ORDER BY learner_id;
 \echo 'Writing her back in is refused:'
@@ -26,16 +26,16 @@ RESET SESSION AUTHORIZATION;
 \echo 'It was a mistake (wrong learner): within the grace period it is cancelled,'
 \echo 'and everything is back:'
 SET SESSION AUTHORIZATION dba_dora;
-SELECT toms.cancel_deletion(:'ada');
+SELECT toms.cancel_deletion(:'ada') \g /dev/null
 RESET SESSION AUTHORIZATION;
 SET SESSION AUTHORIZATION trainer_anna;
-SELECT toms.set_tenant('acme');
+SELECT toms.set_tenant('acme') \g /dev/null
 SELECT id, name FROM training.learners ORDER BY id;
 RESET SESSION AUTHORIZATION;
 
 \echo
 SET SESSION AUTHORIZATION dba_dora;
-SELECT toms.add_member('support_sam', 'globex');
+SELECT toms.add_member('support_sam', 'globex') \g /dev/null
 RESET SESSION AUTHORIZATION;
 \echo 'globex ends its contract.  The DBA requests the deletion of the whole'
 \echo 'tenant; the demo, run as superuser here, shortens the grace period to one'
@@ -45,7 +45,7 @@ SELECT tenant, status FROM toms.tenants ORDER BY tenant;
 \echo 'globex can no longer be entered, not even by its members:'
 \set ON_ERROR_STOP 0
 SET SESSION AUTHORIZATION support_sam;
-SELECT toms.set_tenant('globex');
+SELECT toms.set_tenant('globex') \g /dev/null
 RESET SESSION AUTHORIZATION;
 \set ON_ERROR_STOP 1
 

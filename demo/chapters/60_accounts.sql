@@ -25,13 +25,13 @@ ALTER ROLE demo_trainer PASSWORD 'Velvet-Anchor-Kiwi-38';
 SELECT role, left(hash, 30) || '...' AS stored_hash FROM toms.password_history WHERE role = 'demo_trainer';
 \echo
 \echo 'The trainer works for a customer: a tenant membership and a support grant.'
-SELECT toms.create_tenant('accounts-demo', 'Accounts Demo Ltd');
-SELECT toms.add_member('demo_trainer', 'accounts-demo');
+SELECT toms.create_tenant('accounts-demo', 'Accounts Demo Ltd') \g /dev/null
+SELECT toms.add_member('demo_trainer', 'accounts-demo') \g /dev/null
 SELECT toms.grant_access('demo_trainer', 'accounts-demo', 'ticket 4711: import of training results', '2 days') AS grant_id;
 \echo
 \echo 'The trainer leaves (4d).  One call: NOLOGIN, memberships removed, grants'
 \echo 'revoked, open sessions ended, and an audit record:'
-SELECT toms.deactivate_role('demo_trainer', 'left the company, HR case 2024-117');
+SELECT toms.deactivate_role('demo_trainer', 'left the company, HR case 2024-117') \g /dev/null
 SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = 'demo_trainer';
 SELECT count(*) AS memberships_left FROM toms.members WHERE role::text = 'demo_trainer';
 SELECT tenant, revoked_at IS NOT NULL AS revoked FROM toms.grants WHERE role::text = 'demo_trainer';

@@ -1024,9 +1024,13 @@ DECLARE
 	lines		text[];
 	np int := 0; nw int := 0; nf int := 0; nn int := 0;
 BEGIN
+	-- 'html': the evidence report (80_report.sql)
+	IF assess_report.format = 'html' THEN
+		RETURN @extschema@._assess_report_html();
+	END IF;
 	IF assess_report.format IS NULL OR assess_report.format NOT IN ('text', 'markdown') THEN
 		RAISE EXCEPTION 'unknown report format "%"', assess_report.format
-			USING ERRCODE = '22023', HINT = 'Use ''text'' or ''markdown''.';
+			USING ERRCODE = '22023', HINT = 'Use ''text'', ''markdown'' or ''html''.';
 	END IF;
 	md := assess_report.format = 'markdown';
 	IF md THEN
@@ -1059,7 +1063,7 @@ BEGIN
 END
 $report$;
 COMMENT ON FUNCTION @extschema@.assess_report(text) IS
-	'toms: the self-assessment as a readable report (''text'' or ''markdown'') ending in a summary line';
+	'toms: the self-assessment as a readable report (''text'' or ''markdown'', ending in a summary line, or ''html'', the evidence report)';
 
 REVOKE ALL ON FUNCTION @extschema@.assess(), @extschema@.assess_report(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@.assess(), @extschema@.assess_report(text) TO toms_admin, toms_auditor;
