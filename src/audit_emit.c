@@ -320,6 +320,13 @@ audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
  * being above this file).
  */
 static Oid	(*statement_relation) (void) = NULL;
+static Oid	denial_relid = InvalidOid;
+
+void
+toms_audit_denial_relation(Oid relid)
+{
+	denial_relid = relid;
+}
 
 void
 toms_audit_set_statement_relation(Oid (*fn) (void))
@@ -380,6 +387,9 @@ denied_record(const char *reason, const char *tenant, const char *claimed, Oid r
 	toms_audit_rec_set_str(rec, RS_FATE, "denied");
 	if (in_xact && OidIsValid(GetSessionUserId()))
 		toms_audit_rec_set_str(rec, RS_ACTOR, toms_audit_session_actor());
+	if (!OidIsValid(relid))
+		relid = denial_relid;
+	denial_relid = InvalidOid;
 	if (!OidIsValid(relid) && in_xact && statement_relation)
 		relid = statement_relation();
 	if (OidIsValid(relid) && in_xact)

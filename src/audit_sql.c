@@ -143,6 +143,7 @@ toms_verify_audit(PG_FUNCTION_ARGS)
 	bool		whole;
 	int64		head_seq = 0;
 	uint8		head_hash[AUDIT_HASH_LEN];
+	MemoryContext outer_cxt;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -168,6 +169,7 @@ toms_verify_audit(PG_FUNCTION_ARGS)
 		LWLockRelease(toms_audit_lock());
 	}
 
+	outer_cxt = CurrentMemoryContext;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	minseq = spi_int8("SELECT min(seq) FROM " TOMS_SCHEMA ".audit_log", &isnull);
@@ -298,6 +300,9 @@ toms_verify_audit(PG_FUNCTION_ARGS)
 							  (long long) stray);
 		}
 	}
+	/* detail was made in SPI's memory, which SPI_finish frees */
+	if (detail)
+		detail = MemoryContextStrdup(outer_cxt, detail);
 	SPI_finish();
 
 	if (ok)
@@ -434,6 +439,7 @@ toms_close_incident(PG_FUNCTION_ARGS)
 	bool		closed;
 	bool		isnull;
 	StringInfoData d;
+	MemoryContext outer_cxt;
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -448,6 +454,7 @@ toms_close_incident(PG_FUNCTION_ARGS)
 				 errhint("Say what was found and done, for the auditors who read it later.")));
 	args[0] = Int64GetDatum(id);
 
+	outer_cxt = CurrentMemoryContext;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/* the row lock keeps two closings of one incident apart */
@@ -460,8 +467,11 @@ toms_close_incident(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_OBJECT),
 				 errmsg("incident %lld does not exist", (long long) id)));
-	kind = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	/* in the caller's memory: SPI_finish frees SPI's */
+	kind = MemoryContextStrdup(outer_cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
 	tenant = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	if (tenant)
+		tenant = MemoryContextStrdup(outer_cxt, tenant);
 	closed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	if (closed)
 		ereport(ERROR,

@@ -199,6 +199,8 @@ extern void toms_audit_admin_rel(const char *action, const char *tenant, Oid rel
 								 const char *detail);
 extern void toms_audit_denied(const char *reason, const char *tenant, Oid relid, const char *detail);
 extern void toms_audit_denied_claim(const char *reason, const char *claimed, Oid relid);
+/* the table a denial raised until the next call is about (InvalidOid: none) */
+extern void toms_audit_denial_relation(Oid relid);
 /* inside the ereport of a guard refusal: record it as a denial (TOMS_REFUSE) */
 extern int	toms_audit_refused(void);
 extern void toms_audit_login(bool success, const char *role, const char *database,
