@@ -183,14 +183,14 @@ BEGIN
 		e := e || format('open audit chain break incident(s): %s (investigate, then toms.close_incident(id, note))',
 						 @extschema@._assess_list(items, 3));
 	END IF;
-	SELECT l.ts, (l.detail ->> 'to')::bigint INTO full_ts, full_to
+	SELECT l.ts, (l.detail ->> 'to')::bigint, (l.detail ->> 'ok')::boolean INTO full_ts, full_to, b
 	  FROM @extschema@.audit_log l
-	 WHERE l.kind = 'admin' AND l.action = 'verify_audit'
-	   AND (l.detail ->> 'whole')::boolean AND (l.detail ->> 'ok')::boolean
+	 WHERE l.kind = 'admin' AND l.action = 'verify_audit' AND (l.detail ->> 'whole')::boolean
 	 ORDER BY l.ts DESC LIMIT 1;
 	SELECT max(l.seq) INTO verified_to FROM @extschema@.audit_log l;
-	IF full_ts IS NULL OR full_ts < now() - current_setting('toms.assess_period')::interval THEN
-		-- no full verification within the period: one now (it records itself)
+	IF full_ts IS NULL OR NOT b OR full_ts < now() - current_setting('toms.assess_period')::interval THEN
+		-- no full verification within the period, or the last one failed:
+		-- one now (it records itself)
 		SELECT r.ok, r.first_bad, r.detail INTO b, n, v FROM @extschema@.verify_audit() r;
 		IF b THEN
 			e := e || format('audit chain verified in full: %s', v);

@@ -48,6 +48,7 @@ is(sql(q{SELECT data_type FROM information_schema.columns
 is(sql(q{SELECT detail FROM toms.audit_log WHERE action = 'add_member'}), 'role=regress_u',
 	'0.1.0: a key=value detail, as 0.1.0 wrote it');
 is(sql(q{SELECT ok FROM toms.verify_audit()}), 't', '0.1.0: the chain verifies');
+is(sql(q{SELECT toms.audit_flush()}), 't', '0.1.0: the verification\'s own record chained');
 my $n010 = sql(q{SELECT max(seq) FROM toms.audit_log});
 my $inc = sql(q{SELECT id || '|' || count FROM toms.incidents WHERE kind = 'privileged_access'});
 like($inc, qr/^\d+\|1$/, '0.1.0: one incident');
@@ -59,7 +60,7 @@ is(sql(q{SELECT data_type FROM information_schema.columns
 		  WHERE table_schema = 'toms' AND table_name = 'audit_log' AND column_name = 'detail'}),
 	'jsonb', 'detail is jsonb');
 is(sql(q{SELECT ok || ' ' || detail FROM toms.verify_audit(1, } . $n010 . q{)}),
-	"t $n010 records verified (1 to $n010)", 'the records written under 0.1.0 verify');
+	"true $n010 records verified (1 to $n010)", 'the records written under 0.1.0 verify');
 is(sql(q{SELECT detail FROM toms.audit_log WHERE action = 'add_member'}),
 	'{"role": "regress_u", "text_0_1_0": "role=regress_u"}',
 	'a key=value detail: its pairs, and its text kept');
@@ -92,12 +93,12 @@ my $seq = sql(q{SELECT seq FROM toms.audit_log WHERE action = 'add_member'});
 sql(q{SET session_replication_role = replica;
 	  UPDATE toms.audit_log SET detail = jsonb_set(detail, '{role}', '"regress_other"')
 	   WHERE action = 'add_member'});
-like(sql(q{SELECT ok || '|' || first_bad FROM toms.verify_audit()}), qr/^f\|$seq$/,
+like(sql(q{SELECT ok || '|' || first_bad FROM toms.verify_audit()}), qr/^false\|$seq$/,
 	'an edit of the pairs is found');
 sql(q{SET session_replication_role = replica;
 	  UPDATE toms.audit_log SET detail = '{"role": "regress_other", "text_0_1_0": "role=regress_other"}'
 	   WHERE action = 'add_member'});
-like(sql(q{SELECT ok || '|' || first_bad FROM toms.verify_audit()}), qr/^f\|$seq$/,
+like(sql(q{SELECT ok || '|' || first_bad FROM toms.verify_audit()}), qr/^false\|$seq$/,
 	'an edit of the pairs and the text together is found');
 sql(q{SET session_replication_role = replica;
 	  UPDATE toms.audit_log SET detail = '{"role": "regress_u", "text_0_1_0": "role=regress_u"}'

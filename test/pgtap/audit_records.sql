@@ -50,9 +50,17 @@ SELECT is((SELECT count(*) FROM toms.audit_log
 SET SESSION AUTHORIZATION regress_rec_app;
 SELECT throws_ok($$SELECT toms.set_tenant('rec2')$$, '42501',
 	'role "regress_rec_app" is not a member of tenant "rec2"', 'set_tenant of a foreign tenant is refused');
--- no tenant context: the denial names the table
-SELECT throws_ok($$SELECT count(*) FROM rec_s.pat$$, '42501', 'no tenant context',
+-- no tenant context: the denial names the table.  (Refused as the statement
+-- starts: a plan made under a context, run without one.  PostgreSQL's
+-- planner may ask for the context first, while it estimates; that denial
+-- cannot name the table: docs/audit.md.)
+SELECT toms.set_tenant('rec1');
+PREPARE rec_q AS SELECT count(*) FROM rec_s.pat;
+EXECUTE rec_q;
+RESET toms.context;
+SELECT throws_ok($$EXECUTE rec_q$$, '42501', 'no tenant context',
 	'reading without a context is refused');
+DEALLOCATE rec_q;
 RESET SESSION AUTHORIZATION;
 SELECT ok(toms.audit_flush(), 'queue flushed');
 SELECT is((SELECT row(tenant, detail)::text FROM toms.audit_log
@@ -95,7 +103,7 @@ RESET SESSION AUTHORIZATION;
 SELECT ok(toms.audit_flush(), 'queue flushed');
 SELECT is((SELECT array_agg(action ORDER BY seq) FROM toms.audit_log
 			WHERE kind = 'access' AND relname = 'rec_s.log' AND session_role = 'regress_rec_app'),
-	ARRAY['INSERT'], 'reads off: the write is recorded, the member''s read is not');
+	ARRAY['INSERT'], 'reads off: the write is recorded, the read of the member is not');
 SELECT is((SELECT array_agg(action ORDER BY seq) FROM toms.audit_log
 			WHERE kind = 'access' AND relname = 'rec_s.pat' AND session_role = 'regress_rec_app'),
 	ARRAY['SELECT'], 'reads on: the member''s read of the other table is recorded');
@@ -104,7 +112,7 @@ SELECT is((SELECT count(*) FROM rec_s.log), 1::bigint, 'the superuser reads');
 SELECT ok(toms.audit_flush(), 'queue flushed');
 SELECT is((SELECT count(*) FROM toms.audit_log
 			WHERE kind = 'access' AND relname = 'rec_s.log' AND action = 'SELECT' AND session_role = current_user),
-	1::bigint, 'a superuser''s read is recorded with reads off');
+	1::bigint, 'a read by a superuser is recorded with reads off');
 -- reads under a need-to-know grant are recorded whatever the switch
 SELECT toms.grant_access('regress_rec_app', 'rec2', 'ticket 42: export check', interval '1 hour');
 SET SESSION AUTHORIZATION regress_rec_app;
