@@ -32,6 +32,7 @@
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
+#include "storage/lmgr.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -69,7 +70,16 @@ toms_audit_detail_jsonb(void)
 {
 	Oid			relid = get_relname_relid("audit_log", toms_schema_oid());
 
-	return OidIsValid(relid) && get_atttype(relid, AC_DETAIL + 1) == JSONBOID;
+	if (!OidIsValid(relid))
+		return false;
+
+	/*
+	 * The lock the rows are stored under, taken first: the update cannot
+	 * change the type between this answer and the rows (it takes an
+	 * AccessExclusiveLock; a text datum in a jsonb column would be garbage).
+	 */
+	LockRelationOid(relid, RowExclusiveLock);
+	return get_atttype(relid, AC_DETAIL + 1) == JSONBOID;
 }
 
 static Oid
