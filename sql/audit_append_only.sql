@@ -11,7 +11,7 @@ SELECT toms.audit_flush();
 
 -- Through SQL, nothing but toms writes the trail.
 INSERT INTO toms.audit_log (ts, kind) VALUES (now(), 'forged');
-UPDATE toms.audit_log SET detail = 'edited' WHERE kind = 'admin';
+UPDATE toms.audit_log SET detail = '{"edited": true}' WHERE kind = 'admin';
 DELETE FROM toms.audit_log WHERE kind = 'admin';
 TRUNCATE toms.audit_log;
 UPDATE toms.incidents SET count = 0;
@@ -39,7 +39,7 @@ ALTER TABLE toms.incidents DISABLE TRIGGER ALL;
 -- nobody else sees it.
 SET SESSION AUTHORIZATION regress_aud_admin;
 SELECT count(*) > 0 AS admin_reads FROM toms.audit_log;
-UPDATE toms.audit_log SET detail = 'edited';
+UPDATE toms.audit_log SET detail = '{"edited": true}';
 DELETE FROM toms.audit_log;
 RESET SESSION AUTHORIZATION;
 SET SESSION AUTHORIZATION regress_aud_auditor;

@@ -36,6 +36,7 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "utils/acl.h"
+#include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/queryjumble.h"
 #include "utils/rel.h"
@@ -59,6 +60,7 @@ typedef struct AuditStmt
 	struct AuditStmt *top;
 	int			nidx;
 	int		   *idx;
+	Oid			first_rel;		/* its first protected table */
 	MemoryContextCallback cb;
 } AuditStmt;
 
@@ -134,6 +136,17 @@ access_record(Oid relid, const char *action, uint64 query_id)
 	toms_audit_rec_set_str(rec, RS_RELNAME, toms_audit_relname(relid));
 	if (query_id != 0)
 		toms_audit_rec_set_int(rec, RI_QUERY_ID, (int64) query_id);
+	if (toms_audit_own_worker())
+	{
+		/* toms itself (lifecycle, reseal): not a superuser's read */
+		StringInfoData d;
+
+		initStringInfo(&d);
+		appendStringInfoString(&d, "{\"toms_worker\": ");
+		escape_json(&d, toms_audit_own_worker());
+		appendStringInfoChar(&d, '}');
+		toms_audit_rec_set_str(rec, RS_DETAIL, d.data);
+	}
 	if (ctx)
 	{
 		toms_audit_rec_set_str(rec, RS_TENANT, ctx->tenant);
@@ -145,9 +158,38 @@ access_record(Oid relid, const char *action, uint64 query_id)
 		}
 	}
 	else
-		toms_audit_rec_set_str(rec, RS_ACTOR, toms_audit_role_name(GetSessionUserId()));
+		toms_audit_rec_set_str(rec, RS_ACTOR, toms_audit_session_actor());
 	toms_audit_fill_statement(rec);
 	return rec;
+}
+
+/*
+ * Reads of a table whose read audit is off (toms.set_audit_reads) are
+ * still recorded for superusers and BYPASSRLS roles (session or current)
+ * and under a need-to-know grant.
+ */
+static bool
+read_always_audited(void)
+{
+	const TomsContext *ctx;
+
+	if (superuser_arg(GetUserId()) || has_bypassrls_privilege(GetUserId()) ||
+		superuser_arg(GetSessionUserId()) || has_bypassrls_privilege(GetSessionUserId()))
+		return true;
+	ctx = toms_context(true);
+	return ctx != NULL && ctx->grant_id != 0;
+}
+
+/* The denial of a statement that names no table: its first protected table. */
+static Oid
+statement_relation(void)
+{
+	AuditStmt  *st;
+
+	for (st = active_stmts; st; st = st->next)
+		if (!st->ended && OidIsValid(st->first_rel))
+			return st->first_rel;
+	return InvalidOid;
 }
 
 /* Superuser and BYPASSRLS access to a protected table is an incident. */
@@ -319,6 +361,7 @@ toms_audit_executor_start(QueryDesc *queryDesc, int eflags)
 	AuditStmt  *st = NULL;
 	AuditStmt  *top = NULL;
 	MemoryContext oldcxt;
+	int			always = -1;	/* read_always_audited(), once asked */
 
 	if ((eflags & EXEC_FLAG_EXPLAIN_ONLY) || copy_depth > 0 || !audit_backend_active())
 		return;
@@ -329,6 +372,7 @@ toms_audit_executor_start(QueryDesc *queryDesc, int eflags)
 	foreach(lc, ps->rtable)
 	{
 		RangeTblEntry *rte = lfirst(lc);
+		const TomsProtected *prot;
 		const char *action;
 		bool		write;
 
@@ -336,10 +380,22 @@ toms_audit_executor_start(QueryDesc *queryDesc, int eflags)
 		if (rte->rtekind != RTE_RELATION ||
 			(rte->relkind != RELKIND_RELATION && rte->relkind != RELKIND_PARTITIONED_TABLE))
 			continue;
-		if (toms_protected(rte->relid) == NULL)
+		prot = toms_protected(rte->relid);
+		if (prot == NULL)
 			continue;
 		write = list_member_int(ps->resultRelations, rti) && ps->commandType != CMD_SELECT;
 		action = write ? cmd_action(ps->commandType) : "SELECT";
+		if (st == NULL)
+			st = stmt_for(queryDesc);
+		if (!OidIsValid(st->first_rel))
+			st->first_rel = rte->relid;
+		if (!write && !prot->audit_reads)
+		{
+			if (always < 0)
+				always = read_always_audited();
+			if (!always)
+				continue;
+		}
 
 		if (!write && exec_depth > 0 && top_qd != NULL && top_qd != queryDesc &&
 			top_qd->estate != NULL)
@@ -352,7 +408,6 @@ toms_audit_executor_start(QueryDesc *queryDesc, int eflags)
 			i = stmt_record(top, rte->relid, action, false, top_qd->plannedstmt->queryId, false);
 			if (top->nested_rows[i] < 0)
 				continue;		/* the client's statement reads it itself */
-			st = stmt_for(queryDesc);
 			if (st->top == NULL)
 			{
 				oldcxt = MemoryContextSwitchTo(queryDesc->estate->es_query_cxt);
@@ -363,8 +418,6 @@ toms_audit_executor_start(QueryDesc *queryDesc, int eflags)
 			st->idx[st->nidx++] = i;
 			continue;
 		}
-		if (st == NULL)
-			st = stmt_for(queryDesc);
 		(void) stmt_record(st, rte->relid, action, write, ps->queryId, true);
 	}
 }
@@ -447,7 +500,9 @@ toms_audit_utility_begin(PlannedStmt *pstmt)
 		CopyStmt   *cs = (CopyStmt *) parsetree;
 		Oid			relid = RangeVarGetRelid(cs->relation, NoLock, true);
 
-		if (OidIsValid(relid) && toms_protected(relid))
+		const TomsProtected *prot = OidIsValid(relid) ? toms_protected(relid) : NULL;
+
+		if (prot && (cs->is_from || prot->audit_reads || read_always_audited()))
 		{
 			recs = lappend(recs, access_record(relid, "COPY", pstmt->queryId));
 			writes = lappend_int(writes, cs->is_from);
@@ -559,6 +614,7 @@ toms_audit_init(void)
 {
 	toms_audit_queue_init();
 	toms_audit_emit_init();
+	toms_audit_set_statement_relation(statement_relation);
 
 	/* query ids are part of the record */
 	EnableQueryId();

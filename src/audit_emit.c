@@ -32,6 +32,7 @@
 #include "common/ip.h"
 #include "libpq/libpq-be.h"
 #include "miscadmin.h"
+#include "postmaster/bgworker.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -143,14 +144,42 @@ toms_audit_relname(Oid relid)
 	return relname_cache[i].name;
 }
 
+/*
+ * toms' own background workers (lifecycle, reseal, ...): their type
+ * ("toms lifecycle worker"), else NULL.  Their records name them as the
+ * application and toms as the actor, so that they are not taken for a
+ * superuser's reads (docs/audit.md).
+ */
+const char *
+toms_audit_own_worker(void)
+{
+	if (MyBackendType == B_BG_WORKER && MyBgworkerEntry != NULL &&
+		strcmp(MyBgworkerEntry->bgw_library_name, "toms") == 0)
+		return MyBgworkerEntry->bgw_type;
+	return NULL;
+}
+
+/* The actor of a record made without a tenant context. */
+const char *
+toms_audit_session_actor(void)
+{
+	if (toms_audit_own_worker())
+		return "toms";
+	return toms_audit_role_name(GetSessionUserId());
+}
+
 /* Fill the fields every record carries. */
 void
 toms_audit_fill_common(AuditRec *rec, const char *kind)
 {
+	const char *worker = toms_audit_own_worker();
+
 	toms_audit_rec_set_str(rec, RS_KIND, kind);
 	toms_audit_rec_set_int(rec, RI_PID, MyProcPid);
 	toms_audit_rec_set_str(rec, RS_CLIENT_ADDR, client_addr());
-	if (application_name && application_name[0])
+	if (worker)
+		toms_audit_rec_set_str(rec, RS_APPLICATION_NAME, worker);
+	else if (application_name && application_name[0])
 		toms_audit_rec_set_str(rec, RS_APPLICATION_NAME, application_name);
 	if (IsTransactionState() && OidIsValid(GetSessionUserId()))
 	{
@@ -188,7 +217,7 @@ toms_audit_insert_in_xact(AuditRec *rec)
 	xact_fxid = GetTopFullTransactionId();
 	toms_audit_rec_set_int(rec, RI_XID, (int64) U64FromFullTransactionId(xact_fxid));
 	toms_audit_rec_set_str(rec, RS_FATE, "committed");
-	toms_audit_rec_to_datums(rec, values, nulls);
+	toms_audit_rec_to_datums(rec, values, nulls, toms_audit_detail_jsonb());
 
 	/* unchained (seq NULL): the worker chains it once the transaction commits */
 	st = toms_audit_store_begin(false);
@@ -285,8 +314,28 @@ audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
  * The audit API of toms.h
  * ----------------------------------------------------------------
  */
+/*
+ * The table a statement denied without naming one was about: audit_capture.c
+ * knows the protected tables of the statement running (it registers here,
+ * being above this file).
+ */
+static Oid	(*statement_relation) (void) = NULL;
+static Oid	denial_relid = InvalidOid;
+
 void
-toms_audit_admin(const char *action, const char *tenant, const char *detail)
+toms_audit_denial_relation(Oid relid)
+{
+	denial_relid = relid;
+}
+
+void
+toms_audit_set_statement_relation(Oid (*fn) (void))
+{
+	statement_relation = fn;
+}
+
+static void
+admin_record(const char *action, const char *tenant, Oid relid, const char *detail)
 {
 	AuditRec   *rec = palloc(sizeof(AuditRec));
 
@@ -294,10 +343,12 @@ toms_audit_admin(const char *action, const char *tenant, const char *detail)
 	toms_audit_fill_common(rec, "admin");
 	toms_audit_rec_set_str(rec, RS_ACTION, action);
 	toms_audit_rec_set_str(rec, RS_TENANT, tenant);
-	toms_audit_rec_set_str(rec, RS_ACTOR, toms_audit_role_name(GetSessionUserId()));
+	toms_audit_rec_set_str(rec, RS_ACTOR, toms_audit_session_actor());
+	if (OidIsValid(relid))
+		toms_audit_rec_set_str(rec, RS_RELNAME, toms_audit_relname(relid));
 	toms_audit_rec_set_str(rec, RS_DETAIL, detail);
 	toms_audit_fill_statement(rec);
-	if (IsTransactionState() && !IsAbortedTransactionBlockState())
+	if (IsTransactionState() && !IsAbortedTransactionBlockState() && !XactReadOnly)
 		toms_audit_insert_in_xact(rec);
 	else
 		toms_audit_queue(rec, MyDatabaseId, AUDIT_WAIT);
@@ -305,23 +356,95 @@ toms_audit_admin(const char *action, const char *tenant, const char *detail)
 }
 
 void
-toms_audit_denied(const char *reason, const char *tenant, Oid relid, const char *detail)
+toms_audit_admin(const char *action, const char *tenant, const char *detail)
+{
+	admin_record(action, tenant, InvalidOid, detail);
+}
+
+void
+toms_audit_admin_rel(const char *action, const char *tenant, Oid relid, const char *detail)
+{
+	admin_record(action, tenant, relid, detail);
+}
+
+/*
+ * A denial.  tenant: the verified tenant context it happened under (or
+ * NULL); claimed: a tenant asked for and refused, which goes into the
+ * detail, never into the tenant column.
+ */
+static void
+denied_record(const char *reason, const char *tenant, const char *claimed, Oid relid,
+			  const char *detail, AuditWait wait)
 {
 	AuditRec   *rec = palloc(sizeof(AuditRec));
+	bool		in_xact = IsTransactionState();
+	StringInfoData d;
 
 	toms_audit_rec_init(rec, AREC_RECORD, GetCurrentTimestamp());
 	toms_audit_fill_common(rec, "denied");
 	toms_audit_rec_set_str(rec, RS_ACTION, reason);
 	toms_audit_rec_set_str(rec, RS_TENANT, tenant);
 	toms_audit_rec_set_str(rec, RS_FATE, "denied");
-	if (IsTransactionState() && OidIsValid(GetSessionUserId()))
-		toms_audit_rec_set_str(rec, RS_ACTOR, toms_audit_role_name(GetSessionUserId()));
-	if (OidIsValid(relid) && IsTransactionState())
+	if (in_xact && OidIsValid(GetSessionUserId()))
+		toms_audit_rec_set_str(rec, RS_ACTOR, toms_audit_session_actor());
+	if (!OidIsValid(relid))
+		relid = denial_relid;
+	denial_relid = InvalidOid;
+	if (!OidIsValid(relid) && in_xact && statement_relation)
+		relid = statement_relation();
+	if (OidIsValid(relid) && in_xact)
 		toms_audit_rec_set_str(rec, RS_RELNAME, toms_audit_relname(relid));
+	if (claimed)
+	{
+		initStringInfo(&d);
+		appendStringInfoString(&d, "{\"claimed_tenant\": ");
+		escape_json(&d, claimed);
+		appendStringInfoChar(&d, '}');
+		detail = d.data;
+	}
 	toms_audit_rec_set_str(rec, RS_DETAIL, detail);
 	toms_audit_fill_statement(rec);
-	toms_audit_queue(rec, MyDatabaseId, AUDIT_WAIT);
+	toms_audit_queue(rec, MyDatabaseId, wait);
 	pfree(rec);
+}
+
+void
+toms_audit_denied(const char *reason, const char *tenant, Oid relid, const char *detail)
+{
+	denied_record(reason, tenant, NULL, relid, detail, AUDIT_WAIT);
+}
+
+void
+toms_audit_denied_claim(const char *reason, const char *claimed, Oid relid)
+{
+	denied_record(reason, NULL, claimed, relid, NULL, AUDIT_WAIT);
+}
+
+/*
+ * The guard's refusal (TOMS_REFUSE in toms.h), called among the arguments
+ * of its ereport, after errmsg: CopyErrorData() then gives the error being
+ * built.  The denial names the refusal's message and the table the guard
+ * last found protected, if the message names it.
+ */
+int
+toms_audit_refused(void)
+{
+	ErrorData  *edata;
+	Oid			relid;
+	char	   *name;
+
+	if (!IsTransactionState() || toms_audit_shared == NULL)
+		return 0;
+	edata = CopyErrorData();
+	relid = toms_protected_last();
+	name = OidIsValid(relid) ? get_rel_name(relid) : NULL;
+	if (name == NULL || edata->message == NULL ||
+		strstr(edata->message, psprintf("\"%s\"", name)) == NULL)
+		relid = InvalidOid;
+	denied_record(edata->message ? edata->message : "refused by the guard", NULL, NULL, relid,
+				  NULL, AUDIT_WAIT_BOUNDED);
+	FreeErrorData(edata);
+	return 0;
 }
 
 void

@@ -135,10 +135,21 @@ extern void toms_audit_rec_copy_except(AuditRec *dst, const AuditRec *src, int s
  * Build the column values (without seq and hash) of a record; text values
  * are palloc'd in the current memory context.
  */
-extern void toms_audit_rec_to_datums(const AuditRec *rec, Datum *values, bool *nulls);
+extern void toms_audit_rec_to_datums(const AuditRec *rec, Datum *values, bool *nulls,
+									 bool detail_jsonb);
 /* The record, or a JSON text, as one line "toms_audit: {...}" in the server log. */
 extern void toms_audit_rec_to_log(const AuditRec *rec);
 extern void toms_audit_log_json(const char *json);
+
+/*
+ * The detail column (jsonb; text in toms 0.1.0's table): always one JSON
+ * object.  Records converted by the 0.2.0 upgrade keep their 0.1.0 text
+ * under this key.
+ */
+#define AUDIT_DETAIL_0_1_0 "text_0_1_0"
+extern char *toms_audit_detail_object(const char *s);
+extern Datum toms_audit_detail_from_0_1_0(const char *s);
+extern char *toms_audit_detail_canonical(Datum jsonb, uint8 *tag);
 
 /* audit_store.c */
 
@@ -151,9 +162,14 @@ extern AuditStore *toms_audit_store_begin(bool bulk);
 extern void toms_audit_store_row(AuditStore *st, const Datum *values, const bool *nulls);
 extern void toms_audit_store_end(AuditStore *st);
 
-/* hash = BLAKE2b-256(prev || canonical(values[0..AC_NCANON-1])) */
+/*
+ * hash = BLAKE2b-256(prev || canonical(values[0..AC_NCANON-1])); detail_jsonb:
+ * values[AC_DETAIL] is jsonb (0.2.0), else text (0.1.0's table).
+ */
 extern void toms_audit_chain_hash(const uint8 *prev, const Datum *values, const bool *nulls,
-								  uint8 *out);
+								  bool detail_jsonb, uint8 *out);
+/* Is toms.audit_log.detail jsonb (0.2.0) rather than text (0.1.0)? */
+extern bool toms_audit_detail_jsonb(void);
 
 /* set while toms itself writes toms.audit_log or toms.incidents with SQL */
 extern bool toms_audit_writing;
@@ -266,6 +282,9 @@ extern void toms_audit_queue_init(void);
 /* audit_emit.c: what audit_capture.c needs besides the API of toms.h */
 extern const char *toms_audit_role_name(Oid roleid);
 extern const char *toms_audit_relname(Oid relid);
+extern const char *toms_audit_own_worker(void);
+extern const char *toms_audit_session_actor(void);
+extern void toms_audit_set_statement_relation(Oid (*fn) (void));
 extern void toms_audit_fill_common(AuditRec *rec, const char *kind);
 extern void toms_audit_fill_statement(AuditRec *rec);
 extern void toms_audit_insert_in_xact(AuditRec *rec);

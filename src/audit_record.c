@@ -14,9 +14,15 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+
+#include "common/jsonapi.h"
 #include "mb/pg_wchar.h"
+#include "nodes/pg_list.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
 #include "utils/json.h"
+#include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
 #include "audit_internal.h"
@@ -104,7 +110,7 @@ static const int int_col[RI_NINT] = {
 };
 
 void
-toms_audit_rec_to_datums(const AuditRec *rec, Datum *values, bool *nulls)
+toms_audit_rec_to_datums(const AuditRec *rec, Datum *values, bool *nulls, bool detail_jsonb)
 {
 	int			i;
 	Size		size = 0;
@@ -134,6 +140,14 @@ toms_audit_rec_to_datums(const AuditRec *rec, Datum *values, bool *nulls)
 		nulls[str_col[i]] = false;
 		buf += MAXALIGN(VARHDRSZ + rec->h.len[i]);
 	}
+	/*
+	 * detail: one JSON object (jsonb since 0.2.0).  0.1.0's table (until
+	 * ALTER EXTENSION UPDATE) gets the text as given, as 0.1.0 wrote it: the
+	 * upgrade converts it like the rest.
+	 */
+	if (!nulls[AC_DETAIL] && detail_jsonb)
+		values[AC_DETAIL] = DirectFunctionCall1(jsonb_in,
+												CStringGetDatum(toms_audit_detail_object(text_to_cstring(DatumGetTextPP(values[AC_DETAIL])))));
 	for (i = 0; i < RI_NINT; i++)
 	{
 		if (!(rec->h.intmask & (1 << i)))
@@ -171,7 +185,10 @@ rec_json(const AuditRec *rec)
 		if (s == NULL)
 			continue;
 		appendStringInfo(&buf, ",\"%s\":", names[i]);
-		escape_json(&buf, s);
+		if (i == RS_DETAIL)
+			appendStringInfoString(&buf, toms_audit_detail_object(s));
+		else
+			escape_json(&buf, s);
 		pfree(s);
 	}
 	for (i = 0; i < RI_NINT; i++)
@@ -196,4 +213,172 @@ toms_audit_log_json(const char *json)
 			(errmsg("toms_audit: %s", json),
 			 errhidestmt(true),
 			 errhidecontext(true)));
+}
+
+/* ----------------------------------------------------------------
+ * The detail column: one JSON object (docs/audit.md, "What a record holds")
+ * ----------------------------------------------------------------
+ */
+
+static bool
+json_valid(const char *s)
+{
+	JsonLexContext *lex = makeJsonLexContextCstringLen((char *) s, strlen(s),
+													   GetDatabaseEncoding(), true);
+
+	return pg_parse_json(lex, &nullSemAction) == JSON_SUCCESS;
+}
+
+/*
+ * "k1=v1 k2=v2 ..." as a JSON object of strings: a word "name=" starts a
+ * pair, any other word continues the value before it (values keep their
+ * spaces).  false if s is not of that form or repeats a key.
+ */
+static bool
+key_values_to_json(const char *s, StringInfo out)
+{
+	List	   *keys = NIL;
+	StringInfoData val;
+	const char *p = s;
+	bool		first = true;
+
+	initStringInfo(&val);
+	appendStringInfoChar(out, '{');
+	for (;;)
+	{
+		const char *end = strchr(p, ' ');
+		int			len = end ? end - p : strlen(p);
+		int			k = 0;
+
+		while (k < len && (isalpha((unsigned char) p[k]) || p[k] == '_' ||
+						   (k > 0 && isdigit((unsigned char) p[k]))))
+			k++;
+		if (k > 0 && k < len && p[k] == '=')
+		{
+			ListCell   *lc;
+			char	   *key = pnstrdup(p, k);
+
+			foreach(lc, keys)
+				if (strcmp(lfirst(lc), key) == 0)
+					return false;
+			keys = lappend(keys, key);
+			if (!first)
+			{
+				escape_json(out, val.data);
+				appendStringInfoString(out, ", ");
+			}
+			first = false;
+			escape_json(out, key);
+			appendStringInfoString(out, ": ");
+			resetStringInfo(&val);
+			appendBinaryStringInfo(&val, p + k + 1, len - k - 1);
+		}
+		else if (first)
+			return false;
+		else
+		{
+			appendStringInfoChar(&val, ' ');
+			appendBinaryStringInfo(&val, p, len);
+		}
+		if (end == NULL)
+			break;
+		p = end + 1;
+	}
+	escape_json(out, val.data);
+	appendStringInfoChar(out, '}');
+	return true;
+}
+
+/*
+ * A record's detail as the text of one JSON object: a JSON object as is;
+ * key=value pairs (what SQL callers may pass) as an object of strings; any
+ * other text (or a value cut at the record's size) as {"text": ...}.
+ */
+char *
+toms_audit_detail_object(const char *s)
+{
+	StringInfoData buf;
+	const char *p = s;
+
+	while (isspace((unsigned char) *p))
+		p++;
+	if (*p == '{' && json_valid(s))
+		return pstrdup(s);
+	initStringInfo(&buf);
+	if (key_values_to_json(s, &buf))
+		return buf.data;
+	resetStringInfo(&buf);
+	appendStringInfoString(&buf, "{\"text\": ");
+	escape_json(&buf, s);
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/*
+ * A detail written by toms 0.1.0 (text) as the jsonb the 0.2.0 upgrade
+ * stores: the object it said (its JSON, or its key=value pairs), plus the
+ * original text under AUDIT_DETAIL_0_1_0, which the hash chain covers as
+ * it did when the record was written.  Never change this conversion:
+ * verify_audit checks that a converted detail is exactly its result.
+ */
+Datum
+toms_audit_detail_from_0_1_0(const char *s)
+{
+	StringInfoData buf;
+	StringInfoData orig;
+	const char *p = s;
+	Datum		base;
+
+	initStringInfo(&buf);
+	while (isspace((unsigned char) *p))
+		p++;
+	if (*p == '{' && json_valid(s))
+		appendStringInfoString(&buf, s);
+	else if (!key_values_to_json(s, &buf))
+	{
+		resetStringInfo(&buf);
+		appendStringInfoString(&buf, "{}");
+	}
+	base = DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
+	initStringInfo(&orig);
+	appendStringInfoString(&orig, "{\"" AUDIT_DETAIL_0_1_0 "\": ");
+	escape_json(&orig, s);
+	appendStringInfoChar(&orig, '}');
+	return DirectFunctionCall2(jsonb_concat, base,
+							   DirectFunctionCall1(jsonb_in, CStringGetDatum(orig.data)));
+}
+
+/*
+ * The bytes of a jsonb detail the hash chain covers (*tag: the byte before
+ * them): the 0.1.0 text of a converted record whose detail is exactly the
+ * conversion of that text (tag 1, as 0.1.0 hashed it), else the jsonb's
+ * text (tag 2).  An edit of either part of a converted detail falls to
+ * tag 2, and no longer matches the hash.
+ */
+char *
+toms_audit_detail_canonical(Datum d, uint8 *tag)
+{
+	Jsonb	   *jb = DatumGetJsonbP(d);
+	char	   *out = DatumGetCString(DirectFunctionCall1(jsonb_out, PointerGetDatum(jb)));
+
+	*tag = 2;
+	if (JB_ROOT_IS_OBJECT(jb))
+	{
+		JsonbValue *v = getKeyJsonValueFromContainer(&jb->root, AUDIT_DETAIL_0_1_0,
+													 strlen(AUDIT_DETAIL_0_1_0), NULL);
+
+		if (v && v->type == jbvString)
+		{
+			char	   *orig = pnstrdup(v->val.string.val, v->val.string.len);
+			char	   *conv = DatumGetCString(DirectFunctionCall1(jsonb_out,
+																   toms_audit_detail_from_0_1_0(orig)));
+
+			if (strcmp(conv, out) == 0)
+			{
+				*tag = 1;
+				return orig;
+			}
+		}
+	}
+	return out;
 }

@@ -4,8 +4,9 @@
  *	  The SQL-callable functions of the audit (sql/install/30_audit.sql):
  *	  the append-only guard trigger of toms.audit_log and toms.incidents,
  *	  toms.verify_audit (walk the hash chain), toms.audit_stats,
- *	  toms.audit_flush and toms._audit_admin_event.  docs/audit.md
- *	  describes them.
+ *	  toms.audit_flush, toms._audit_admin_event, toms.close_incident,
+ *	  toms.set_audit_reads and the upgrade's conversion of 0.1.0 details.
+ *	  docs/audit.md describes them.
  *
  *	  Reads the shared queue under the audit lock, as audit_queue.c
  *	  prescribes; calls the lower audit files only.
@@ -16,6 +17,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -23,6 +25,9 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/json.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 
@@ -34,6 +39,9 @@ PG_FUNCTION_INFO_V1(toms_verify_audit);
 PG_FUNCTION_INFO_V1(toms_audit_stats);
 PG_FUNCTION_INFO_V1(toms_audit_flush);
 PG_FUNCTION_INFO_V1(toms_audit_admin_sql);
+PG_FUNCTION_INFO_V1(toms_close_incident);
+PG_FUNCTION_INFO_V1(toms_set_audit_reads);
+PG_FUNCTION_INFO_V1(toms_audit_detail_0_1_0);
 
 /* Trigger on toms.audit_log and toms.incidents: only toms writes them. */
 Datum
@@ -135,6 +143,7 @@ toms_verify_audit(PG_FUNCTION_ARGS)
 	bool		whole;
 	int64		head_seq = 0;
 	uint8		head_hash[AUDIT_HASH_LEN];
+	MemoryContext outer_cxt;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -160,6 +169,7 @@ toms_verify_audit(PG_FUNCTION_ARGS)
 		LWLockRelease(toms_audit_lock());
 	}
 
+	outer_cxt = CurrentMemoryContext;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	minseq = spi_int8("SELECT min(seq) FROM " TOMS_SCHEMA ".audit_log", &isnull);
@@ -231,7 +241,9 @@ toms_verify_audit(PG_FUNCTION_ARGS)
 					detail = psprintf("record %lld is missing (deleted)", (long long) expect);
 					break;
 				}
-				toms_audit_chain_hash(prev, values, nulls, h);
+				toms_audit_chain_hash(prev, values, nulls,
+									  TupleDescAttr(SPI_tuptable->tupdesc, AC_DETAIL)->atttypid == JSONBOID,
+									  h);
 				stored = nulls[AC_HASH] ? NULL : DatumGetByteaPP(values[AC_HASH]);
 				if (stored == NULL || VARSIZE_ANY_EXHDR(stored) != AUDIT_HASH_LEN ||
 					memcmp(VARDATA_ANY(stored), h, AUDIT_HASH_LEN) != 0)
@@ -288,6 +300,9 @@ toms_verify_audit(PG_FUNCTION_ARGS)
 							  (long long) stray);
 		}
 	}
+	/* detail was made in SPI's memory, which SPI_finish frees */
+	if (detail)
+		detail = MemoryContextStrdup(outer_cxt, detail);
 	SPI_finish();
 
 	if (ok)
@@ -296,6 +311,21 @@ toms_verify_audit(PG_FUNCTION_ARGS)
 					 (long long) from, (long long) (from + nrows - 1));
 	else
 		toms_incident("audit_chain_break", "critical", NULL, detail);
+
+	/*
+	 * A verification of the whole chain is itself recorded: toms.assess()
+	 * (control 7) verifies only what was added since the last one.
+	 */
+	if (whole && !RecoveryInProgress())
+	{
+		StringInfoData d;
+
+		initStringInfo(&d);
+		appendStringInfo(&d, "{\"whole\": true, \"ok\": %s, \"from\": %lld, \"to\": %lld, \"records\": %lld}",
+						 ok ? "true" : "false", (long long) from,
+						 (long long) (ok ? from + nrows - 1 : first_bad), (long long) nrows);
+		toms_audit_admin("verify_audit", NULL, d.data);
+	}
 
 	out[0] = BoolGetDatum(ok);
 	if (ok || outnull[1])
@@ -391,4 +421,131 @@ toms_audit_admin_sql(PG_FUNCTION_ARGS)
 					 PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1)),
 					 PG_ARGISNULL(2) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(2)));
 	PG_RETURN_VOID();
+}
+
+/*
+ * toms.close_incident(id, note): close an open incident by appending its
+ * closing to toms.incident_closures (never an update), and audit it.
+ */
+Datum
+toms_close_incident(PG_FUNCTION_ARGS)
+{
+	int64		id;
+	char	   *note;
+	Datum		args[3];
+	Oid			argtypes[3] = {INT8OID, TEXTOID, TEXTOID};
+	char	   *kind;
+	char	   *tenant;
+	bool		closed;
+	bool		isnull;
+	StringInfoData d;
+	MemoryContext outer_cxt;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("incident id must not be null")));
+	id = PG_GETARG_INT64(0);
+	note = PG_ARGISNULL(1) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(1));
+	if (note == NULL || note[strspn(note, " \t\r\n")] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("closing an incident needs a note"),
+				 errhint("Say what was found and done, for the auditors who read it later.")));
+	args[0] = Int64GetDatum(id);
+
+	outer_cxt = CurrentMemoryContext;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* the row lock keeps two closings of one incident apart */
+	if (SPI_execute_with_args("SELECT i.kind, i.tenant, EXISTS (SELECT 1 FROM " TOMS_SCHEMA ".incident_closures c"
+							  " WHERE c.incident_id = i.id)"
+							  " FROM " TOMS_SCHEMA ".incidents i WHERE i.id = $1 FOR NO KEY UPDATE OF i",
+							  1, argtypes, args, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not read toms.incidents");
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("incident %lld does not exist", (long long) id)));
+	/* in the caller's memory: SPI_finish frees SPI's */
+	kind = MemoryContextStrdup(outer_cxt, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1));
+	tenant = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	if (tenant)
+		tenant = MemoryContextStrdup(outer_cxt, tenant);
+	closed = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+	if (closed)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("incident %lld is already closed", (long long) id),
+				 errhint("See toms.incident_closures.")));
+	args[1] = CStringGetTextDatum(note);
+	args[2] = CStringGetTextDatum(toms_audit_role_name(GetSessionUserId()));
+	toms_audit_writing = true;
+	PG_TRY();
+	{
+		if (SPI_execute_with_args("INSERT INTO " TOMS_SCHEMA ".incident_closures"
+								  " (incident_id, closed_at, closed_by, note)"
+								  " VALUES ($1, pg_catalog.clock_timestamp(), $3, $2)",
+								  3, argtypes, args, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not record the closing of incident %lld", (long long) id);
+	}
+	PG_FINALLY();
+	{
+		toms_audit_writing = false;
+	}
+	PG_END_TRY();
+	SPI_finish();
+
+	initStringInfo(&d);
+	appendStringInfo(&d, "{\"incident\": %lld, \"kind\": ", (long long) id);
+	escape_json(&d, kind);
+	appendStringInfoString(&d, ", \"note\": ");
+	escape_json(&d, note);
+	appendStringInfoChar(&d, '}');
+	toms_audit_admin("close_incident", tenant, d.data);
+	PG_RETURN_VOID();
+}
+
+/*
+ * toms.set_audit_reads(tbl, on): per-statement read records of one
+ * protected table on or off (writes, denials, superuser reads and reads
+ * under a grant are recorded either way: audit_capture.c).
+ */
+Datum
+toms_set_audit_reads(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	bool		on = PG_GETARG_BOOL(1);
+	Datum		args[2];
+	Oid			argtypes[2] = {OIDOID, BOOLOID};
+
+	if (!toms_protected(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" is not protected", get_rel_name(relid)),
+				 errhint("Protect it with toms.protect(..., audit_reads => ...).")));
+	args[0] = ObjectIdGetDatum(relid);
+	args[1] = BoolGetDatum(on);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("UPDATE " TOMS_SCHEMA ".protected_tables SET audit_reads = $2 WHERE relid = $1",
+							  2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not update toms.protected_tables");
+	SPI_finish();
+	/* every backend's cache of the table's protection */
+	CacheInvalidateRelcacheByRelid(relid);
+	toms_audit_admin_rel("set_audit_reads", NULL, relid,
+						 on ? "{\"audit_reads\": true}" : "{\"audit_reads\": false}");
+	PG_RETURN_VOID();
+}
+
+/*
+ * toms._audit_detail_0_1_0(text) -> jsonb: the upgrade to 0.2.0 converts
+ * the detail of the records 0.1.0 wrote with it (audit_record.c), then
+ * drops it.
+ */
+Datum
+toms_audit_detail_0_1_0(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_DATUM(toms_audit_detail_from_0_1_0(text_to_cstring(PG_GETARG_TEXT_PP(0))));
 }

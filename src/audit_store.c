@@ -32,6 +32,7 @@
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "nodes/makefuncs.h"
+#include "storage/lmgr.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -59,6 +60,27 @@ struct AuditStore
 	int			n;
 	TupleTableSlot *slots[AUDIT_STORE_CHUNK];
 };
+
+/*
+ * toms.audit_log.detail is jsonb since 0.2.0; until ALTER EXTENSION
+ * UPDATE has run, the 0.1.0 table (text) is written as it is.
+ */
+bool
+toms_audit_detail_jsonb(void)
+{
+	Oid			relid = get_relname_relid("audit_log", toms_schema_oid());
+
+	if (!OidIsValid(relid))
+		return false;
+
+	/*
+	 * The lock the rows are stored under, taken first: the update cannot
+	 * change the type between this answer and the rows (it takes an
+	 * AccessExclusiveLock; a text datum in a jsonb column would be garbage).
+	 */
+	LockRelationOid(relid, RowExclusiveLock);
+	return get_atttype(relid, AC_DETAIL + 1) == JSONBOID;
+}
 
 static Oid
 audit_col_type(int col)
@@ -100,7 +122,8 @@ toms_audit_store_begin(bool bulk)
 	if (desc->natts != AC_NCOLS)
 		elog(ERROR, "toms.audit_log has %d columns, expected %d", desc->natts, AC_NCOLS);
 	for (c = 0; c < AC_NCOLS; c++)
-		if (TupleDescAttr(desc, c)->atttypid != audit_col_type(c) ||
+		if ((TupleDescAttr(desc, c)->atttypid != audit_col_type(c) &&
+			 !(c == AC_DETAIL && TupleDescAttr(desc, c)->atttypid == JSONBOID)) ||
 			TupleDescAttr(desc, c)->attisdropped)
 			elog(ERROR, "column %d of toms.audit_log has an unexpected type", c + 1);
 	st->estate = CreateExecutorState();
@@ -197,11 +220,16 @@ put_be(uint8 *p, uint64 v, int n)
  * The canonical encoding: per column, in table order, one byte 0 (NULL) or
  * 1 followed by the value -- big-endian 8 bytes for bigint and timestamptz
  * (microseconds since 2000-01-01), 4 bytes for integer, a 4-byte length and
- * the UTF-8 bytes for text.  It depends on nothing but the values, so an
- * external verifier can recompute it.
+ * the UTF-8 bytes for text.  The detail (jsonb) is hashed as the text
+ * jsonb prints (detail::text), after the byte 2 instead of 1 -- except in a
+ * record written by toms 0.1.0 and converted by the upgrade, whose 0.1.0
+ * text is hashed as 0.1.0 hashed it (toms_audit_detail_canonical).  It
+ * depends on nothing but the values, so an external verifier can recompute
+ * it.
  */
 void
-toms_audit_chain_hash(const uint8 *prev, const Datum *values, const bool *nulls, uint8 *out)
+toms_audit_chain_hash(const uint8 *prev, const Datum *values, const bool *nulls,
+					  bool detail_jsonb, uint8 *out)
 {
 	crypto_generichash_state st;
 	int			i;
@@ -234,6 +262,19 @@ toms_audit_chain_hash(const uint8 *prev, const Datum *values, const bool *nulls,
 				put_be(buf + 1, (uint64) (uint32) DatumGetInt32(values[i]), 4);
 				crypto_generichash_update(&st, buf, 5);
 				break;
+			case AC_DETAIL:
+				if (detail_jsonb)
+				{
+					char	   *c = toms_audit_detail_canonical(values[i], &buf[0]);
+					uint32		len = strlen(c);
+
+					put_be(buf + 1, len, 4);
+					crypto_generichash_update(&st, buf, 5);
+					crypto_generichash_update(&st, (const uint8 *) c, len);
+					pfree(c);
+					break;
+				}
+				/* FALLTHROUGH */
 			default:
 				{
 					text	   *t = DatumGetTextPP(values[i]);

@@ -33,6 +33,8 @@
 #include "pgstat.h"
 #include "storage/lwlock.h"
 #include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -69,6 +71,7 @@ static SPIPlanPtr plan_chain_all = NULL;	/* of every committed one */
 	" statement, detail, hash, ctid"
 static SPIPlanPtr plan_incident = NULL;
 static int64 head_seq = 0;
+static bool detail_jsonb = true;	/* toms.audit_log.detail is jsonb (0.2.0) */
 static uint8 head_hash[AUDIT_HASH_LEN];
 static TimestampTz last_retention = 0;
 
@@ -103,9 +106,63 @@ prepare(const char *sql, int nargs, Oid *types)
 	return p;
 }
 
+/*
+ * The upsert of an incident: counted into the open one of the same kind,
+ * tenant and detail, or a new one.  Since 0.2.0 an incident is closed by
+ * a row in toms.incident_closures (toms.close_incident), never by an
+ * update; 0.1.0's table (until ALTER EXTENSION UPDATE) has closed_at and a
+ * unique index over its open incidents.
+ */
+#define INCIDENT_RETURNING \
+	" pg_catalog.json_build_object('id', id, 'kind', kind, 'severity', severity," \
+	" 'tenant', tenant, 'detail', detail, 'count', count," \
+	" 'first_seen', first_seen, 'last_seen', last_seen," \
+	" 'database', pg_catalog.current_database())::text"
+static int	incident_plan_v2 = -1;
+
+static void
+prepare_incident_plan(void)
+{
+	Oid			it[7] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID};
+	int			v2 = OidIsValid(get_relname_relid("incident_closures", toms_schema_oid()));
+
+	if (plan_incident && v2 == incident_plan_v2)
+		return;
+	if (plan_incident)
+		SPI_freeplan(plan_incident);
+	incident_plan_v2 = v2;
+	if (v2)
+		plan_incident = prepare("WITH open AS (SELECT i.id FROM " TOMS_SCHEMA ".incidents i"
+								" WHERE i.kind = $1 AND coalesce(i.tenant, '') = coalesce($3, '')"
+								" AND i.detail = coalesce($4, '')"
+								" AND NOT EXISTS (SELECT 1 FROM " TOMS_SCHEMA ".incident_closures c"
+								" WHERE c.incident_id = i.id)"
+								" ORDER BY i.id DESC LIMIT 1),"
+								" upd AS (UPDATE " TOMS_SCHEMA ".incidents i"
+								" SET last_seen = greatest(i.last_seen, $6), count = i.count + $7, severity = $2"
+								" FROM open WHERE i.id = open.id RETURNING i.*),"
+								" ins AS (INSERT INTO " TOMS_SCHEMA ".incidents"
+								" (kind, severity, tenant, detail, first_seen, last_seen, count)"
+								" SELECT $1, $2, $3, coalesce($4, ''), $5, $6, $7"
+								" WHERE NOT EXISTS (SELECT 1 FROM open) RETURNING *)"
+								" SELECT id, count," INCIDENT_RETURNING
+								" FROM (SELECT * FROM upd UNION ALL SELECT * FROM ins) x",
+								7, it);
+	else
+		plan_incident = prepare("INSERT INTO " TOMS_SCHEMA ".incidents AS i"
+								" (kind, severity, tenant, detail, first_seen, last_seen, count)"
+								" VALUES ($1, $2, $3, coalesce($4, ''), $5, $6, $7)"
+								" ON CONFLICT (kind, (coalesce(tenant, '')), detail) WHERE closed_at IS NULL"
+								" DO UPDATE SET last_seen = greatest(i.last_seen, excluded.last_seen),"
+								" count = i.count + excluded.count, severity = excluded.severity"
+								" RETURNING id, count," INCIDENT_RETURNING,
+								7, it);
+}
+
 static void
 prepare_plans(void)
 {
+	prepare_incident_plan();
 	if (plan_update)
 		return;
 	plan_head = prepare("SELECT seq, hash FROM " TOMS_SCHEMA ".audit_log WHERE seq IS NOT NULL"
@@ -115,22 +172,6 @@ prepare_plans(void)
 
 		plan_update = prepare("UPDATE " TOMS_SCHEMA ".audit_log SET seq = $1, hash = $2 WHERE ctid = $3",
 							  3, ut);
-	}
-	{
-		Oid			it[7] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID};
-
-		plan_incident = prepare("INSERT INTO " TOMS_SCHEMA ".incidents AS i"
-								" (kind, severity, tenant, detail, first_seen, last_seen, count)"
-								" VALUES ($1, $2, $3, coalesce($4, ''), $5, $6, $7)"
-								" ON CONFLICT (kind, (coalesce(tenant, '')), detail) WHERE closed_at IS NULL"
-								" DO UPDATE SET last_seen = greatest(i.last_seen, excluded.last_seen),"
-								" count = i.count + excluded.count, severity = excluded.severity"
-								" RETURNING id, count,"
-								" pg_catalog.json_build_object('id', id, 'kind', kind, 'severity', severity,"
-								" 'tenant', tenant, 'detail', detail, 'count', count,"
-								" 'first_seen', first_seen, 'last_seen', last_seen,"
-								" 'database', pg_catalog.current_database())::text",
-								7, it);
 	}
 }
 
@@ -163,7 +204,7 @@ chain_insert(Datum *values, bool *nulls)
 
 	values[AC_SEQ] = Int64GetDatum(head_seq + 1);
 	nulls[AC_SEQ] = false;
-	toms_audit_chain_hash(head_hash, values, nulls, h);
+	toms_audit_chain_hash(head_hash, values, nulls, detail_jsonb, h);
 	values[AC_HASH] = PointerGetDatum(hash_bytea(h));
 	nulls[AC_HASH] = false;
 	if (pending == NULL)
@@ -215,7 +256,7 @@ chain_existing(int64 xid)
 			heap_deform_tuple(tt->vals[i], tt->tupdesc, values, nulls);
 			values[AC_SEQ] = Int64GetDatum(head_seq + 1);
 			nulls[AC_SEQ] = false;
-			toms_audit_chain_hash(head_hash, values, nulls, h);
+			toms_audit_chain_hash(head_hash, values, nulls, detail_jsonb, h);
 			uv[0] = values[AC_SEQ];
 			uv[1] = PointerGetDatum(hash_bytea(h));
 			uv[2] = values[AC_NCOLS];	/* ctid */
@@ -308,7 +349,8 @@ flush_incidents(void)
 		v[4] = TimestampTzGetDatum(pi->first);
 		v[5] = TimestampTzGetDatum(pi->last);
 		v[6] = Int64GetDatum(pi->n);
-		spi_exec_plan(plan_incident, v, n, SPI_OK_INSERT_RETURNING);
+		spi_exec_plan(plan_incident, v, n,
+					  incident_plan_v2 ? SPI_OK_SELECT : SPI_OK_INSERT_RETURNING);
 		count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 		for (t = 1; t <= count; t *= 10)
 		{
@@ -430,9 +472,14 @@ apply_retention(void)
 	nulls[AC_ACTION] = false;
 	values[AC_PID] = Int32GetDatum(MyProcPid);
 	nulls[AC_PID] = false;
-	values[AC_DETAIL] = CStringGetTextDatum(psprintf("{\"upto\": %lld, \"hash\": \"%s\", \"removed\": %lld, \"before\": \"%s\"}",
-													 (long long) upto, hex, (long long) removed,
-													 timestamptz_to_str(cutoff)));
+	{
+		char	   *d = psprintf("{\"upto\": %lld, \"hash\": \"%s\", \"removed\": %lld, \"before\": \"%s\"}",
+								 (long long) upto, hex, (long long) removed,
+								 timestamptz_to_str(cutoff));
+
+		values[AC_DETAIL] = detail_jsonb ? DirectFunctionCall1(jsonb_in, CStringGetDatum(d)) :
+			CStringGetTextDatum(d);
+	}
 	nulls[AC_DETAIL] = false;
 	chain_insert(values, nulls);
 }
@@ -552,6 +599,7 @@ toms_audit_writer_batch(bool *first, bool *more)
 		elog(ERROR, "SPI_connect failed");
 	toms_audit_writing = true;
 	pgstat_report_activity(STATE_RUNNING, "toms audit: writing records");
+	detail_jsonb = toms_audit_detail_jsonb();
 	prepare_plans();
 
 	{
@@ -598,7 +646,7 @@ toms_audit_writer_batch(bool *first, bool *more)
 					char	   *kind;
 					MemoryContext oldcxt = MemoryContextSwitchTo(rows_cxt);
 
-					toms_audit_rec_to_datums(rec, values, nulls);
+					toms_audit_rec_to_datums(rec, values, nulls, detail_jsonb);
 					chain_insert(values, nulls);
 					kind = toms_audit_rec_get_str(rec, RS_KIND);
 					if (kind && strcmp(kind, "denied") == 0)

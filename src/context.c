@@ -303,7 +303,8 @@ denial_action(const Denial *d)
 static void
 deny(const Denial *d)
 {
-	toms_audit_denied(denial_action(d), d->tenant, InvalidOid, NULL);
+	/* a refused tenant is claimed, not verified: it goes into the detail */
+	toms_audit_denied_claim(denial_action(d), d->tenant, InvalidOid);
 
 	switch (d->kind)
 	{

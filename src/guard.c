@@ -308,8 +308,6 @@ check_utility(Node *parsetree)
 
 					if (protected_rangevar(rv, NULL))
 					{
-						toms_audit_denied("truncate of protected table", NULL,
-										  RangeVarGetRelid(rv, NoLock, true), NULL);
 						TOMS_REFUSE(errmsg("cannot truncate protected table \"%s\"", rv->relname),
 									errhint("TRUNCATE bypasses row level security; use toms.request_deletion() to delete a tenant's data."));
 					}
@@ -441,7 +439,8 @@ check_utility(Node *parsetree)
 						ereport(ERROR,
 								(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
 								 errmsg("cannot drop extension toms while tables are protected"),
-								 errhint("Call toms.unprotect() for each table in toms.protected_tables first.")));
+								 errhint("Call toms.unprotect() for each table in toms.protected_tables first."),
+								 toms_audit_refused()));
 					quiesce_workers();
 				}
 			}
@@ -521,7 +520,8 @@ check_restored_policy(Oid relid)
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("policy \"toms_tenant\" on protected table \"%s\" is not toms' tenant filter",
 						get_rel_name(relid)),
-				 errhint("Only the policy created by toms.protect() may be restored under this name.")));
+				 errhint("Only the policy created by toms.protect() may be restored under this name."),
+				 toms_audit_refused()));
 }
 
 /*
@@ -561,7 +561,8 @@ is_audit_relation(Oid relid)
 	{
 		char	   *name = get_rel_name(relid);
 
-		return name && (strcmp(name, "audit_log") == 0 || strcmp(name, "incidents") == 0);
+		return name && (strcmp(name, "audit_log") == 0 || strcmp(name, "incidents") == 0 ||
+						strcmp(name, "incident_closures") == 0);
 	}
 }
 
@@ -589,7 +590,8 @@ refuse_audit_ddl(void)
 	ereport(ERROR,
 			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 			 errmsg("the toms audit trail is append-only"),
-			 errdetail("The audit trail and its incidents cannot be altered, renamed, truncated or have their triggers and rules changed, by any role.")));
+			 errdetail("The audit trail and its incidents cannot be altered, renamed, truncated or have their triggers and rules changed, by any role."),
+			 toms_audit_refused()));
 }
 
 static void

@@ -34,6 +34,7 @@
 #include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/json.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/hsearch.h"
@@ -119,6 +120,33 @@ has_permissive_policies(Oid relid)
 	return found;
 }
 
+/* The detail of the protect/unprotect admin records: what the protection is. */
+static char *
+protection_detail(const char *tenant_col, int nsens, char **sens_names,
+				  const char *subject_col, bool audit_reads)
+{
+	StringInfoData d;
+	int			i;
+
+	initStringInfo(&d);
+	appendStringInfoString(&d, "{\"tenant_column\": ");
+	escape_json(&d, tenant_col);
+	appendStringInfoString(&d, ", \"sensitive\": [");
+	for (i = 0; i < nsens; i++)
+	{
+		if (i > 0)
+			appendStringInfoString(&d, ", ");
+		escape_json(&d, sens_names[i]);
+	}
+	appendStringInfoString(&d, "], \"subject_column\": ");
+	if (subject_col)
+		escape_json(&d, subject_col);
+	else
+		appendStringInfoString(&d, "null");
+	appendStringInfo(&d, ", \"audit_reads\": %s}", audit_reads ? "true" : "false");
+	return d.data;
+}
+
 Datum
 toms_protect(PG_FUNCTION_ARGS)
 {
@@ -126,6 +154,8 @@ toms_protect(PG_FUNCTION_ARGS)
 	char	   *tenant_col = PG_ARGISNULL(1) ? "tenant_id" : NameStr(*PG_GETARG_NAME(1));
 	ArrayType  *sensitive = PG_ARGISNULL(2) ? NULL : PG_GETARG_ARRAYTYPE_P(2);
 	char	   *subject_col = PG_ARGISNULL(3) ? NULL : NameStr(*PG_GETARG_NAME(3));
+	/* audit_reads: 0.2.0's fifth argument (0.1.0's protect() has four) */
+	bool		audit_reads = PG_NARGS() < 5 || PG_ARGISNULL(4) || PG_GETARG_BOOL(4);
 	char	   *qualname;
 	const char *cast;
 	AttrNumber	attnum;
@@ -225,9 +255,9 @@ toms_protect(PG_FUNCTION_ARGS)
 	toms_run_ddl(sql.data);
 
 	{
-		Oid			argtypes[4] = {OIDOID, NAMEOID, NAMEARRAYOID, NAMEOID};
-		Datum		values[4];
-		char		nulls[4] = {' ', ' ', ' ', ' '};
+		Oid			argtypes[5] = {OIDOID, NAMEOID, NAMEARRAYOID, NAMEOID, BOOLOID};
+		Datum		values[5];
+		char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 
 		values[0] = ObjectIdGetDatum(relid);
 		values[1] = PG_GETARG_DATUM(1);
@@ -241,10 +271,15 @@ toms_protect(PG_FUNCTION_ARGS)
 			nulls[3] = 'n';
 		if (PG_ARGISNULL(1))
 			values[1] = DirectFunctionCall1(namein, CStringGetDatum(tenant_col));
-		if (SPI_execute_with_args("INSERT INTO " TOMS_SCHEMA ".protected_tables"
+		values[4] = BoolGetDatum(audit_reads);
+		if (SPI_execute_with_args(PG_NARGS() < 5 ?
+								  "INSERT INTO " TOMS_SCHEMA ".protected_tables"
 								  " (relid, tenant_column, sensitive, subject_column)"
-								  " VALUES ($1, $2, $3, $4)",
-								  4, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
+								  " VALUES ($1, $2, $3, $4)" :
+								  "INSERT INTO " TOMS_SCHEMA ".protected_tables"
+								  " (relid, tenant_column, sensitive, subject_column, audit_reads)"
+								  " VALUES ($1, $2, $3, $4, $5)",
+								  PG_NARGS() < 5 ? 4 : 5, argtypes, values, nulls, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not record protected table");
 	}
 
@@ -253,7 +288,8 @@ toms_protect(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	CacheInvalidateRelcacheByRelid(relid);
-	toms_audit_admin("protect", NULL, psprintf("table=%s tenant_column=%s", qualname, tenant_col));
+	toms_audit_admin_rel("protect", NULL, relid,
+						 protection_detail(tenant_col, nsens, sens_names, subject_col, audit_reads));
 	PG_RETURN_VOID();
 }
 
@@ -264,6 +300,7 @@ toms_unprotect(PG_FUNCTION_ARGS)
 	const TomsProtected *prot = toms_protected(relid);
 	char	   *qualname;
 	char	   *tenant_col;
+	char	   *detail;
 	StringInfoData sql;
 	uint64		i;
 	List	   *stmts = NIL;
@@ -276,6 +313,16 @@ toms_unprotect(PG_FUNCTION_ARGS)
 	tenant_col = get_attname(relid, prot->tenant_attnum, false);
 	qualname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
 										  get_rel_name(relid));
+	{
+		char	  **sens = palloc(sizeof(char *) * (prot->nsensitive + 1));
+
+		for (i = 0; i < prot->nsensitive; i++)
+			sens[i] = get_attname(relid, prot->sensitive[i], false);
+		detail = protection_detail(tenant_col, prot->nsensitive, sens,
+								   prot->subject_attnum != InvalidAttrNumber ?
+								   get_attname(relid, prot->subject_attnum, false) : NULL,
+								   prot->audit_reads);
+	}
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -306,6 +353,6 @@ toms_unprotect(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	CacheInvalidateRelcacheByRelid(relid);
-	toms_audit_admin("unprotect", NULL, psprintf("table=%s", qualname));
+	toms_audit_admin_rel("unprotect", NULL, relid, detail);
 	PG_RETURN_VOID();
 }

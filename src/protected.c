@@ -18,6 +18,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "catalog/pg_type.h"
+#include "executor/spi.h"
 #include "utils/array.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
@@ -37,6 +38,7 @@ typedef struct ProtEntry
 } ProtEntry;
 
 static MemoryContext prot_cxt = NULL;
+static Oid	last_protected = InvalidOid;
 static HTAB *prot_cache = NULL;
 
 /* toms' own tables, never protected (resolved lazily) */
@@ -76,6 +78,13 @@ protected_row_cb(HeapTuple tup, TupleDesc desc, void *arg)
 	Datum		d;
 
 	pe->is_protected = true;
+	/* audit_reads: since 0.2.0 (true in 0.1.0's table, which lacks it) */
+	pe->info.audit_reads = true;
+	if (SPI_fnumber(desc, "audit_reads") > 0)
+	{
+		d = toms_tuple_datum(tup, desc, "audit_reads", &isnull);
+		pe->info.audit_reads = isnull || DatumGetBool(d);
+	}
 	col = NameStr(*DatumGetName(toms_tuple_datum(tup, desc, "tenant_column", &isnull)));
 	pe->info.tenant_attnum = get_attnum(pe->relid, col);
 	pe->info.tenant_type = get_atttype(pe->relid, pe->info.tenant_attnum);
@@ -136,7 +145,11 @@ toms_protected(Oid relid)
 	if (pe && pe->is_protected)
 		toms_sql_version_warn();	/* older SQL objects: say what to run */
 	if (pe)
+	{
+		if (pe->is_protected)
+			last_protected = relid;
 		return pe->is_protected ? &pe->info : NULL;
+	}
 
 	{
 		ProtEntry	tmp;
@@ -171,8 +184,18 @@ toms_protected(Oid relid)
 		pe->info.relid = relid;
 	}
 	if (pe->is_protected)
+	{
 		toms_sql_version_warn();
+		last_protected = relid;
+	}
 	return pe->is_protected ? &pe->info : NULL;
+}
+
+/* The table toms_protected() last found protected (the guard's denials). */
+Oid
+toms_protected_last(void)
+{
+	return last_protected;
 }
 
 void

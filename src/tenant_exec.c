@@ -247,7 +247,12 @@ toms_tenant_executor_check(QueryDesc *queryDesc, int eflags, char *tenant)
 		}
 		if (OidIsValid(filtered))
 		{
-			const TomsContext *ctx = toms_context(false);
+			const TomsContext *ctx;
+
+			/* a refused context is recorded as a denial on this table */
+			toms_audit_denial_relation(filtered);
+			ctx = toms_context(false);
+			toms_audit_denial_relation(InvalidOid);
 
 			strlcpy(tenant, ctx->tenant, TOMS_MAX_TENANT_LEN + 1);
 

@@ -174,10 +174,13 @@ typedef struct TomsProtected
 	AttrNumber	subject_attnum; /* InvalidAttrNumber if none */
 	int			nsensitive;
 	AttrNumber *sensitive;		/* attnums of sealed columns */
+	bool		audit_reads;	/* per-statement read records (SPEC 2) */
 } TomsProtected;
 
 /* NULL if relid is not protected.  Valid until the next invalidation. */
 extern const TomsProtected *toms_protected(Oid relid);
+/* the table toms_protected() last found protected (for the guard's denials) */
+extern Oid	toms_protected_last(void);
 extern void toms_protected_init(void);
 
 /* redact.c: secrets out of the server log and the audited statement text */
@@ -192,11 +195,22 @@ extern void toms_redact_init(void);
 /*
  * Audit records raised by other parts.  Each call is cheap and never loses
  * the record, even when the current transaction then aborts (denials) or
- * there is none (logins).  Strings may be NULL.  detail is free text or
- * JSON; it must never contain a secret.
+ * there is none (logins).  Strings may be NULL.  detail is a JSON object
+ * (key=value pairs and other text are converted: docs/audit.md); it must
+ * never contain a secret.  tenant is a verified tenant context only;
+ * toms_audit_denied_claim records a refused, claimed tenant in the detail.
+ * relid: the table the act or denial is about (InvalidOid: none, or for a
+ * denial, the protected table of the statement running).
  */
 extern void toms_audit_admin(const char *action, const char *tenant, const char *detail);
+extern void toms_audit_admin_rel(const char *action, const char *tenant, Oid relid,
+								 const char *detail);
 extern void toms_audit_denied(const char *reason, const char *tenant, Oid relid, const char *detail);
+extern void toms_audit_denied_claim(const char *reason, const char *claimed, Oid relid);
+/* the table a denial raised until the next call is about (InvalidOid: none) */
+extern void toms_audit_denial_relation(Oid relid);
+/* inside the ereport of a guard refusal: record it as a denial (TOMS_REFUSE) */
+extern int	toms_audit_refused(void);
 extern void toms_audit_login(bool success, const char *role, const char *database,
 							 const char *method, const char *reason);
 /* Suspicious event: toms.incidents (deduplicated) + NOTIFY toms_incident. */
@@ -269,10 +283,11 @@ extern void toms_guard_object_access(ObjectAccessType access, Oid classId, Oid o
  *
  * TOMS_REFUSE is the guard's refusal (42501): msg and hint are the
  * errmsg(...) and errhint(...) calls, so that each message is one fixed,
- * translatable string.
+ * translatable string.  Every refusal is recorded as a denial, with its
+ * message, while the error is built (toms_audit_refused, after msg).
  */
 #define TOMS_REFUSE(msg, hint) \
-	ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), msg, hint))
+	ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), msg, hint, toms_audit_refused()))
 extern bool toms_guard_is_admin(void);
 extern bool toms_guard_policy_info(Oid policyid, Oid *relid, char **name);
 extern bool toms_guard_trigger_info(Oid trigid, Oid *relid, char **name);

@@ -116,7 +116,7 @@ is($node->safe_psql('postgres', q{
 	'5', 'audit_sync: 5 rolled-back writes recorded before the kill -9');
 is($node->safe_psql('postgres', q{
 	SELECT count(*) FROM toms.audit_log
-	 WHERE kind = 'denied' AND tenant = 'no_such_tenant' AND session_role = 'regress_s'}),
+	 WHERE kind = 'denied' AND detail ->> 'claimed_tenant' = 'no_such_tenant' AND session_role = 'regress_s'}),
 	'5', 'audit_sync: 5 denials recorded before the kill -9');
 
 # --- asynchronous queue: a clean restart loses nothing ------------------
@@ -135,7 +135,7 @@ is($node->safe_psql('postgres', q{
 	"5\n5", 'clean restart: rolled-back writes recorded (and the earlier ones kept)');
 is($node->safe_psql('postgres', q{
 	SELECT count(*) FROM toms.audit_log
-	 WHERE kind = 'denied' AND tenant = 'other_tenant'}),
+	 WHERE kind = 'denied' AND detail ->> 'claimed_tenant' = 'other_tenant'}),
 	'5', 'clean restart: denials recorded');
 is($node->safe_psql('postgres', 'SELECT ok FROM toms.verify_audit()'), 't', 'chain verifies');
 

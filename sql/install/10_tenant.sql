@@ -53,7 +53,8 @@ CREATE TABLE @extschema@.protected_tables (
 	sensitive	name[] NOT NULL DEFAULT '{}',
 	subject_column name,
 	protected_at timestamptz NOT NULL DEFAULT now(),
-	protected_by name NOT NULL DEFAULT session_user
+	protected_by name NOT NULL DEFAULT session_user,
+	audit_reads	boolean NOT NULL DEFAULT true	-- toms.set_audit_reads (docs/audit.md)
 );
 COMMENT ON TABLE @extschema@.protected_tables IS 'toms: tables whose rows are separated by tenant';
 
@@ -216,11 +217,12 @@ END
 $$;
 
 CREATE FUNCTION @extschema@.protect(tbl regclass, tenant_column name DEFAULT 'tenant_id',
-									sensitive name[] DEFAULT '{}', subject_column name DEFAULT NULL)
+									sensitive name[] DEFAULT '{}', subject_column name DEFAULT NULL,
+									audit_reads boolean DEFAULT true)
 	RETURNS void
 	AS 'MODULE_PATHNAME', 'toms_protect'
 	LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
-COMMENT ON FUNCTION @extschema@.protect(regclass, name, name[], name) IS
+COMMENT ON FUNCTION @extschema@.protect(regclass, name, name[], name, boolean) IS
 	'toms: put a table under tenant separation (forced row security, toms-owned policy)';
 
 CREATE FUNCTION @extschema@.unprotect(tbl regclass) RETURNS void
@@ -234,7 +236,7 @@ BEGIN
 	FOREACH f IN ARRAY ARRAY[
 		'create_tenant(text, text)', 'add_member(regrole, text)', 'remove_member(regrole, text)',
 		'grant_access(regrole, text, text, interval)', 'revoke_access(bigint)',
-		'protect(regclass, name, name[], name)', 'unprotect(regclass)']
+		'protect(regclass, name, name[], name, boolean)', 'unprotect(regclass)']
 	LOOP
 		EXECUTE format('REVOKE ALL ON FUNCTION @extschema@.%s FROM PUBLIC', f);
 		EXECUTE format('GRANT EXECUTE ON FUNCTION @extschema@.%s TO toms_admin', f);

@@ -23,7 +23,7 @@ CREATE TABLE @extschema@.audit_log (
 	xid			bigint,
 	fate		text,				-- committed, rolled back, failed, denied, ...
 	statement	text,
-	detail		text,
+	detail		jsonb,				-- one JSON object (docs/audit.md)
 	hash		bytea
 );
 CREATE UNIQUE INDEX audit_log_seq ON @extschema@.audit_log (seq);
@@ -38,12 +38,20 @@ CREATE TABLE @extschema@.incidents (
 	detail		text NOT NULL DEFAULT '',
 	first_seen	timestamptz NOT NULL,
 	last_seen	timestamptz NOT NULL,
-	count		bigint NOT NULL DEFAULT 1,
-	closed_at	timestamptz
+	count		bigint NOT NULL DEFAULT 1
 );
-CREATE UNIQUE INDEX incidents_open ON @extschema@.incidents (kind, (coalesce(tenant, '')), detail)
-	WHERE closed_at IS NULL;
+CREATE INDEX incidents_key ON @extschema@.incidents (kind, (coalesce(tenant, '')), detail);
 COMMENT ON TABLE @extschema@.incidents IS 'toms: suspicious events, deduplicated (NOTIFY toms_incident)';
+
+-- An incident is closed by appending its closing (toms.close_incident),
+-- never by updating it; an open incident is one without a closing.
+CREATE TABLE @extschema@.incident_closures (
+	incident_id bigint PRIMARY KEY REFERENCES @extschema@.incidents (id),
+	closed_at	timestamptz NOT NULL,
+	closed_by	name NOT NULL,
+	note		text NOT NULL
+);
+COMMENT ON TABLE @extschema@.incident_closures IS 'toms: the closing of each closed incident (append-only)';
 
 CREATE FUNCTION @extschema@._audit_log_guard() RETURNS trigger
 	AS 'MODULE_PATHNAME', 'toms_audit_log_guard' LANGUAGE C;
@@ -56,13 +64,33 @@ CREATE TRIGGER audit_log_append_only BEFORE INSERT OR UPDATE OR DELETE OR TRUNCA
 	ON @extschema@.audit_log FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._audit_log_guard();
 CREATE TRIGGER incidents_append_only BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON @extschema@.incidents FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._audit_log_guard();
+CREATE TRIGGER incident_closures_append_only BEFORE INSERT OR UPDATE OR DELETE OR TRUNCATE
+	ON @extschema@.incident_closures FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._audit_log_guard();
 
 -- Not marked with pg_extension_config_dump: the trail belongs to the
 -- cluster that wrote it (and to the SIEM copy), and a restore into a fresh
 -- database starts a new chain instead of colliding with it.
 
-REVOKE ALL ON @extschema@.audit_log, @extschema@.incidents FROM PUBLIC;
-GRANT SELECT ON @extschema@.audit_log, @extschema@.incidents TO toms_auditor, toms_admin;
+REVOKE ALL ON @extschema@.audit_log, @extschema@.incidents, @extschema@.incident_closures FROM PUBLIC;
+GRANT SELECT ON @extschema@.audit_log, @extschema@.incidents, @extschema@.incident_closures
+	TO toms_auditor, toms_admin;
+
+CREATE FUNCTION @extschema@.close_incident(id bigint, note text) RETURNS void
+	AS 'MODULE_PATHNAME', 'toms_close_incident'
+	LANGUAGE C VOLATILE SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.close_incident(bigint, text) IS
+	'toms: close an incident, with a note (appended to toms.incident_closures, audited)';
+REVOKE ALL ON FUNCTION @extschema@.close_incident(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.close_incident(bigint, text) TO toms_auditor, toms_admin;
+
+-- The per-table read audit (docs/audit.md, "Read audit per table").
+CREATE FUNCTION @extschema@.set_audit_reads(tbl regclass, "on" boolean) RETURNS void
+	AS 'MODULE_PATHNAME', 'toms_set_audit_reads'
+	LANGUAGE C VOLATILE STRICT SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION @extschema@.set_audit_reads(regclass, boolean) IS
+	'toms: turn the per-statement read records of one protected table on or off (audited)';
+REVOKE ALL ON FUNCTION @extschema@.set_audit_reads(regclass, boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.set_audit_reads(regclass, boolean) TO toms_admin;
 
 CREATE FUNCTION @extschema@.verify_audit(from_seq bigint DEFAULT NULL, to_seq bigint DEFAULT NULL,
 	OUT ok boolean, OUT first_bad bigint, OUT detail text)

@@ -387,10 +387,13 @@ BEGIN
 	ELSE
 		e := e || 'only the bootstrap superuser bypasses row security'::text;
 	END IF;
+	-- toms' own workers (lifecycle, reseal) run as the bootstrap superuser;
+	-- their records say so in a way no client can (docs/audit.md).
 	SELECT count(*) INTO n
 	  FROM @extschema@.audit_log l JOIN pg_roles r ON r.rolname = l.session_role
 	 WHERE l.ts > now() - current_setting('toms.assess_period')::interval
-	   AND (r.rolsuper OR r.rolbypassrls) AND l.relname IS NOT NULL AND l.action = 'SELECT';
+	   AND (r.rolsuper OR r.rolbypassrls) AND l.relname IS NOT NULL AND l.action = 'SELECT'
+	   AND NOT (l.kind = 'access' AND l.client_addr = 'background' AND l.detail ? 'toms_worker');
 	IF n > 0 THEN
 		s := @extschema@._assess_worst(s, 'warn');
 	END IF;
@@ -562,6 +565,9 @@ DECLARE
 	n2			bigint;
 	b			boolean;
 	v			text;
+	full_ts		timestamptz;
+	full_to		bigint;
+	base		bigint;
 BEGIN
 	control := '7';
 	title := 'data confidential and intact: keys, sealed columns, audit chain';
@@ -593,21 +599,59 @@ BEGIN
 		s := 'fail';
 	END IF;
 	e := e || format('%s tenant key(s) held, %s not wrapped', n, n2);
+	-- Reads of tables with sensitive or subject columns should be audited.
+	SELECT array_agg(pt.relid::text ORDER BY pt.relid::text) INTO items
+	  FROM @extschema@.protected_tables pt
+	 WHERE NOT pt.audit_reads AND (cardinality(pt.sensitive) > 0 OR pt.subject_column IS NOT NULL);
+	IF cardinality(items) > 0 THEN
+		s := @extschema@._assess_worst(s, 'warn');
+		e := e || format('reads not audited on tables with sensitive or subject columns: %s (toms.set_audit_reads(tbl, true))',
+						 @extschema@._assess_list(items));
+	END IF;
+	-- The audit chain: no open chain-break incident, and every record
+	-- verified since the last full verification (docs/assess.md).
+	SELECT array_agg(format('%s (%s)', i.id, i.detail) ORDER BY i.id) INTO items
+	  FROM @extschema@.incidents i
+	 WHERE i.kind = 'audit_chain_break'
+	   AND NOT EXISTS (SELECT 1 FROM @extschema@.incident_closures c WHERE c.incident_id = i.id);
+	IF cardinality(items) > 0 THEN
+		s := 'fail';
+		e := e || format('open audit chain break incident(s): %s (investigate, then toms.close_incident(id, note))',
+						 @extschema@._assess_list(items, 3));
+	END IF;
+	SELECT l.ts, (l.detail ->> 'to')::bigint, (l.detail ->> 'ok')::boolean INTO full_ts, full_to, b
+	  FROM @extschema@.audit_log l
+	 WHERE l.kind = 'admin' AND l.action = 'verify_audit' AND (l.detail ->> 'whole')::boolean
+	 ORDER BY l.ts DESC LIMIT 1;
 	SELECT max(l.seq) INTO verified_to FROM @extschema@.audit_log l;
-	IF verified_to IS NULL OR verified_to <= coalesce(prev_verified, 0) THEN
-		e := e || format('audit chain: nothing new since the last assessment (verified up to %s)',
-						 coalesce(prev_verified, 0));
-		verified_to := prev_verified;
-	ELSE
-		SELECT r.ok, r.first_bad, r.detail INTO b, n, v
-		  FROM @extschema@.verify_audit(coalesce(prev_verified, 0) + 1, verified_to) r;
+	IF full_ts IS NULL OR NOT b OR full_ts < now() - current_setting('toms.assess_period')::interval THEN
+		-- no full verification within the period, or the last one failed:
+		-- one now (it records itself)
+		SELECT r.ok, r.first_bad, r.detail INTO b, n, v FROM @extschema@.verify_audit() r;
 		IF b THEN
-			e := e || format('audit chain verified from record %s to %s',
-							 coalesce(prev_verified, 0) + 1, verified_to);
+			e := e || format('audit chain verified in full: %s', v);
 		ELSE
 			s := 'fail';
-			e := e || format('audit chain BROKEN at record %s: %s', n, v);
+			e := e || format('audit chain BROKEN at record %s: %s', coalesce(n::text, '?'), v);
 			verified_to := NULL;
+		END IF;
+	ELSE
+		base := greatest(coalesce(prev_verified, 0), coalesce(full_to, 0));
+		IF verified_to IS NULL OR verified_to <= base THEN
+			e := e || format('audit chain: nothing new since the full verification of %s and the records verified after it (up to %s)',
+							 to_char(full_ts, 'YYYY-MM-DD HH24:MI TZ'), base);
+			verified_to := base;
+		ELSE
+			SELECT r.ok, r.first_bad, r.detail INTO b, n, v
+			  FROM @extschema@.verify_audit(base + 1, verified_to) r;
+			IF b THEN
+				e := e || format('audit chain verified from record %s to %s (in full on %s)',
+								 base + 1, verified_to, to_char(full_ts, 'YYYY-MM-DD HH24:MI TZ'));
+			ELSE
+				s := 'fail';
+				e := e || format('audit chain BROKEN at record %s: %s', n, v);
+				verified_to := NULL;
+			END IF;
 		END IF;
 	END IF;
 	status := s;
@@ -897,11 +941,17 @@ DECLARE
 BEGIN
 	control := '10a';
 	title := 'incidents recorded';
-	SELECT count(*) FILTER (WHERE i.closed_at IS NULL), count(*)
+	-- An incident is closed by its row in incident_closures (close_incident).
+	SELECT count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM @extschema@.incident_closures c
+											   WHERE c.incident_id = i.id)),
+		   count(*)
 	  INTO n, n2
 	  FROM @extschema@.incidents i;
 	status := CASE WHEN n > 0 THEN 'warn' ELSE 'pass' END;
 	evidence := format('%s open incident(s) of %s recorded', n, n2);
+	IF n > 0 THEN
+		evidence := evidence || ' (investigate each, then toms.close_incident(id, note))';
+	END IF;
 EXCEPTION WHEN OTHERS THEN
 	status := 'n/a';
 	evidence := 'check could not run: ' || SQLERRM;

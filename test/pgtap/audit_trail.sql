@@ -42,14 +42,14 @@ SELECT function_privs_are('toms', 'verify_audit', ARRAY['bigint', 'bigint'], 'pu
 SELECT ok((SELECT queue_size > 0 AND launcher_pid IS NOT NULL FROM toms.audit_stats), 'queue and launcher are up');
 
 -- Append-only, for a superuser and for toms_admin
-SELECT throws_ok($$UPDATE toms.audit_log SET detail = 'x'$$, '42501', 'toms.audit_log is append-only', 'superuser cannot UPDATE');
+SELECT throws_ok($$UPDATE toms.audit_log SET detail = '{}'$$, '42501', 'toms.audit_log is append-only', 'superuser cannot UPDATE');
 SELECT throws_ok($$DELETE FROM toms.audit_log$$, '42501', 'toms.audit_log is append-only', 'superuser cannot DELETE');
 SELECT throws_ok($$TRUNCATE toms.audit_log$$, '42501', 'the toms audit trail is append-only', 'superuser cannot TRUNCATE');
 SELECT throws_ok($$ALTER TABLE toms.audit_log DISABLE TRIGGER ALL$$, '42501', 'the toms audit trail is append-only', 'superuser cannot disable the triggers');
 SELECT throws_ok($$INSERT INTO toms.audit_log (ts, kind) VALUES (now(), 'forged')$$, '42501', 'only toms can add records to toms.audit_log', 'nobody forges records');
 CREATE ROLE regress_tap_admin IN ROLE toms_admin;
 SET LOCAL ROLE regress_tap_admin;
-SELECT throws_ok($$UPDATE toms.audit_log SET detail = 'x'$$, '42501', 'permission denied for table audit_log', 'toms_admin cannot UPDATE');
+SELECT throws_ok($$UPDATE toms.audit_log SET detail = '{}'$$, '42501', 'permission denied for table audit_log', 'toms_admin cannot UPDATE');
 SELECT throws_ok($$DELETE FROM toms.incidents$$, '42501', 'permission denied for table incidents', 'toms_admin cannot DELETE incidents');
 RESET ROLE;
 
@@ -66,11 +66,11 @@ INSERT INTO tap_items (v) VALUES (1), (2), (3);
 RESET SESSION AUTHORIZATION;
 SELECT results_eq(
 	$$SELECT kind, action, session_role, actor, tenant, row_count, fate FROM toms.audit_log
-	   WHERE relname = 'public.tap_items'$$,
+	   WHERE relname = 'public.tap_items' AND kind = 'access'$$,
 	$$VALUES ('access'::text, 'INSERT'::text, 'regress_tap_app'::text, 'regress_tap_app'::text,
 	          'tap1'::text, 3::bigint, 'committed'::text)$$,
 	'the write is recorded in the writing transaction');
-SELECT is((SELECT seq FROM toms.audit_log WHERE relname = 'public.tap_items'), NULL::bigint,
+SELECT is((SELECT seq FROM toms.audit_log WHERE relname = 'public.tap_items' AND kind = 'access'), NULL::bigint,
 	'it is chained only after the commit');
 SELECT * FROM finish();
 ROLLBACK;
