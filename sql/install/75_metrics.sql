@@ -85,7 +85,7 @@ BEGIN
 
 	SELECT count(*), count(*) FILTER (WHERE i.severity = 'critical')
 	  INTO incidents_open, incidents_open_critical
-	  FROM @extschema@.incidents i WHERE i.closed_at IS NULL;
+	  FROM @extschema@.incidents i WHERE NOT EXISTS (SELECT 1 FROM @extschema@.incident_closures c WHERE c.incident_id = i.id);
 
 	-- Overdue as toms.assess() 6b counts it: more than an hour past the
 	-- grace period, approved if it needs approval, not held, not merely
@@ -126,7 +126,7 @@ CREATE FUNCTION @extschema@._metrics_incidents(OUT kind text, OUT severity text,
 AS $$
 	SELECT i.kind, i.severity, count(*), sum(i.count)::bigint,
 		   extract(epoch FROM now() - max(i.last_seen))::double precision
-	  FROM @extschema@.incidents i WHERE i.closed_at IS NULL
+	  FROM @extschema@.incidents i WHERE NOT EXISTS (SELECT 1 FROM @extschema@.incident_closures c WHERE c.incident_id = i.id)
 	 GROUP BY i.kind, i.severity
 $$;
 REVOKE ALL ON FUNCTION @extschema@._metrics_incidents() FROM PUBLIC;
