@@ -20,8 +20,9 @@
 # A ```text block right after a SQL block is its expected output (psql's
 # aligned format; trailing blanks ignored).  A ```sh / ```bash block must be
 # marked run or skip: a shell example the runner silently passes over is
-# how docs drift.  Blocks in other languages (```ini, ```js, unmarked ```)
-# are shown, not run.
+# how docs drift.  A ```js block marked run is run as an ES module by Node
+# with the npm packages of examples/node (package-lock.json, npm ci).
+# Blocks in other languages (```ini, unmarked ```) are shown, not run.
 #
 # The page runs in a database of its own; roles it creates are dropped after
 # it, so pages do not see each other.  The runner proves on a page of its
@@ -92,6 +93,20 @@ sub blocks
 
 sub trim_lines { my ($t) = @_; $t =~ s/[ \t]+$//mg; $t =~ s/\n+\z//; return $t; }
 
+# A directory with examples/node's npm packages installed (once).
+my $node_dir;
+sub node_modules
+{
+	return $node_dir if $node_dir;
+	$node_dir = PostgreSQL::Test::Utils::tempdir();
+	system('cp', "$root/examples/node/package.json", "$root/examples/node/package-lock.json", $node_dir) == 0
+	  or die 'cannot copy examples/node/package*.json';
+	my ($out, $err) = ('', '');
+	IPC::Run::run([ 'npm', 'ci', '--silent', '--no-audit', '--no-fund', '--prefix', $node_dir ],
+		'>', \$out, '2>', \$err) or die "npm ci failed: $err";
+	return $node_dir;
+}
+
 # Run one page; returns the list of its problems.
 sub run_page
 {
@@ -124,6 +139,17 @@ sub run_page
 			{
 				push @problems, "$where: output differs from the page:\n--- page\n$b->{output}--- got\n$out";
 			}
+		}
+		elsif ($lang eq 'js' && $m->{run})
+		{
+			my $dir = node_modules();
+			open(my $fh, '>', "$dir/block.mjs") or die "cannot write block.mjs: $!";
+			print $fh $b->{text};
+			close($fh);
+			my ($out, $err) = ('', '');
+			my $ok = IPC::Run::run([ 'node', "$dir/block.mjs" ], '>', \$out, '2>', \$err);
+			push @problems, "$where: js block failed: $err$out" unless $ok;
+			push @problems, "$where: js block printed no token" if $ok && $b->{text} =~ /Sign\(/ && $out !~ /^v4\.public\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/m;
 		}
 		elsif ($lang =~ /^(sh|bash|shell|console)$/)
 		{
