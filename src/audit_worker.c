@@ -450,6 +450,9 @@ watch_sync_standbys(void)
 	if (standby_incident_after <= 0 || SyncRepConfig == NULL ||
 		SyncRepStandbyNames == NULL || SyncRepStandbyNames[0] == '\0')
 	{
+		if (raised && standby_incident_after > 0)
+			ereport(LOG,
+					(errmsg("toms: synchronous standbys are no longer required")));
 		away_since = 0;
 		raised = false;
 		return;

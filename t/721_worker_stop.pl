@@ -170,6 +170,20 @@ $node->start;
 ok($node->poll_query_until('postgres', "SELECT toms.audit_flush(10000)"), 'restarted');
 my $in_table = $node->safe_psql('postgres', $reads) - $before;
 is($in_table + $logged, 20, "every read has its record once: $in_table in the table, $logged in the server log");
+
+# --- the standby away again, then not required ------------------------------------
+ok( $node->poll_query_until('postgres',
+		q{SELECT count(*) = 2 FROM toms.incidents WHERE kind = 'sync_standby_absent'}),
+	'after the restart, still away: a new incident (a new absence)');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET synchronous_standby_names; SELECT pg_reload_conf()});
+my $back = 0;
+$t0 = time;
+while (!$back && time - $t0 < 60)
+{
+	$back = slurp_file($node->logfile) =~ /LOG:  toms: synchronous standbys are no longer required/;
+	usleep(100_000) unless $back;
+}
+ok($back, 'the end of the absence (synchronous_standby_names emptied) is logged');
 $node->stop('fast');
 
 done_testing();
