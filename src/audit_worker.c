@@ -18,9 +18,9 @@
  *	  SIGTERM is PostgreSQL's die(): a worker leaves whatever it waits on (a
  *	  lock, a latch, a synchronous standby).  One exception keeps shutdown
  *	  clean: a SIGTERM that finds a worker between transactions lets it
- *	  drain its queue first, for at most AUDIT_DRAIN_MS and with every lock
- *	  wait bounded by what is left of that; a second SIGTERM ends the
- *	  drain.  A batch cut short is rolled back and its records go back to
+ *	  drain its queue first, for about AUDIT_DRAIN_MS (checked after each
+ *	  batch), each lock wait bounded by the same (lock_timeout); a second
+ *	  SIGTERM ends the drain.  A batch cut short is rolled back and its records go back to
  *	  the queue (worker_detach): the next worker writes them, or in a
  *	  shutdown the launcher puts them in the server log (launcher_exit).
  *	  docs/operations.md, "Shutdown".
@@ -450,6 +450,9 @@ watch_sync_standbys(void)
 	if (standby_incident_after <= 0 || SyncRepConfig == NULL ||
 		SyncRepStandbyNames == NULL || SyncRepStandbyNames[0] == '\0')
 	{
+		if (raised && standby_incident_after > 0)
+			ereport(LOG,
+					(errmsg("toms: synchronous standbys are no longer required")));
 		away_since = 0;
 		raised = false;
 		return;

@@ -144,4 +144,46 @@ my $stopped = eval { $node->stop('fast'); 1 };
 ok($stopped, 'fast shutdown completes');
 cmp_ok(time - $t0, '<', 15, sprintf('within seconds (%.1f s)', time - $t0));
 
+# --- a stop loses no audit record -----------------------------------------
+# The worker cannot write (a session holds the chain lock) when the fast
+# shutdown comes: what it took and what is queued goes to the server log;
+# with what reached the table, every read has its record, once.
+$node->start;
+my $s2 = $node->background_psql('postgres');
+$s2->query_safe('SELECT pg_advisory_lock(7415, 1)');
+my $reads = q{SELECT count(*) FROM toms.audit_log WHERE kind = 'access' AND action = 'SELECT'
+	AND session_role = 'a' AND relname = 'public.items'};
+$before = $node->safe_psql('postgres', $reads);
+$node->safe_psql('postgres', "SET toms.context = 't1';\n" . join('', map { "SELECT count(*) FROM items WHERE id = $_;\n" } 1 .. 20),
+	extra_params => [ '-U', 'a' ]);
+ok($node->poll_query_until('postgres',
+		q{SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'toms audit worker' AND wait_event = 'advisory'}),
+	'the audit worker waits for the chain lock, the reads are queued');
+my $offset = -s $node->logfile;
+$t0 = time;
+$stopped = eval { $node->stop('fast'); 1 };
+ok($stopped, 'fast shutdown with records the worker could not write');
+cmp_ok(time - $t0, '<', 15, sprintf('within seconds (%.1f s)', time - $t0));
+my $logged = () = substr(slurp_file($node->logfile), $offset) =~
+	/toms_audit: \{[^\n]*"action":"SELECT","session_role":"a"[^\n]*"relname":"public\.items"/g;
+$node->start;
+ok($node->poll_query_until('postgres', "SELECT toms.audit_flush(10000)"), 'restarted');
+my $in_table = $node->safe_psql('postgres', $reads) - $before;
+is($in_table + $logged, 20, "every read has its record once: $in_table in the table, $logged in the server log");
+
+# --- the standby away again, then not required ------------------------------------
+ok( $node->poll_query_until('postgres',
+		q{SELECT count(*) = 2 FROM toms.incidents WHERE kind = 'sync_standby_absent'}),
+	'after the restart, still away: a new incident (a new absence)');
+$node->safe_psql('postgres', q{ALTER SYSTEM RESET synchronous_standby_names; SELECT pg_reload_conf()});
+my $back = 0;
+$t0 = time;
+while (!$back && time - $t0 < 60)
+{
+	$back = slurp_file($node->logfile) =~ /LOG:  toms: synchronous standbys are no longer required/;
+	usleep(100_000) unless $back;
+}
+ok($back, 'the end of the absence (synchronous_standby_names emptied) is logged');
+$node->stop('fast');
+
 done_testing();
