@@ -88,7 +88,7 @@ run() { # NAME CMD...
 		status=1
 	fi
 }
-run node node app.mjs
+run node node --no-warnings app.mjs
 run python $PY app.py
 ((status)) && fail "an example application"
 
