@@ -12,6 +12,7 @@
 //                                      negative SECONDS mints one that has
 //                                      already expired (for the examples'
 //                                      error handling)
+import { webcrypto } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { PublicProtocol } from 'paseto'
@@ -23,6 +24,11 @@ import {
   ImportSecretKeyFactory,
   SignFactory,
 } from 'paseto/v4/public'
+
+// paseto 4 uses the global Web Crypto API, a default from Node 19 on; Node
+// 18 (Debian 12's nodejs) has it only as node:crypto's webcrypto.  The
+// library reaches it when called, so setting it here is early enough.
+if (globalThis.crypto === undefined) globalThis.crypto = webcrypto
 
 // The key id toms looks up: the token's footer {"kid": ...} names the key
 // given to toms.trust_key().

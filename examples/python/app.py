@@ -40,7 +40,7 @@ def say(s):
 
 
 def mint(tenant, sub, seconds=900):
-    out = subprocess.run(["node", "idp.mjs", "mint", IDP, tenant, sub, str(seconds)],
+    out = subprocess.run(["node", "--no-warnings", "idp.mjs", "mint", IDP, tenant, sub, str(seconds)],
                          cwd=NODE_DIR, check=True, capture_output=True, text=True)
     return out.stdout.strip()
 

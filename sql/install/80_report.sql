@@ -100,11 +100,13 @@ BEGIN
 		(day date, total bigint, denied bigint) ON COMMIT DROP;
 	TRUNCATE pg_temp.toms_report_days;
 	INSERT INTO pg_temp.toms_report_days
-	SELECT d::date, count(l.ts), count(l.ts) FILTER (WHERE l.kind = 'denied')
+	SELECT d::date, coalesce(c.total, 0), coalesce(c.denied, 0)
 	  FROM generate_series(current_date - (days - 1), current_date, interval '1 day') d
-	  LEFT JOIN @extschema@.audit_log l
-		ON l.ts >= d AND l.ts < d + interval '1 day'
-	 GROUP BY d ORDER BY d;
+	  LEFT JOIN (SELECT l.ts::date AS day, count(*) AS total,
+						count(*) FILTER (WHERE l.kind = 'denied') AS denied
+				   FROM @extschema@.audit_log l
+				  WHERE l.ts >= current_date - (days - 1)
+				  GROUP BY 1) c ON c.day = d::date;
 	SELECT greatest(max(total), 1) INTO vmax FROM pg_temp.toms_report_days;
 	svg := ARRAY[format('<svg class="chart" width="720" height="230" viewBox="0 0 720 230" role="img" aria-label="%s">',
 						'audit records and denials per day, last 14 days'),

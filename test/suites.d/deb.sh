@@ -44,7 +44,7 @@ mkdir -p "$T/toms"
 (cd "$SRC0" && tar --exclude=.git --exclude='*.o' --exclude='*.so' --exclude='*.bc' \
 	--exclude=fuzz/build --exclude=node_modules --exclude='./tmp_check*' --exclude='./sql/toms--0.2.0.sql' -cf - .) | tar -xf - -C "$T/toms"
 start=$(date +%s)
-(cd "$T/toms" && DEB_BUILD_OPTIONS="parallel=$(nproc) noddebs" dpkg-buildpackage -us -uc) >"$T/build.log" 2>&1 \
+(cd "$T/toms" && DEB_BUILD_OPTIONS="parallel=$(nproc) noddebs" timeout 900 dpkg-buildpackage -us -uc) >"$T/build.log" 2>&1 \
 	|| { tail -n 40 "$T/build.log"; fail "dpkg-buildpackage -us -uc failed"; }
 echo "deb: dpkg-buildpackage -us -uc built in $(($(date +%s) - start)) s:" $(cd "$T" && ls ./*.deb)
 DEB=$(ls "$T"/${PKG}_*.deb 2>/dev/null | head -n 1)

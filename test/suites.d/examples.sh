@@ -34,7 +34,7 @@ PG=("$BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -d examples)
 rm -rf "$E" && mkdir -p "$E/idp" && chmod 700 "$E/idp"
 mkdir -p "$E/src" && cp -a "$SRC/examples/." "$E/src/"
 rm -rf "$E/src/node/node_modules"
-(cd "$E/src/node" && npm ci --no-audit --no-fund --loglevel=error) >"$E/npm.log" 2>&1 \
+(cd "$E/src/node" && timeout 300 npm ci --no-audit --no-fund --loglevel=error) >"$E/npm.log" 2>&1 \
 	|| { cat "$E/npm.log"; fail "npm ci"; }
 echo "examples: npm ci: $(cd "$E/src/node" && node -e 'const l=require("./package-lock.json").packages; console.log(["pg","paseto"].map(p=>p+"@"+l["node_modules/"+p].version).join(", "))')"
 
@@ -88,7 +88,7 @@ run() { # NAME CMD...
 		status=1
 	fi
 }
-run node node app.mjs
+run node node --no-warnings app.mjs
 run python $PY app.py
 ((status)) && fail "an example application"
 
