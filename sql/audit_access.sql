@@ -73,7 +73,7 @@ SELECT kind, action, session_role, actor, tenant, relname, row_count, fate,
 SELECT statement FROM toms.audit_log
  WHERE seq > :start_seq AND statement IS NOT NULL;
 -- Admin acts of toms are recorded with the change.
-SELECT kind, action, tenant, regexp_replace(detail::text, '"grant": "[0-9]+"', '"grant": "N"') AS detail FROM toms.audit_log
+SELECT kind, action, tenant, regexp_replace(detail::text, '"grant": [0-9]+', '"grant": N') AS detail FROM toms.audit_log
  WHERE seq > :start_seq - 20 AND kind = 'admin' AND (tenant LIKE 'aud%' OR relname LIKE '%aud_learners%')
  ORDER BY seq;
 SELECT ok FROM toms.verify_audit();

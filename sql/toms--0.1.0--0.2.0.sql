@@ -252,6 +252,73 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
+-- Audit records and incidents (issue 20): the admin acts of tenancy pass
+-- their detail as a JSON object (0.1.0 passed key=value text).
+CREATE OR REPLACE FUNCTION @extschema@.add_member(role regrole, tenant text) RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM @extschema@.tenants t WHERE t.tenant = add_member.tenant) THEN
+		RAISE EXCEPTION 'tenant "%" does not exist', tenant USING ERRCODE = '42704';
+	END IF;
+	INSERT INTO @extschema@.members (role, tenant) VALUES (add_member.role, add_member.tenant)
+		ON CONFLICT DO NOTHING;
+	PERFORM @extschema@._audit_admin_event('add_member', tenant, json_build_object('role', role::text)::text);
+END
+$$;
+CREATE OR REPLACE FUNCTION @extschema@.remove_member(role regrole, tenant text) RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	DELETE FROM @extschema@.members m WHERE m.role = remove_member.role AND m.tenant = remove_member.tenant;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'role "%" is not a member of tenant "%"', role, tenant USING ERRCODE = '42704';
+	END IF;
+	PERFORM @extschema@._audit_admin_event('remove_member', tenant, json_build_object('role', role::text)::text);
+END
+$$;
+CREATE OR REPLACE FUNCTION @extschema@.grant_access(role regrole, tenant text, justification text,
+										 valid_for interval) RETURNS bigint
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	gid bigint;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM @extschema@.tenants t WHERE t.tenant = grant_access.tenant) THEN
+		RAISE EXCEPTION 'tenant "%" does not exist', tenant USING ERRCODE = '42704';
+	END IF;
+	IF justification IS NULL OR btrim(justification) = '' THEN
+		RAISE EXCEPTION 'a grant needs a justification' USING ERRCODE = '22023';
+	END IF;
+	IF valid_for IS NULL OR valid_for <= interval '0' THEN
+		RAISE EXCEPTION 'valid_for must be a positive interval' USING ERRCODE = '22023';
+	END IF;
+	INSERT INTO @extschema@.grants (role, tenant, justification, valid_until)
+		VALUES (grant_access.role, grant_access.tenant, grant_access.justification,
+				clock_timestamp() + valid_for)
+		RETURNING id INTO gid;
+	PERFORM @extschema@._audit_admin_event('grant_access', tenant,
+		json_build_object('grant', gid, 'role', role::text, 'valid_for', valid_for::text,
+						  'justification', justification)::text);
+	RETURN gid;
+END
+$$;
+CREATE OR REPLACE FUNCTION @extschema@.revoke_access(grant_id bigint) RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t text;
+BEGIN
+	UPDATE @extschema@.grants g SET revoked_at = clock_timestamp(), revoked_by = session_user
+	 WHERE g.id = grant_id AND g.revoked_at IS NULL
+	RETURNING g.tenant INTO t;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'grant % does not exist or is already revoked', grant_id USING ERRCODE = '42704';
+	END IF;
+	PERFORM @extschema@._audit_admin_event('revoke_access', t, json_build_object('grant', grant_id)::text);
+END
+$$;
+
 -- monitoring: toms.metrics, toms.metrics_incidents (issue 19)
 CREATE FUNCTION @extschema@._metrics(
 	OUT audit_queue_size integer,

@@ -158,7 +158,7 @@ BEGIN
 	END IF;
 	INSERT INTO @extschema@.members (role, tenant) VALUES (add_member.role, add_member.tenant)
 		ON CONFLICT DO NOTHING;
-	PERFORM @extschema@._audit_admin_event('add_member', tenant, 'role=' || role::text);
+	PERFORM @extschema@._audit_admin_event('add_member', tenant, json_build_object('role', role::text)::text);
 END
 $$;
 
@@ -170,7 +170,7 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'role "%" is not a member of tenant "%"', role, tenant USING ERRCODE = '42704';
 	END IF;
-	PERFORM @extschema@._audit_admin_event('remove_member', tenant, 'role=' || role::text);
+	PERFORM @extschema@._audit_admin_event('remove_member', tenant, json_build_object('role', role::text)::text);
 END
 $$;
 
@@ -195,7 +195,8 @@ BEGIN
 				clock_timestamp() + valid_for)
 		RETURNING id INTO gid;
 	PERFORM @extschema@._audit_admin_event('grant_access', tenant,
-		format('grant=%s role=%s valid_for=%s justification=%s', gid, role, valid_for, justification));
+		json_build_object('grant', gid, 'role', role::text, 'valid_for', valid_for::text,
+						  'justification', justification)::text);
 	RETURN gid;
 END
 $$;
@@ -212,7 +213,7 @@ BEGIN
 	IF NOT FOUND THEN
 		RAISE EXCEPTION 'grant % does not exist or is already revoked', grant_id USING ERRCODE = '42704';
 	END IF;
-	PERFORM @extschema@._audit_admin_event('revoke_access', t, 'grant=' || grant_id);
+	PERFORM @extschema@._audit_admin_event('revoke_access', t, json_build_object('grant', grant_id)::text);
 END
 $$;
 
