@@ -158,7 +158,8 @@ sub run_page
 			local $ENV{PGHOST}     = $node->host;
 			local $ENV{PGPORT}     = $node->port;
 			local $ENV{PGDATABASE} = $db;
-			my $ok = IPC::Run::run([ 'bash', '-euo', 'pipefail', '-c', $b->{text} ], '>', \$out, '2>', \$err);
+			my $cwd = PostgreSQL::Test::Utils::tempdir();
+			my $ok = IPC::Run::run([ 'bash', '-euo', 'pipefail', '-c', "cd '$cwd'\n$b->{text}" ], '>', \$out, '2>', \$err);
 			push @problems, "$where: shell block failed: $err$out" unless $ok;
 		}
 	}
