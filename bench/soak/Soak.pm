@@ -435,7 +435,7 @@ sub figures
 		"soak: %d clients, %.0f s, %d commits (%.0f/s), %d statements (%.0f/s), %d rows read, %d rows written,\n"
 		  . "  %d aborted transactions, %d reconnects, %.1f client-seconds without a connection, %d client errors,\n"
 		  . "  %d audited statements checked (0 missing), %d deletions with certificates (copies confirmed: %s),\n"
-		  . "  %d events purged by retention, %d processes ended by a signal (SIGKILL, kill -9), faults:\n    %s",
+		  . "  %d events purged by retention, %d server processes ended by a signal (the SIGKILL), faults:\n    %s",
 		$self->{clients}, $s, $t{commits}, $t{commits} / $s, $t{statements}, $t{statements} / $s,
 		$t{rows_read}, $t{rows_written}, $t{aborts}, $t{reconnects}, $t{down_seconds}, $t{errors},
 		$self->{audited_statements}, scalar @{ $self->{requests} }, $self->{copies} // '',
