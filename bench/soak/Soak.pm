@@ -198,7 +198,7 @@ sub schedule
 	my ($self) = @_;
 	return (
 		[ 0.12, 'deletions 1', sub { $self->request_deletions([ 91 .. 93 ], [ 1 .. 5 ]) } ],
-		[ 0.20, 'SIGKILL audit worker', sub { $self->kill_worker('toms audit worker', 'KILL') } ],
+		[ 0.20, 'SIGKILL', sub { $self->kill_worker('KILL', 'toms audit worker', 'toms lifecycle worker', 'toms audit launcher') } ],
 		[ 0.30, 'postmaster kill -9 #1', sub { $self->postmaster_crash } ],
 		[ 0.40, 'key rotation', sub { $self->rotate_keys(10 .. 12) } ],
 		[ 0.41, 'reseal workers', sub { $self->terminate('toms reseal worker') } ],
@@ -217,6 +217,8 @@ sub run
 	$self->start_clients;
 	my @plan = $self->schedule;
 	my $every = $self->{seconds} >= 60 ? $self->{seconds} / 20 : 3;
+	my @types = ('toms audit worker', 'toms lifecycle worker', 'toms audit launcher',
+		'toms lifecycle launcher', 'toms reseal worker');
 	my $next_term = $self->{t0} + $every;
 	my $k = 0;
 	while (time < $self->{until})
@@ -232,14 +234,18 @@ sub run
 		if (time >= $next_term)
 		{
 			# pg_terminate_backend of toms' workers in turn
-			my @types = ('toms audit worker', 'toms lifecycle worker', 'toms audit launcher',
-				'toms lifecycle launcher', 'toms reseal worker');
 			$self->terminate($types[ $k++ % @types ]);
 			$next_term = time + $every;
 		}
 		usleep(100_000);
 	}
 	$self->note_fault("$_->[1] (late)"), $_->[2]->() for @plan;
+	# on a slow machine the schedule may leave no time for the rounds of
+	# pg_terminate_backend: each kind of worker at least once
+	for my $type ('toms audit worker', 'toms lifecycle worker', 'toms audit launcher', 'toms lifecycle launcher')
+	{
+		$self->terminate($type) unless $self->{terminated}{$type};
+	}
 	$self->{standby}->start unless defined $self->{standby}{_pid};
 	for my $c (@{ $self->{clients_h} })
 	{
@@ -263,12 +269,18 @@ sub terminate
 	$self->{terminated}{$type} += $out;
 }
 
+# SIGKILL of the first toms process found of the types given, in order
 sub kill_worker
 {
-	my ($self, $type, $sig) = @_;
-	my @pids = $self->worker_pids($type);
-	kill($sig, $pids[0]) if @pids;
-	$self->{sigkilled}++ if @pids;
+	my ($self, $sig, @types) = @_;
+	for my $type (@types)
+	{
+		my @pids = $self->worker_pids($type);
+		next unless @pids;
+		kill($sig, $pids[0]);
+		$self->note_fault("SIG$sig of the $type");
+		last;
+	}
 	# the postmaster restarts every process; wait until it takes connections
 	$self->admin('SELECT 1');
 	$self->admin('SELECT toms.reseal_start()');
@@ -476,12 +488,12 @@ sub figures
 	my $s = $self->{elapsed};
 	return sprintf(
 		"soak: %d clients, %.0f s, %d commits (%.0f/s), %d statements (%.0f/s), %d rows read, %d rows written,\n"
-		  . "  %d aborted transactions, %d reconnects, %.1f client-seconds without a connection, %d client errors,\n"
+		  . "  %d aborted transactions (%d deadlocks), %d reconnects, %.1f client-seconds without a connection, %d client errors,\n"
 		  . "  %d audited statements checked (0 missing, %d only in the server log), %d deletions with certificates (copies confirmed: %s),\n"
 		  . "  %d events purged by retention, %d server processes ended by a signal (the SIGKILL),\n"
 		  . "  pg_terminate_backend: %s; faults:\n    %s",
 		$self->{clients}, $s, $t{commits}, $t{commits} / $s, $t{statements}, $t{statements} / $s,
-		$t{rows_read}, $t{rows_written}, $t{aborts}, $t{reconnects}, $t{down_seconds}, $t{errors},
+		$t{rows_read}, $t{rows_written}, $t{aborts}, $t{deadlocks} // 0, $t{reconnects}, $t{down_seconds}, $t{errors},
 		$self->{audited_statements}, $self->{only_logged}, scalar @{ $self->{requests} }, $self->{copies} // '',
 		$self->{retention_purged} // 0, $self->{signal_deaths} // 0,
 		join(', ', map { "$_ $self->{terminated}{$_}" } sort keys %{ $self->{terminated} }),
