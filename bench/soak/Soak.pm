@@ -258,6 +258,10 @@ sub run
 	# after a crash the reseal worker is started again by hand
 	# (docs/encryption.md): what an operator does after a restart
 	$self->admin('SELECT toms.reseal_start()');
+	# the faults end when the terminated launchers are back
+	$self->{primary}->poll_query_until('postgres', q{SELECT count(DISTINCT backend_type) = 2 FROM pg_stat_activity
+		WHERE backend_type IN ('toms audit launcher', 'toms lifecycle launcher')})
+	  or die 'the launchers did not come back';
 	$self->{faults_end_log} = -s $self->{primary}->logfile;
 }
 
