@@ -79,7 +79,7 @@ my $connbase = 'host=' . $node->host . ' port=' . $node->port . ' dbname=smith';
 my %role = (
 	app => { user => 'smith_app', options => '-c toms.context=alpha', check => 1, args => ['--exclude-catalog'] },
 	owner => { user => 'smith_owner', options => '', check => 1, args => ['--exclude-catalog'] },
-	superuser => { user => $ENV{USER} // 'postgres', options => '', check => 0, args => [] },
+	superuser => { user => $node->safe_psql('smith', 'SELECT current_user'), options => '', check => 0, args => [] },
 );
 my $dir = $PostgreSQL::Test::Utils::tmp_check;
 my %stat;
