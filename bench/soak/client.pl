@@ -44,7 +44,7 @@ die "unknown kind $kind\n" unless $role{$kind};
 
 open(my $log, '>', $log_file) or die "cannot write $log_file: $!";
 my %n = (commits => 0, statements => 0, rows_read => 0, rows_written => 0,
-	aborts => 0, errors => 0, reconnects => 0, down_seconds => 0, violations => 0);
+	aborts => 0, errors => 0, reconnects => 0, down_seconds => 0, violations => 0, deadlocks => 0);
 
 # Connection-level failures: the server (or this backend) went away.
 sub gone
@@ -188,6 +188,13 @@ while (time < $until)
 		$n{reconnects}++;
 		$dbh->disconnect if $dbh;
 		connect_db() or last;
+		next;
+	}
+	if ($state eq '40P01' || $state eq '40001')
+	{
+		# two UPDATEs of one tenant's rows in opposite orders
+		$n{deadlocks}++;
+		$dbh->do('ROLLBACK');
 		next;
 	}
 	$n{errors}++;

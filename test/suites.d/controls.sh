@@ -5,7 +5,7 @@
 # row names ("file" or "file: name", separated by ";" in the last column)
 # exists, and that the name is something the test asserts, not just a word
 # in the file:
-#   - t/*.pl, test/pgtap/*.sql: the name is in an assertion (ok, is, like,
+#   - t/*.pl, Perl modules of tests (*.pm), test/pgtap/*.sql: the name is in an assertion (ok, is, like,
 #     throws_ok, results_eq, ... -- on its line or one of the 15 before,
 #     for calls that span lines), not in a comment;
 #   - sql/*.sql (pg_regress), specs/*.spec (isolation): the name occurs in
@@ -24,7 +24,7 @@ MEASURES="1a 1b 1c 1d 1e 2 3a 3b 3c 3d 3e 3f 4a 4b 4c 4d 4e 5a 5b 5c 5d 6a 6b
 asserts() {
 	local path=$1 name=$2 base
 	case $path in
-	t/*.pl | test/pgtap/*.sql)
+	t/*.pl | *.pm | test/pgtap/*.sql)
 		awk -v name="$name" '
 			{ line[NR] = $0 }
 			END {
