@@ -35,6 +35,7 @@
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "utils/lsyscache.h"
 #include "utils/acl.h"
 #include "utils/memutils.h"
 #include "utils/queryjumble.h"
@@ -335,6 +336,12 @@ toms_audit_executor_start(QueryDesc *queryDesc, int eflags)
 		rti++;
 		if (rte->rtekind != RTE_RELATION ||
 			(rte->relkind != RELKIND_RELATION && rte->relkind != RELKIND_PARTITIONED_TABLE))
+			continue;
+		/*
+		 * A partition the planner added under its partitioned parent (no
+		 * permissions of its own to check) is audited as that parent.
+		 */
+		if (rte->requiredPerms == 0 && !rte->inh && get_rel_relispartition(rte->relid))
 			continue;
 		if (toms_protected(rte->relid) == NULL)
 			continue;

@@ -217,7 +217,8 @@ toms_tenant_executor_check(QueryDesc *queryDesc, int eflags, char *tenant)
 		{
 			RangeTblEntry *rte = lfirst(lc);
 
-			if (rte->rtekind != RTE_RELATION || rte->relkind != RELKIND_RELATION)
+			if (rte->rtekind != RTE_RELATION ||
+				(rte->relkind != RELKIND_RELATION && rte->relkind != RELKIND_PARTITIONED_TABLE))
 				continue;
 			if (toms_protected(rte->relid) == NULL)
 				continue;
