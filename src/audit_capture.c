@@ -35,7 +35,6 @@
 #include "executor/executor.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
-#include "utils/lsyscache.h"
 #include "utils/acl.h"
 #include "utils/memutils.h"
 #include "utils/queryjumble.h"
@@ -338,14 +337,19 @@ toms_audit_executor_start(QueryDesc *queryDesc, int eflags)
 			(rte->relkind != RELKIND_RELATION && rte->relkind != RELKIND_PARTITIONED_TABLE))
 			continue;
 		/*
-		 * A partition the planner added under its partitioned parent (no
-		 * permissions of its own to check) is audited as that parent.
+		 * A partition the planner added under its partitioned parent has no
+		 * permissions of its own to check: it is audited as that parent,
+		 * which is the statement's target when rows are written through it
+		 * (resultRelations then lists the partitions).
 		 */
-		if (rte->requiredPerms == 0 && !rte->inh && get_rel_relispartition(rte->relid))
+		if (rte->requiredPerms == 0)
 			continue;
 		if (toms_protected(rte->relid) == NULL)
 			continue;
-		write = list_member_int(ps->resultRelations, rti) && ps->commandType != CMD_SELECT;
+		write = (list_member_int(ps->resultRelations, rti) ||
+				 (rte->relkind == RELKIND_PARTITIONED_TABLE &&
+				  (rte->requiredPerms & (ACL_INSERT | ACL_UPDATE | ACL_DELETE)) != 0)) &&
+			ps->commandType != CMD_SELECT;
 		action = write ? cmd_action(ps->commandType) : "SELECT";
 
 		if (!write && exec_depth > 0 && top_qd != NULL && top_qd != queryDesc &&
