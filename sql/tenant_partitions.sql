@@ -254,7 +254,7 @@ SELECT toms.clear_tenant();
 RESET SESSION AUTHORIZATION;
 SELECT toms.audit_flush();
 SELECT kind, action, relname, tenant, row_count, fate FROM toms.audit_log
- WHERE seq > :start_seq AND relname LIKE 'regress_p.%' ORDER BY seq;
+ WHERE seq > :start_seq AND relname LIKE 'regress_p.%' ORDER BY relname, action;
 
 -- 9. Subject deletion (stage 1) hides the subject in every partition, read
 -- directly or through the parent.
