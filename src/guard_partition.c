@@ -174,11 +174,12 @@ check_attach(Oid parent, Oid child)
 		values[0] = CStringGetTextDatum(current);
 	else
 		nulls[0] = 'n';
-	if (SPI_execute_with_args(psprintf("SELECT count(*) FILTER (WHERE s.t IS NULL OR NOT EXISTS ("
-									   "   SELECT 1 FROM " TOMS_SCHEMA ".tenants x"
-									   "    WHERE x.tenant = s.t AND x.status = 'active')),"
-									   " count(*) FILTER (WHERE s.t IS DISTINCT FROM $1)"
-									   " FROM (SELECT %s::pg_catalog.text AS t FROM %s) s",
+	/* one pass over the table, grouped by tenant, then the tenants */
+	if (SPI_execute_with_args(psprintf("SELECT coalesce(sum(g.n) FILTER (WHERE x.tenant IS NULL), 0)::pg_catalog.int8,"
+									   " coalesce(sum(g.n) FILTER (WHERE g.t IS DISTINCT FROM $1), 0)::pg_catalog.int8"
+									   " FROM (SELECT s.t, count(*) AS n"
+									   "        FROM (SELECT %s::pg_catalog.text AS t FROM %s) s GROUP BY s.t) g"
+									   " LEFT JOIN " TOMS_SCHEMA ".tenants x ON x.tenant = g.t AND x.status = 'active'",
 									   quote_identifier(tenant_col),
 									   quote_qualified_identifier(get_namespace_name(get_rel_namespace(child)),
 																  get_rel_name(child))),
