@@ -193,6 +193,15 @@ SELECT toms.set_tenant('p1');
 SELECT pg_temp.err($$ALTER TABLE results_h1 ATTACH PARTITION results_h1_mid FOR VALUES FROM ('1900-01-01') TO ('1950-01-01')$$);
 DELETE FROM results_h1_mid;
 INSERT INTO results_h1_mid (tenant_id, learner, at, score) VALUES ('p1', 'old', '1920-06-01', 7);
+-- Nor a trigger, rule or publication of its own (each would see every
+-- tenant's rows written into the partition).
+CREATE FUNCTION regress_p.spy() RETURNS trigger LANGUAGE plpgsql AS $f$ BEGIN RETURN NEW; END $f$;
+CREATE TRIGGER spy BEFORE INSERT ON results_h1_mid FOR EACH ROW EXECUTE FUNCTION regress_p.spy();
+SELECT pg_temp.err($$ALTER TABLE results_h1 ATTACH PARTITION results_h1_mid FOR VALUES FROM ('1900-01-01') TO ('1950-01-01')$$);
+DROP TRIGGER spy ON results_h1_mid;
+CREATE RULE spy AS ON INSERT TO results_h1_mid DO ALSO NOTHING;
+SELECT pg_temp.err($$ALTER TABLE results_h1 ATTACH PARTITION results_h1_mid FOR VALUES FROM ('1900-01-01') TO ('1950-01-01')$$);
+DROP RULE spy ON results_h1_mid;
 SELECT pg_temp.err($$ALTER TABLE results_h1 ATTACH PARTITION results_h1_mid FOR VALUES FROM ('1900-01-01') TO ('1950-01-01')$$);
 SELECT tenant_id, learner FROM results_h1_mid;
 SELECT toms.clear_tenant();

@@ -145,6 +145,7 @@ check_attach(Oid parent, Oid child)
 	bool		child_protected = cprot != NULL;
 	AsOwner		ao;
 	Oid			argtypes[1] = {TEXTOID};
+	Oid			oidtype[1] = {OIDOID};
 	Datum		values[1];
 	char		nulls[1] = {' '};
 	int64		invisible,
@@ -188,6 +189,30 @@ check_attach(Oid parent, Oid child)
 		elog(ERROR, "could not check the rows of table %u", child);
 	invisible = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	others = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+
+	/*
+	 * What would see every tenant's rows once the table is a partition,
+	 * and what the guard refuses to add to a protected table to anyone but
+	 * toms_admin: triggers, rules, publications of its own.
+	 */
+	if (!admin)
+	{
+		values[0] = ObjectIdGetDatum(child);
+		if (SPI_execute_with_args("SELECT 1 FROM (SELECT $1::pg_catalog.regclass AS relid UNION"
+								  "               SELECT relid FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass)) t"
+								  " WHERE EXISTS (SELECT 1 FROM pg_catalog.pg_trigger g WHERE g.tgrelid = t.relid"
+								  "                AND NOT g.tgisinternal AND g.tgparentid = 0"
+								  "                AND g.tgname !~ '^toms_')"
+								  "    OR EXISTS (SELECT 1 FROM pg_catalog.pg_rewrite r WHERE r.ev_class = t.relid"
+								  "                AND r.rulename <> '_RETURN')"
+								  "    OR EXISTS (SELECT 1 FROM pg_catalog.pg_publication_rel p WHERE p.prrelid = t.relid)",
+								  1, oidtype, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not look at the triggers of table %u", child);
+		if (SPI_processed > 0)
+			TOMS_REFUSE(errmsg("cannot attach \"%s\" to protected table \"%s\"",
+							   get_rel_name(child), get_rel_name(parent)),
+						errhint("It has triggers, rules or publications of its own, which would see every tenant's rows: drop them, or have toms_admin attach it."));
+	}
 
 	/*
 	 * The owner of an unprotected table wrote its rows without the filter:
