@@ -202,6 +202,7 @@ DROP TRIGGER spy ON results_h1_mid;
 CREATE RULE spy AS ON INSERT TO results_h1_mid DO ALSO NOTHING;
 SELECT pg_temp.err($$ALTER TABLE results_h1 ATTACH PARTITION results_h1_mid FOR VALUES FROM ('1900-01-01') TO ('1950-01-01')$$);
 DROP RULE spy ON results_h1_mid;
+DROP FUNCTION regress_p.spy();
 SELECT pg_temp.err($$ALTER TABLE results_h1 ATTACH PARTITION results_h1_mid FOR VALUES FROM ('1900-01-01') TO ('1950-01-01')$$);
 SELECT tenant_id, learner FROM results_h1_mid;
 SELECT toms.clear_tenant();
