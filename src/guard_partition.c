@@ -151,6 +151,7 @@ check_attach(Oid parent, Oid child)
 	int64		invisible,
 				others;
 	bool		isnull;
+	bool		own_code = false;
 
 	if (get_rel_relkind(child) == RELKIND_FOREIGN_TABLE)
 		TOMS_REFUSE(errmsg("cannot attach foreign table \"%s\" to protected table \"%s\"",
@@ -208,11 +209,15 @@ check_attach(Oid parent, Oid child)
 								  "    OR EXISTS (SELECT 1 FROM pg_catalog.pg_publication_rel p WHERE p.prrelid = t.relid)",
 								  1, oidtype, values, NULL, true, 1) != SPI_OK_SELECT)
 			elog(ERROR, "could not look at the triggers of table %u", child);
-		if (SPI_processed > 0)
-			TOMS_REFUSE(errmsg("cannot attach \"%s\" to protected table \"%s\"",
-							   get_rel_name(child), get_rel_name(parent)),
-						errhint("It has triggers, rules or publications of its own, which would see every tenant's rows: drop them, or have toms_admin attach it."));
+		own_code = SPI_processed > 0;
 	}
+	as_owner_end(&ao);
+
+	if (own_code)
+		TOMS_REFUSE(errmsg("cannot attach \"%s\" to protected table \"%s\"",
+						   get_rel_name(child), get_rel_name(parent)),
+					errhint("It has triggers, rules or publications of its own, which would see every tenant's rows: drop them, or have toms_admin attach it."));
+
 
 	/*
 	 * The owner of an unprotected table wrote its rows without the filter:
@@ -242,10 +247,13 @@ check_attach(Oid parent, Oid child)
 	/* The parent's trigger is cloned onto the child: its own must make room. */
 	if (child_protected &&
 		OidIsValid(get_trigger_oid(child, "toms_sealed_check", true)))
+	{
+		as_owner_begin(&ao);
 		toms_run_ddl(psprintf("DROP TRIGGER toms_sealed_check ON %s",
 							  quote_qualified_identifier(get_namespace_name(get_rel_namespace(child)),
 														 get_rel_name(child))));
-	as_owner_end(&ao);
+		as_owner_end(&ao);
+	}
 }
 
 static void
