@@ -380,10 +380,21 @@ toms_audit_executor_start(QueryDesc *queryDesc, int eflags)
 		if (rte->rtekind != RTE_RELATION ||
 			(rte->relkind != RELKIND_RELATION && rte->relkind != RELKIND_PARTITIONED_TABLE))
 			continue;
+		/*
+		 * A partition the planner added under its partitioned parent has no
+		 * permissions of its own to check: it is audited as that parent,
+		 * which is the statement's target when rows are written through it
+		 * (resultRelations then lists the partitions).
+		 */
+		if (rte->requiredPerms == 0)
+			continue;
 		prot = toms_protected(rte->relid);
 		if (prot == NULL)
 			continue;
-		write = list_member_int(ps->resultRelations, rti) && ps->commandType != CMD_SELECT;
+		write = (list_member_int(ps->resultRelations, rti) ||
+				 (rte->relkind == RELKIND_PARTITIONED_TABLE &&
+				  (rte->requiredPerms & (ACL_INSERT | ACL_UPDATE | ACL_DELETE)) != 0)) &&
+			ps->commandType != CMD_SELECT;
 		action = write ? cmd_action(ps->commandType) : "SELECT";
 		if (st == NULL)
 			st = stmt_for(queryDesc);

@@ -149,7 +149,8 @@ check_alter_table(AlterTableStmt *stmt)
 		{
 			PartitionCmd *pc = (PartitionCmd *) cmd->def;
 
-			if (protected_rangevar(pc->name, NULL))
+			/* to a protected parent: guard_partition.c checks it */
+			if (protected_rangevar(pc->name, NULL) && !protected_rangevar(stmt->relation, NULL))
 				TOMS_REFUSE(errmsg("cannot attach protected table \"%s\" as a partition",
 								   pc->name->relname),
 							errhint("Rows of a partition are visible through its parent without the partition's policies."));
@@ -725,7 +726,7 @@ check_drop(Oid classId, Oid objectId, int subId)
 	else if (classId == TriggerRelationId)
 	{
 		if (toms_guard_trigger_info(objectId, &relid, &name) && is_toms_name(name) &&
-			toms_protected(relid))
+			toms_protected(relid) && !toms_guard_partition_clone(objectId))
 			TOMS_REFUSE(errmsg("cannot drop trigger \"%s\" on protected table \"%s\"",
 							   name, get_rel_name(relid)), hint_unprotect());
 	}

@@ -12,9 +12,11 @@
  *	    1. password:  ALTER ROLE of a deactivated role        (password.c)
  *	    2. audit:     COPY/TRUNCATE records begun             (audit_capture.c)
  *	    -- in PG_TRY, so that a refusal below is a failed COPY --
- *	    3. guard:     refuse DDL that weakens the protection   (guard.c)
+ *	    3. guard:     refuse DDL that weakens the protection   (guard.c),
+ *	                  then partitions checked (guard_partition.c)
  *	    4. the statement
- *	    5. guard:     a restored policy is checked            (guard.c)
+ *	    5. guard:     a restored policy is checked            (guard.c),
+ *	                  then new partitions protected (guard_partition.c)
  *	    -- end of PG_TRY; on error: audit records a failed COPY --
  *	    6. audit:     COPY/TRUNCATE records completed          (audit_capture.c)
  *	    7. password:  history follows a renamed role          (password.c)
@@ -89,12 +91,14 @@ toms_hook_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readO
 {
 	Node	   *parsetree = pstmt->utilityStmt;
 	void	   *volatile audit = NULL;
+	TomsPartitionWork partition;
 
 	toms_password_utility_before(parsetree);
 	audit = toms_audit_utility_begin(pstmt);
 	PG_TRY();
 	{
 		toms_guard_utility_before(pstmt);
+		partition = toms_guard_partition_before(pstmt);
 		if (prev_ProcessUtility)
 			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
 								queryEnv, dest, qc);
@@ -102,6 +106,7 @@ toms_hook_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readO
 			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
 									queryEnv, dest, qc);
 		toms_guard_utility_after();
+		toms_guard_partition_after(partition);
 	}
 	PG_CATCH();
 	{

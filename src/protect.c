@@ -9,6 +9,14 @@
  *	  delegated to them: sealed columns to sealed.c, the subject column to
  *	  lifecycle.c, the check of existing policies to guard_expr.c.
  *
+ *	  A partitioned table is protected as a whole (docs/tenancy.md,
+ *	  "Partitioned tables"): every partition, at every level, gets its own
+ *	  policies, forced row security and row in toms.protected_tables, so a
+ *	  partition read directly is filtered as the parent; the sealed-column
+ *	  trigger lives on the parent and PostgreSQL clones it to partitions.
+ *	  Partitions created or attached later are protected the same way by
+ *	  guard_partition.c through toms_protect_partition().
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -18,6 +26,7 @@
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/partition.h"
 #include "catalog/pg_attribute.h"
 #include "catalog/pg_inherits.h"
 #include "catalog/pg_proc.h"
@@ -147,6 +156,109 @@ protection_detail(const char *tenant_col, int nsens, char **sens_names,
 	return d.data;
 }
 
+/* Forced row security, the tenant column's default and the tenant filter. */
+static void
+protect_ddl(const char *qualname, const char *tenant_col, const char *cast)
+{
+	StringInfoData sql;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY, "
+					 "ALTER COLUMN %s SET DEFAULT (" TOMS_SCHEMA ".current_tenant())%s",
+					 qualname, quote_identifier(tenant_col), cast);
+	toms_run_ddl(sql.data);
+
+	resetStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE POLICY toms_tenant ON %s AS PERMISSIVE FOR ALL TO PUBLIC "
+					 "USING (%s = (" TOMS_SCHEMA ".current_tenant())%s) "
+					 "WITH CHECK (%s = (" TOMS_SCHEMA ".current_tenant())%s)",
+					 qualname,
+					 quote_identifier(tenant_col), cast,
+					 quote_identifier(tenant_col), cast);
+	toms_run_ddl(sql.data);
+	pfree(sql.data);
+}
+
+static char *
+qualified_name(Oid relid)
+{
+	return quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+									  get_rel_name(relid));
+}
+
+/*
+ * Protect partition "child" as its protected parent "parent": the same
+ * tenant, subject and sealed columns (partitions have the parent's column
+ * names), its own tenant and subject policies, and a row in
+ * toms.protected_tables copied from the parent's (whatever columns that
+ * table has).  The sealed-column trigger is the parent's clone.  Called
+ * inside SPI, as toms' owner.
+ */
+void
+toms_protect_partition(Oid child, Oid parent)
+{
+	const TomsProtected *prot = toms_protected(parent);
+	char	   *tenant_col;
+	char	   *subject_col = NULL;
+	char	   *qualname;
+	const char *cast;
+	Oid			argtypes[2] = {OIDOID, OIDOID};
+	Datum		values[2];
+
+	if (prot == NULL)
+		elog(ERROR, "relation %u is not protected", parent);
+	tenant_col = get_attname(parent, prot->tenant_attnum, false);
+	if (prot->subject_attnum != InvalidAttrNumber)
+		subject_col = get_attname(parent, prot->subject_attnum, false);
+	cast = tenant_cast(get_atttype(child, column_attnum(child, tenant_col, "tenant column")));
+	if (cast == NULL)
+		elog(ERROR, "partition %u has another tenant column type than its parent", child);
+	qualname = qualified_name(child);
+
+	if (has_permissive_policies(child))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("partition \"%s\" already has permissive policies", get_rel_name(child)),
+				 errdetail("Permissive policies would widen toms' tenant filter."),
+				 errhint("Drop them, or make them restrictive, before it becomes a partition of a protected table.")));
+	toms_warn_policy_functions(child);
+	protect_ddl(qualname, tenant_col, cast);
+	toms_lifecycle_on_protect(child, subject_col);
+
+	values[0] = ObjectIdGetDatum(child);
+	values[1] = ObjectIdGetDatum(parent);
+	if (SPI_execute_with_args("INSERT INTO " TOMS_SCHEMA ".protected_tables"
+							  " SELECT (pg_catalog.jsonb_populate_record(p, pg_catalog.jsonb_build_object("
+							  "  'relid', $1::pg_catalog.regclass::pg_catalog.text,"
+							  "  'protected_at', pg_catalog.now(), 'protected_by', session_user))).*"
+							  " FROM " TOMS_SCHEMA ".protected_tables p WHERE p.relid = $2",
+							  2, argtypes, values, NULL, false, 0) != SPI_OK_INSERT ||
+		SPI_processed != 1)
+		elog(ERROR, "could not record protected partition");
+	CacheInvalidateRelcacheByRelid(child);
+	CommandCounterIncrement();
+	{
+		StringInfoData d;
+
+		initStringInfo(&d);
+		appendStringInfoString(&d, "{\"tenant_column\": ");
+		escape_json(&d, tenant_col);
+		appendStringInfoString(&d, ", \"partition_of\": ");
+		escape_json(&d, qualified_name(parent));
+		appendStringInfoChar(&d, '}');
+		toms_audit_admin_rel("protect", NULL, child, d.data);
+	}
+}
+
+/* Every partition of a partitioned table, at every level; not the table. */
+static List *
+partitions_of(Oid relid, LOCKMODE lockmode)
+{
+	List	   *all = find_all_inheritors(relid, lockmode, NULL);
+
+	return list_delete_first(all);
+}
+
 Datum
 toms_protect(PG_FUNCTION_ARGS)
 {
@@ -165,30 +277,50 @@ toms_protect(PG_FUNCTION_ARGS)
 	int			nsens = 0;
 	char	  **sens_names = NULL;
 	int			i;
-	StringInfoData sql;
 	Relation	rel;
+	List	   *parts = NIL;
+	ListCell   *lc;
 
 	rel = table_open(relid, ShareUpdateExclusiveLock);
 	relkind = rel->rd_rel->relkind;
-	if (relkind != RELKIND_RELATION)
+	if (relkind != RELKIND_RELATION && relkind != RELKIND_PARTITIONED_TABLE)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot protect \"%s\"", RelationGetRelationName(rel)),
-				 errdetail("Only plain tables can be protected; partitioned tables, views and foreign tables cannot.")));
+				 errdetail("Only plain and partitioned tables can be protected; views and foreign tables cannot.")));
 	if (rel->rd_rel->relpersistence == RELPERSISTENCE_TEMP)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot protect temporary table \"%s\"", RelationGetRelationName(rel))));
-	if (rel->rd_rel->relhassubclass || has_superclass(relid))
+	if (rel->rd_rel->relispartition)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("cannot protect partition \"%s\" alone", RelationGetRelationName(rel)),
+				 errdetail("Its rows are visible through its parent table."),
+				 errhint("Protect the partitioned table at the root: its partitions are protected with it.")));
+	if ((relkind == RELKIND_RELATION && rel->rd_rel->relhassubclass) || has_superclass(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("cannot protect \"%s\"", RelationGetRelationName(rel)),
-				 errdetail("Tables in an inheritance hierarchy cannot be protected.")));
+				 errdetail("Tables in an inheritance hierarchy cannot be protected; partitioned tables can.")));
 	if (RelationGetNamespace(rel) == toms_schema_oid())
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("cannot protect toms' own table \"%s\"", RelationGetRelationName(rel))));
 	table_close(rel, NoLock);
+	if (relkind == RELKIND_PARTITIONED_TABLE)
+	{
+		parts = partitions_of(relid, ShareUpdateExclusiveLock);
+		foreach(lc, parts)
+		{
+			if (get_rel_relkind(lfirst_oid(lc)) == RELKIND_FOREIGN_TABLE)
+				ereport(ERROR,
+						(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+						 errmsg("cannot protect \"%s\"", get_rel_name(relid)),
+						 errdetail("Its partition \"%s\" is a foreign table, which row security does not cover.",
+								   get_rel_name(lfirst_oid(lc)))));
+		}
+	}
 
 	if (toms_protected(relid))
 		ereport(ERROR,
@@ -239,20 +371,7 @@ toms_protect(PG_FUNCTION_ARGS)
 				 errhint("Drop them, or make them restrictive, before protecting the table.")));
 	toms_warn_policy_functions(relid);
 
-	initStringInfo(&sql);
-	appendStringInfo(&sql, "ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY, "
-					 "ALTER COLUMN %s SET DEFAULT (" TOMS_SCHEMA ".current_tenant())%s",
-					 qualname, quote_identifier(tenant_col), cast);
-	toms_run_ddl(sql.data);
-
-	resetStringInfo(&sql);
-	appendStringInfo(&sql, "CREATE POLICY toms_tenant ON %s AS PERMISSIVE FOR ALL TO PUBLIC "
-					 "USING (%s = (" TOMS_SCHEMA ".current_tenant())%s) "
-					 "WITH CHECK (%s = (" TOMS_SCHEMA ".current_tenant())%s)",
-					 qualname,
-					 quote_identifier(tenant_col), cast,
-					 quote_identifier(tenant_col), cast);
-	toms_run_ddl(sql.data);
+	protect_ddl(qualname, tenant_col, cast);
 
 	{
 		Oid			argtypes[5] = {OIDOID, NAMEOID, NAMEARRAYOID, NAMEOID, BOOLOID};
@@ -285,20 +404,32 @@ toms_protect(PG_FUNCTION_ARGS)
 
 	toms_sealed_on_protect(relid, nsens, sens_names);
 	toms_lifecycle_on_protect(relid, subject_col);
-	SPI_finish();
-
 	CacheInvalidateRelcacheByRelid(relid);
 	toms_audit_admin_rel("protect", NULL, relid,
 						 protection_detail(tenant_col, nsens, sens_names, subject_col, audit_reads));
+
+	/* parents come before their partitions in find_all_inheritors() */
+	CommandCounterIncrement();
+	foreach(lc, parts)
+	{
+		Oid			part = lfirst_oid(lc);
+
+		toms_protect_partition(part, get_partition_parent(part, false));
+	}
+	SPI_finish();
 	PG_RETURN_VOID();
 }
 
-Datum
-toms_unprotect(PG_FUNCTION_ARGS)
+/*
+ * Take one table out: toms' policies and its own toms_ triggers (clones of
+ * a parent's go with the parent's), forced row security, the tenant
+ * column's default, its row.  Inside SPI.
+ */
+static void
+unprotect_one(Oid relid)
 {
-	Oid			relid = PG_GETARG_OID(0);
 	const TomsProtected *prot = toms_protected(relid);
-	char	   *qualname;
+	char	   *qualname = qualified_name(relid);
 	char	   *tenant_col;
 	char	   *detail;
 	StringInfoData sql;
@@ -307,12 +438,8 @@ toms_unprotect(PG_FUNCTION_ARGS)
 	ListCell   *lc;
 
 	if (prot == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("table \"%s\" is not protected", get_rel_name(relid))));
+		return;
 	tenant_col = get_attname(relid, prot->tenant_attnum, false);
-	qualname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
-										  get_rel_name(relid));
 	{
 		char	  **sens = palloc(sizeof(char *) * (prot->nsensitive + 1));
 
@@ -323,16 +450,14 @@ toms_unprotect(PG_FUNCTION_ARGS)
 								   get_attname(relid, prot->subject_attnum, false) : NULL,
 								   prot->audit_reads);
 	}
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
 	initStringInfo(&sql);
 	appendStringInfo(&sql,
 					 "SELECT format('DROP POLICY %%I ON %%s', polname, %s) FROM pg_catalog.pg_policy"
 					 " WHERE polrelid = %u AND polname LIKE 'toms\\_%%'"
 					 " UNION ALL "
 					 "SELECT format('DROP TRIGGER %%I ON %%s', tgname, %s) FROM pg_catalog.pg_trigger"
-					 " WHERE tgrelid = %u AND tgname LIKE 'toms\\_%%' AND NOT tgisinternal",
+					 " WHERE tgrelid = %u AND tgname LIKE 'toms\\_%%' AND NOT tgisinternal"
+					 " AND tgparentid = 0",
 					 quote_literal_cstr(qualname), relid, quote_literal_cstr(qualname), relid);
 	if (SPI_execute(sql.data, true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "SPI_execute failed");
@@ -342,7 +467,7 @@ toms_unprotect(PG_FUNCTION_ARGS)
 		toms_run_ddl(lfirst(lc));
 
 	resetStringInfo(&sql);
-	appendStringInfo(&sql, "ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY, "
+	appendStringInfo(&sql, "ALTER TABLE ONLY %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY, "
 					 "ALTER COLUMN %s DROP DEFAULT", qualname, quote_identifier(tenant_col));
 	toms_run_ddl(sql.data);
 
@@ -350,9 +475,41 @@ toms_unprotect(PG_FUNCTION_ARGS)
 	appendStringInfo(&sql, "DELETE FROM " TOMS_SCHEMA ".protected_tables WHERE relid = %u", relid);
 	if (SPI_execute(sql.data, false, 0) != SPI_OK_DELETE)
 		elog(ERROR, "could not forget protected table");
-	SPI_finish();
-
 	CacheInvalidateRelcacheByRelid(relid);
 	toms_audit_admin_rel("unprotect", NULL, relid, detail);
+}
+
+/*
+ * unprotect(): a partitioned table with all its partitions; a partition
+ * only once it is detached (it would otherwise be a hole in its parent).
+ */
+Datum
+toms_unprotect(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	List	   *parts = NIL;
+	ListCell   *lc;
+
+	if (toms_protected(relid) == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("table \"%s\" is not protected", get_rel_name(relid))));
+	if (get_rel_relispartition(relid) &&
+		toms_protected(get_partition_parent(relid, true)) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("cannot unprotect partition \"%s\" of protected table \"%s\"",
+						get_rel_name(relid), get_rel_name(get_partition_parent(relid, true))),
+				 errhint("Unprotect the partitioned table, or detach the partition first.")));
+	if (get_rel_relkind(relid) == RELKIND_PARTITIONED_TABLE)
+		parts = partitions_of(relid, ShareUpdateExclusiveLock);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	/* partitions first: their triggers are clones of the parent's */
+	foreach(lc, parts)
+		unprotect_one(lfirst_oid(lc));
+	unprotect_one(relid);
+	SPI_finish();
 	PG_RETURN_VOID();
 }

@@ -217,7 +217,13 @@ toms_tenant_executor_check(QueryDesc *queryDesc, int eflags, char *tenant)
 		{
 			RangeTblEntry *rte = lfirst(lc);
 
-			if (rte->rtekind != RTE_RELATION || rte->relkind != RELKIND_RELATION)
+			/*
+			 * A partition the planner added under its parent (no
+			 * permissions of its own) is covered by the parent's check.
+			 */
+			if (rte->rtekind != RTE_RELATION ||
+				(rte->relkind != RELKIND_RELATION && rte->relkind != RELKIND_PARTITIONED_TABLE) ||
+				rte->requiredPerms == 0)
 				continue;
 			if (toms_protected(rte->relid) == NULL)
 				continue;

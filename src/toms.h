@@ -278,6 +278,22 @@ extern void toms_guard_object_access(ObjectAccessType access, Oid classId, Oid o
 									 int subId, void *arg);
 
 /*
+ * guard_partition.c: partitions of protected tables (called by hooks.c
+ * around a utility statement, and by guard.c for dropped triggers).
+ */
+typedef struct TomsPartitionWork
+{
+	Oid			parent;			/* gained partitions: protect them after */
+	Oid			detached;		/* left its protected parent */
+} TomsPartitionWork;
+extern TomsPartitionWork toms_guard_partition_before(PlannedStmt *pstmt);
+extern void toms_guard_partition_after(TomsPartitionWork work);
+extern bool toms_guard_partition_clone(Oid trigid);
+
+/* protect.c: a partition protected as its protected parent (in SPI) */
+extern void toms_protect_partition(Oid child, Oid parent);
+
+/*
  * guard_expr.c: what DDL evaluates over a protected table's rows; called
  * by guard.c (the checks) and protect.c (the warning).
  *
