@@ -63,7 +63,7 @@ SELECT count(*) FROM pg_class WHERE relname LIKE 'lcp_by_hand_h0_2001%';
 SELECT count(*) FROM toms.protected_tables WHERE relid::text LIKE 'lcp_by_hand%';
 SELECT rows_purged FROM toms.retention WHERE relid = 'lcp_by_hand'::regclass;
 SELECT action, detail::jsonb->>'partition' AS part, detail::jsonb->>'rows_deleted' AS n
-  FROM toms.audit_log WHERE action = 'retention_partition_dropped' AND detail LIKE '%lcp_by_hand%';
+  FROM toms.audit_log WHERE action = 'retention_partition_dropped' AND detail::text LIKE '%lcp_by_hand%';
 -- Only a partition of the rule's table.
 SAVEPOINT s;
 SELECT toms._retention_drop_partition('lcp_dates'::regclass, 'lcp_ts_a'::regclass);

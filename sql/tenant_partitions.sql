@@ -233,7 +233,7 @@ DROP TABLE loose_parent, other_prot;
 -- clone); only toms.unprotect() takes it out.
 ALTER TABLE results_h1 DETACH PARTITION results_h1_old;
 SELECT * FROM pg_temp.tree WHERE relname = 'results_h1_old';
-SELECT action, detail FROM toms.audit_log WHERE action = 'detach' ORDER BY ts DESC LIMIT 1;
+SELECT action, relname, detail FROM toms.audit_log WHERE action = 'detach' ORDER BY ts DESC LIMIT 1;
 SET SESSION AUTHORIZATION regress_powner;
 SELECT pg_temp.err('SELECT count(*) FROM results_h1_old');
 SELECT toms.set_tenant('p1');

@@ -390,10 +390,7 @@ toms_guard_partition_after(TomsPartitionWork work)
 		for (i = 0; i < n; i++)
 			names[i] = get_attname(work.detached, prot->sensitive[i], false);
 		toms_sealed_on_protect(work.detached, n, names);
-		toms_audit_admin("detach", NULL,
-						 psprintf("table=%s still protected",
-								  quote_qualified_identifier(get_namespace_name(get_rel_namespace(work.detached)),
-															 get_rel_name(work.detached))));
+		toms_audit_admin_rel("detach", NULL, work.detached, "{\"still_protected\": true}");
 	}
 	as_owner_end(&ao);
 }
