@@ -1,5 +1,5 @@
 # Soak with faults, 60 seconds (bench/soak/run runs the same code longer;
-# docs/operations-soak.md): 16 clients over 100 tenants -- PASETO token and
+# docs/operations.md, "Soak"): 16 clients over 100 tenants -- PASETO token and
 # member contexts, a need-to-know grant, reads, writes, sealed values --
 # while toms' workers are terminated and one is killed with SIGKILL, the
 # postmaster is killed with kill -9 twice, a streaming standby goes away and

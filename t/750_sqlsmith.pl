@@ -1,7 +1,7 @@
 # Random SQL (SQLsmith) against protected tables of two tenants, with
 # sealed and subject columns, as an application role in tenant alpha's
 # context, as the table owner (no context: fail closed) and as a
-# superuser (docs/operations-soak.md, "Random SQL"):
+# superuser (docs/operations.md, "Soak", "Random SQL"):
 # - no backend crash: the server log has no "terminated by signal" (and
 #   no PANIC or failed assertion);
 # - no cross-tenant write: bravo's rows are unchanged after the runs of

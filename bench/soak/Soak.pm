@@ -1,4 +1,4 @@
-# bench/soak/Soak.pm -- the soak with faults (docs/operations-soak.md),
+# bench/soak/Soak.pm -- the soak with faults (docs/operations.md, "Soak"),
 # shared by t/740_soak.pl (60 s, in the test command) and bench/soak/run
 # (any duration: TOMS_SOAK_SECONDS).
 #
