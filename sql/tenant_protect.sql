@@ -132,6 +132,15 @@ SELECT relrowsecurity, relforcerowsecurity,
   FROM pg_class WHERE oid = 'empty_t'::regclass;
 DROP TABLE empty_t;
 
+-- Adding a subject column to a protected table: what the hint of "already
+-- protected" says, in one transaction.
+BEGIN;
+SELECT toms.unprotect('learners');
+SELECT toms.protect('learners', subject_column => 'email');
+COMMIT;
+SELECT subject_column FROM toms.protected_tables WHERE relid = 'learners'::regclass;
+SELECT polname FROM pg_policy WHERE polrelid = 'learners'::regclass ORDER BY 1;
+
 SELECT toms.unprotect(relid) FROM toms.protected_tables ORDER BY relid::text;
 DROP TABLE learners, scores_int, scores_big, scores_uuid, scores_vc;
 DELETE FROM toms.members;

@@ -325,7 +325,9 @@ toms_protect(PG_FUNCTION_ARGS)
 	if (toms_protected(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
-				 errmsg("table \"%s\" is already protected", get_rel_name(relid))));
+				 errmsg("table \"%s\" is already protected", get_rel_name(relid)),
+				 errdetail("Its tenant, sensitive and subject columns are those of toms.protected_tables."),
+				 errhint("To change them, call toms.unprotect() and then toms.protect() with the new columns, in one transaction.")));
 
 	attnum = column_attnum(relid, tenant_col, "tenant column");
 	if (column_is_generated(relid, attnum))
