@@ -54,10 +54,25 @@ static bool ext_cache_valid = false;
 static Oid	ext_nsp = InvalidOid;
 static bool ext_installed = false;
 
+/*
+ * Citus (issue 15): the relation toms reads for each of its tables and
+ * indexes (citus_catalog.c: the local shard of a reference table), by
+ * name; forgotten with the rest of this cache.
+ */
+#define TOMS_MAX_LOCAL_RELS 32
+typedef struct LocalRel
+{
+	char		name[NAMEDATALEN];
+	Oid			relid;
+} LocalRel;
+static LocalRel local_rels[TOMS_MAX_LOCAL_RELS];
+static int	n_local_rels = 0;
+
 static void
 ext_cache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	ext_cache_valid = false;
+	n_local_rels = 0;
 }
 
 static void
@@ -91,10 +106,23 @@ Oid
 toms_relid(const char *relname)
 {
 	Oid			nsp = toms_schema_oid();
+	Oid			relid;
+	int			i;
 
 	if (!OidIsValid(nsp))
 		return InvalidOid;
-	return get_relname_relid(relname, nsp);
+	for (i = 0; i < n_local_rels; i++)
+		if (strcmp(local_rels[i].name, relname) == 0)
+			return local_rels[i].relid;
+	relid = toms_citus_local_relid(nsp, relname, get_relname_relid(relname, nsp));
+	/* the lookups may have processed invalidations that reset the cache */
+	if (OidIsValid(relid) && ext_cache_valid && n_local_rels < TOMS_MAX_LOCAL_RELS &&
+		strlen(relname) < NAMEDATALEN)
+	{
+		strlcpy(local_rels[n_local_rels].name, relname, NAMEDATALEN);
+		local_rels[n_local_rels++].relid = relid;
+	}
+	return relid;
 }
 
 

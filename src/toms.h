@@ -155,6 +155,10 @@ typedef void (*toms_relcache_cb) (Oid relid);
 extern void toms_on_relcache(toms_relcache_cb cb);
 extern void toms_catalog_init(void);
 
+/* citus_catalog.c: toms' tables on a Citus node (issue 15) */
+/* relid of toms' table/index relname, or of its local reference-table shard */
+extern Oid	toms_citus_local_relid(Oid nsp, const char *relname, Oid relid);
+
 /* protected.c: the protected-table cache */
 
 /* Description of a table under toms.protect(). */

@@ -32,6 +32,7 @@ bad() { echo "layers: FAIL: $*"; rc=1; }
 declare -A LAYER=(
 	[paseto]=0 [sealed_format]=0 [tenant_id]=0
 	[shmem]=1 [databases]=1 [catalog]=1 [protected]=1 [redact]=1
+	[citus_catalog]=1
 	[audit_record]=2 [audit_store]=2 [audit_queue]=2 [audit_emit]=2
 	[token]=3 [context]=3
 	[guard]=4 [guard_expr]=4 [protect]=4 [tenant_exec]=4
