@@ -158,6 +158,9 @@ toms_scan_by_text(const char *relname, const char *indexname, AttrNumber attnum,
 	HeapTuple	tup;
 	Snapshot	snap;
 
+	if ((!OidIsValid(relid) || !OidIsValid(indexid)) && OidIsValid(toms_schema_oid()) &&
+		OidIsValid(get_relname_relid(relname, toms_schema_oid())))
+		toms_citus_no_copy(relname);	/* Citus: the rows are not on this node */
 	if (!OidIsValid(relid) || !OidIsValid(indexid))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -89,9 +89,11 @@ reference_shard_id(Oid relid)
  * The relation toms reads for its table or index "relname" in schema
  * "nsp", whose own OID is "relid": relid itself, or, when its table is a
  * Citus reference table, the same-named relation of the local shard.  A
- * reference table without a placement on this node fails: its rows are
- * not here, and reading the empty shell would make every tenant unknown
- * and every table unprotected.
+ * reference table without a placement on this node gives InvalidOid: its
+ * rows are not here (a node being added has the metadata before its
+ * copy), and reading the empty shell would make every tenant unknown.
+ * The callers fail closed: no tenant, no trusted key, and
+ * toms_scan_by_text() raises toms_citus_no_copy().
  */
 Oid
 toms_citus_local_relid(Oid nsp, const char *relname, Oid relid)
@@ -99,7 +101,6 @@ toms_citus_local_relid(Oid nsp, const char *relname, Oid relid)
 	Oid			table = relid;
 	int64		shardid;
 	char		shardname[NAMEDATALEN * 2];
-	Oid			local;
 
 	if (!OidIsValid(relid))
 		return relid;
@@ -111,13 +112,17 @@ toms_citus_local_relid(Oid nsp, const char *relname, Oid relid)
 	snprintf(shardname, sizeof(shardname), "%s_" INT64_FORMAT, relname, shardid);
 	if (strlen(shardname) >= NAMEDATALEN)
 		elog(ERROR, "toms: shard name of \"%s\" is too long", relname);
-	local = get_relname_relid(shardname, nsp);
-	if (!OidIsValid(local))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("toms' administrative tables have no copy on this node"),
-				 errdetail("toms.%s is a Citus reference table without a placement on this node.",
-						   relname),
-				 errhint("On the coordinator, run citus_set_coordinator_host() and replicate_reference_tables().")));
-	return local;
+	return get_relname_relid(shardname, nsp);
+}
+
+/* The error for toms' table "relname" that has no copy on this node. */
+void
+toms_citus_no_copy(const char *relname)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("toms' administrative tables have no copy on this node"),
+			 errdetail("toms.%s is a Citus reference table without a placement on this node.",
+					   relname),
+			 errhint("On the coordinator, run SELECT toms.citus_setup().")));
 }

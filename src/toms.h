@@ -158,6 +158,7 @@ extern void toms_catalog_init(void);
 /* citus_catalog.c: toms' tables on a Citus node (issue 15) */
 /* relid of toms' table/index relname, or of its local reference-table shard */
 extern Oid	toms_citus_local_relid(Oid nsp, const char *relname, Oid relid);
+extern void toms_citus_no_copy(const char *relname) pg_attribute_noreturn();
 
 /* protected.c: the protected-table cache */
 

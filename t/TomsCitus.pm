@@ -39,6 +39,9 @@ max_wal_senders = 10
 max_replication_slots = 10
 citus.shard_count = 4
 citus.log_remote_commands = off
+# toms' tables hold role and table names (regrole, regclass): as text,
+# not as OIDs, which differ between nodes (docs/scaling.md)
+citus.enable_binary_protocol = off
 EOC
 
 # A node with Citus and toms created (not yet part of a cluster).

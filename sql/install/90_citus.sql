@@ -24,6 +24,10 @@ DECLARE
 	fks text[] := '{}';
 	bad text;
 	drops text := '';
+	saved text[] := '{}';
+	cols text;
+	vals text;
+	row record;
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
 		RAISE EXCEPTION 'Citus is not installed in this database'
@@ -100,8 +104,31 @@ BEGIN
 		FOREACH t IN ARRAY @extschema@._citus_tables() LOOP
 			IF NOT EXISTS (SELECT 1 FROM pg_dist_partition
 							WHERE logicalrelid = format('@extschema@.%I', t)::regclass) THEN
+				-- Citus copies a table's rows to the new shards in binary,
+				-- which would carry role OIDs: rows with regrole/regclass
+				-- values are set aside and inserted again, by name.
+				IF EXISTS (SELECT 1 FROM pg_attribute
+							WHERE attrelid = format('@extschema@.%I', t)::regclass AND attnum > 0
+							  AND NOT attisdropped AND atttypid IN ('regrole'::regtype, 'regclass'::regtype)) THEN
+					EXECUTE format('CREATE TEMP TABLE %I ON COMMIT DROP AS SELECT * FROM @extschema@.%I',
+								   '_toms_citus_' || t, t);
+					EXECUTE format('DELETE FROM @extschema@.%I', t);
+					saved := saved || t;
+				END IF;
 				PERFORM create_reference_table(format('@extschema@.%I', t)::regclass);
 			END IF;
+		END LOOP;
+		FOREACH t IN ARRAY saved LOOP
+			SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum),
+				   string_agg(format('($1->>%L)::%s', attname, format_type(atttypid, atttypmod)), ', '
+							  ORDER BY attnum)
+			  INTO cols, vals
+			  FROM pg_attribute
+			 WHERE attrelid = format('@extschema@.%I', t)::regclass AND attnum > 0 AND NOT attisdropped;
+			FOR row IN EXECUTE format('SELECT to_jsonb(s) AS j FROM %I s', '_toms_citus_' || t) LOOP
+				EXECUTE format('INSERT INTO @extschema@.%I (%s) OVERRIDING SYSTEM VALUE VALUES (%s)',
+							   t, cols, vals) USING row.j;
+			END LOOP;
 		END LOOP;
 		FOREACH t IN ARRAY fks LOOP
 			EXECUTE t;
