@@ -210,10 +210,22 @@ toms_protect(PG_FUNCTION_ARGS)
 	toms_warn_policy_functions(relid);
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY, "
-					 "ALTER COLUMN %s SET DEFAULT (" TOMS_SCHEMA ".current_tenant())%s",
-					 qualname, quote_identifier(tenant_col), cast);
-	toms_run_ddl(sql.data);
+	if (OidIsValid(toms_citus_table_of(relid)))
+	{
+		/* Citus (issue 15): its distribution column's default stays local */
+		appendStringInfo(&sql, "ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY",
+						 qualname);
+		toms_run_ddl(sql.data);
+		toms_citus_local_ddl(psprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT (" TOMS_SCHEMA
+									  ".current_tenant())%s", qualname, quote_identifier(tenant_col), cast));
+	}
+	else
+	{
+		appendStringInfo(&sql, "ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY, "
+						 "ALTER COLUMN %s SET DEFAULT (" TOMS_SCHEMA ".current_tenant())%s",
+						 qualname, quote_identifier(tenant_col), cast);
+		toms_run_ddl(sql.data);
+	}
 
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE POLICY toms_tenant ON %s AS PERMISSIVE FOR ALL TO PUBLIC "
@@ -295,9 +307,21 @@ toms_unprotect(PG_FUNCTION_ARGS)
 		toms_run_ddl(lfirst(lc));
 
 	resetStringInfo(&sql);
-	appendStringInfo(&sql, "ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY, "
-					 "ALTER COLUMN %s DROP DEFAULT", qualname, quote_identifier(tenant_col));
-	toms_run_ddl(sql.data);
+	if (OidIsValid(toms_citus_table_of(relid)))
+	{
+		/* Citus (issue 15): see toms_protect() */
+		appendStringInfo(&sql, "ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY",
+						 qualname);
+		toms_run_ddl(sql.data);
+		toms_citus_local_ddl(psprintf("ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT",
+									  qualname, quote_identifier(tenant_col)));
+	}
+	else
+	{
+		appendStringInfo(&sql, "ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY, "
+						 "ALTER COLUMN %s DROP DEFAULT", qualname, quote_identifier(tenant_col));
+		toms_run_ddl(sql.data);
+	}
 
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "DELETE FROM " TOMS_SCHEMA ".protected_tables WHERE relid = %u", relid);

@@ -177,6 +177,15 @@ typedef struct TomsProtected
 extern const TomsProtected *toms_protected(Oid relid);
 extern void toms_protected_init(void);
 
+/* citus_protected.c: shards of protected tables on Citus nodes (issue 15) */
+/* the Citus table relid is or is a shard of; InvalidOid if none */
+extern Oid	toms_citus_table_of(Oid relid);
+extern bool toms_citus_protected(Oid relid, TomsProtected *info, MemoryContext cxt);
+/* citus_guard.c: a session Citus opened for its own shard operations */
+extern bool toms_citus_forwarded(void);
+/* run toms' DDL on this node only (no Citus propagation); inside SPI */
+extern void toms_citus_local_ddl(const char *sql);
+
 /* redact.c: secrets out of the server log and the audited statement text */
 extern char *toms_redact_secrets(const char *s);
 extern void toms_redact_log(ErrorData *edata);
