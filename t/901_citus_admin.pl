@@ -74,6 +74,26 @@ for my $n ([ 'coordinator', $coord ], [ 'worker1', $w1 ], [ 'worker2', $w2 ])
 	is(ctx($node, 'app', $token), 'globex', "$name: a token signed by a key trusted on the coordinator");
 }
 
+# Tenant keys: the key a seal() on the coordinator creates, and the one a
+# rotation adds, are on every node (one master key), so a worker unseals.
+sub in_tenant
+{
+	my ($node, $user, $tenant, $sql) = @_;
+	my ($r, $o, $e) = $node->psql('postgres', "BEGIN; SET LOCAL toms.context = '$tenant'; $sql; COMMIT;",
+		extra_params => [ '-U', $user ]);
+	return $r == 0 ? $o : "ERROR: $e";
+}
+my $sealed1 = in_tenant($coord, 'alice', 'acme', q{SELECT toms.seal('secret one')});
+like($sealed1, qr/^\S+$/, 'coordinator: seal() created the tenant key');
+is(in_tenant($w1, 'alice', 'acme', "SELECT toms.unseal('$sealed1'::toms.sealed)"), 'secret one',
+	'worker1 unseals with the key created on the coordinator');
+$coord->safe_psql('postgres', q{SELECT toms.rotate_tenant_key('acme', start_worker => false)});
+my $sealed2 = in_tenant($coord, 'alice', 'acme', q{SELECT toms.seal('secret two')});
+is(in_tenant($w2, 'alice', 'acme', "SELECT toms.sealed_key_version('$sealed2'::toms.sealed) || ':' || toms.unseal('$sealed2'::toms.sealed)"),
+	'2:secret two', 'worker2 unseals with the key rotated on the coordinator');
+is($w2->safe_psql('postgres', q{SELECT count(*) FROM toms.tenant_keys WHERE tenant = 'acme' AND purpose = 'data'}),
+	'2', 'worker2 holds both key versions');
+
 # remove_member on the coordinator: the worker refuses at once, also in a
 # session that had verified the context before.
 my $bg = $w2->background_psql('postgres', extra_params => [ '-U', 'bob' ], on_error_stop => 0);
