@@ -15,7 +15,9 @@
  *	  who acted on the coordinator (or the superuser, for its background
  *	  clean-up).  A session passes the guard's table checks when it has
  *	  such a name AND is a superuser or toms_admin -- the roles that may
- *	  already unprotect.  Sessions of run_command_on_workers()
+ *	  already unprotect; as the table owner (Citus creates a moved shard as
+ *	  its owner), only the copy of toms' sealed-column check trigger
+ *	  passes.  Sessions of run_command_on_workers()
  *	  ("citus_run_command") do not pass: they run a user's text.
  *
  *	  A worker superuser who forges Citus' application_name passes; a
@@ -27,6 +29,7 @@
 #include "postgres.h"
 
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "utils/acl.h"
 #include "utils/guc.h"
 
@@ -38,26 +41,57 @@ static const char *const citus_prefixes[] = {
 	"citus_rebalancer gpid=",
 };
 
-/* Is this session one Citus opened for an operation toms lets pass? */
-bool
-toms_citus_forwarded(void)
+/* Did Citus open this session (by its application_name)? */
+static bool
+citus_session(void)
 {
 	const char *app = application_name;
-	Oid			admin;
 	int			i;
-	bool		citus = false;
 
 	if (app == NULL || app[0] == '\0')
 		return false;
 	for (i = 0; i < lengthof(citus_prefixes); i++)
 		if (strncmp(app, citus_prefixes[i], strlen(citus_prefixes[i])) == 0)
-			citus = true;
-	if (!citus)
+			return true;
+	return false;
+}
+
+/* Is this session one Citus opened for an operation toms lets pass? */
+bool
+toms_citus_forwarded(void)
+{
+	Oid			admin;
+
+	if (!citus_session())
 		return false;
 	if (superuser())
 		return true;
 	admin = get_role_oid("toms_admin", true);
 	return OidIsValid(admin) && has_privs_of_role(GetUserId(), admin);
+}
+
+/*
+ * The same for one utility statement: also, in a session Citus opened as
+ * the table owner (it creates a moved or split shard as its owner), the
+ * copy of toms' own sealed-column check trigger, which adds a check and
+ * takes none away.
+ */
+bool
+toms_citus_forwarded_stmt(Node *parsetree)
+{
+	CreateTrigStmt *stmt;
+
+	if (!citus_session())
+		return false;
+	if (toms_citus_forwarded())
+		return true;
+	if (parsetree == NULL || !IsA(parsetree, CreateTrigStmt))
+		return false;
+	stmt = (CreateTrigStmt *) parsetree;
+	return stmt->trigname != NULL && strncmp(stmt->trigname, "toms_sealed_check", 17) == 0 &&
+		list_length(stmt->funcname) == 2 &&
+		strcmp(strVal(linitial(stmt->funcname)), TOMS_SCHEMA) == 0 &&
+		strcmp(strVal(lsecond(stmt->funcname)), "_sealed_check") == 0;
 }
 
 /*
@@ -76,4 +110,19 @@ toms_citus_local_ddl(const char *sql)
 							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 	toms_run_ddl(sql);
 	AtEOXact_GUC(true, nest);
+}
+
+/*
+ * Inside toms' own access to toms.tenant_keys (sealed_keys.c, within its
+ * GUC nest level): on a Citus node the table is a reference table, and
+ * toms.unseal() in a query Citus pushed down to a shard reads it with a
+ * nested query, which Citus refuses unless told.  The read is local (every
+ * node holds the table's copy) and returns nothing but wrapped keys.
+ */
+void
+toms_citus_allow_nested(void)
+{
+	if (GetConfigOption("citus.allow_nested_distributed_execution", true, false) != NULL)
+		(void) set_config_option("citus.allow_nested_distributed_execution", "on", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
 }

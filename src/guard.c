@@ -678,7 +678,7 @@ toms_guard_utility_before(PlannedStmt *pstmt)
 		check_audit_ddl(pstmt->utilityStmt);
 	hide_context_value(pstmt->utilityStmt);
 	if (!toms_ddl_in_progress() && toms_extension_exists() &&
-		!toms_citus_forwarded())	/* Citus (issue 15): citus_guard.c */
+		!toms_citus_forwarded_stmt(pstmt->utilityStmt))	/* Citus (issue 15): citus_guard.c */
 		check_utility(pstmt->utilityStmt);
 }
 

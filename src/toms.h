@@ -183,8 +183,11 @@ extern Oid	toms_citus_table_of(Oid relid);
 extern bool toms_citus_protected(Oid relid, TomsProtected *info, MemoryContext cxt);
 /* citus_guard.c: a session Citus opened for its own shard operations */
 extern bool toms_citus_forwarded(void);
+extern bool toms_citus_forwarded_stmt(Node *parsetree);
 /* run toms' DDL on this node only (no Citus propagation); inside SPI */
 extern void toms_citus_local_ddl(const char *sql);
+/* let toms' read of its reference tables nest in a pushed-down query */
+extern void toms_citus_allow_nested(void);
 
 /* redact.c: secrets out of the server log and the audited statement text */
 extern char *toms_redact_secrets(const char *s);

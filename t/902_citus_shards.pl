@@ -82,6 +82,40 @@ like(as_tenant('alice', 'acme', 'INSERT INTO enrolments (learner, course) VALUES
 my ($ret, $out, $err) = $coord->psql('postgres', 'SELECT count(*) FROM learners',
 	extra_params => [ '-U', 'alice' ]);
 like($err, qr/no tenant context/, 'no context: refused');
+# A session-level SET is not forwarded by Citus: the context does not reach
+# the workers, which refuse, and the error names the worker.
+($ret, $out, $err) = $coord->psql('postgres',
+	q{SET toms.context = 'acme'; SELECT toms.current_tenant(); SELECT count(*) FROM learners},
+	extra_params => [ '-U', 'alice' ]);
+like($err, qr/no tenant context.*while executing command on 127\.0\.0\.1:\d+/s,
+	'a context that did not reach the worker: refused there, naming the worker');
+unlike($out, qr/^\d+$/m, 'and no rows counted');
+
+# Sealed columns: a table with sealed columns has toms' check trigger,
+# which Citus distributes (and protect() creates on a distributed table)
+# only with citus.enable_unsafe_triggers; the trigger and unseal() run on
+# the worker, with the tenant key from toms.tenant_keys (a reference table).
+$coord->safe_psql('postgres', q{
+	CREATE TABLE secrets (id int, tenant_id text NOT NULL, v toms.sealed, PRIMARY KEY (tenant_id, id));
+	CREATE TABLE secrets2 (id int, tenant_id text NOT NULL, v toms.sealed, PRIMARY KEY (tenant_id, id));
+	ALTER TABLE secrets OWNER TO owner1; ALTER TABLE secrets2 OWNER TO owner1;
+	GRANT ALL ON secrets, secrets2 TO alice, bob;
+	SELECT toms.protect('secrets', sensitive => '{v}');
+	SET citus.enable_unsafe_triggers = on;
+	SELECT create_distributed_table('secrets', 'tenant_id', colocate_with => 'learners');
+	SELECT create_distributed_table('secrets2', 'tenant_id', colocate_with => 'learners');
+	SELECT toms.protect('secrets2', sensitive => '{v}');
+});
+# the tenant keys exist before the first sealed write (see docs/scaling.md)
+as_tenant('alice', 'acme', q{SELECT toms.seal('')});
+as_tenant('bob', 'globex', q{SELECT toms.seal('')});
+is(as_tenant('alice', 'acme', q{INSERT INTO secrets (id, v) VALUES (1, toms.seal('acme secret'));
+	INSERT INTO secrets2 (id, v) VALUES (1, toms.seal('acme secret 2'))}), '', 'sealed values written');
+is(as_tenant('alice', 'acme', q{SELECT toms.unseal(s.v) || '/' || toms.unseal(t.v) FROM secrets s JOIN secrets2 t USING (tenant_id, id)}),
+	'acme secret/acme secret 2', 'unsealed on the worker, both orders of protect and distribute');
+my $ct = as_tenant('alice', 'acme', q{SELECT v FROM secrets WHERE id = 1});
+like(as_tenant('bob', 'globex', "INSERT INTO secrets (id, v) VALUES (7, '$ct')"),
+	qr/value for column "v" is not sealed for the row's tenant/, "another tenant's ciphertext refused on the worker");
 
 # Direct sessions on a worker.
 my $shard = $w1->safe_psql('postgres', q{SET citus.override_table_visibility = off;
@@ -131,6 +165,7 @@ for my $mode ('block_writes', 'force_logical')
 	is($ret, 0, "shard move ($mode) of a protected table with foreign keys, and the drop of the old shard");
 	unlike($err, qr/WARNING|ERROR/, "no warning ($mode)") or diag $err;
 	is(as_tenant('alice', 'acme', 'SELECT count(*), min(name) FROM learners'), '4|acme-1', "after the move ($mode): alice sees acme");
+	is(as_tenant('alice', 'acme', 'SELECT toms.unseal(v) FROM secrets'), 'acme secret', "after the move ($mode): sealed value opens");
 	is(as_tenant('bob', 'globex', q{SELECT count(*) FROM learners l JOIN enrolments e ON e.tenant_id = l.tenant_id AND e.learner = l.id}),
 		'4', "after the move ($mode): bob's colocated join");
 	($from, $to) = ($to, $from);
