@@ -177,6 +177,33 @@ is($moved->safe_psql('postgres', "SET citus.override_table_visibility = off; SEL
 	"SET citus.override_table_visibility = off; DROP POLICY toms_tenant ON learners_$id", extra_params => [ '-U', 'owner1' ]);
 like($err, qr/cannot drop policy "toms_tenant" on protected table "learners_$id"/, 'the moved shard is guarded');
 
+# A split of the shard group (by block writes), and the drop of the old
+# shards after it.
+($ret, $out, $err) = $coord->psql('postgres', qq{
+	SELECT citus_split_shard_by_split_points($id,
+		ARRAY[((SELECT shardminvalue::bigint FROM pg_dist_shard WHERE shardid = $id) + 1000)::text],
+		ARRAY[(SELECT nodeid FROM pg_dist_node WHERE nodeport = ${\ $w1->port}),
+			  (SELECT nodeid FROM pg_dist_node WHERE nodeport = ${\ $w2->port})], 'block_writes');
+	CALL citus_cleanup_orphaned_resources();});
+is($ret, 0, 'shard split of protected tables with foreign keys and sealed columns, and the drop of the old shards');
+unlike($err, qr/WARNING|ERROR/, 'no warning (split)') or diag $err;
+is(as_tenant('alice', 'acme', q{SELECT count(*) || '/' || min(name) FROM learners}), '4/acme-1',
+	'after the split: alice sees acme');
+is(as_tenant('alice', 'acme', q{SELECT toms.unseal(v) FROM secrets}), 'acme secret',
+	'after the split: her sealed value opens');
+is(as_tenant('bob', 'globex', 'SELECT count(*) FROM learners'), '4', 'after the split: bob sees globex');
+my $new = $coord->safe_psql('postgres', q{SELECT shardid FROM pg_dist_shard WHERE logicalrelid = 'learners'::regclass
+	AND get_shard_id_for_distribution_column('learners', 'acme') = shardid});
+my $newnode = $coord->safe_psql('postgres', "SELECT nodeport FROM pg_dist_shard_placement WHERE shardid = $new") == $w1->port ? $w1 : $w2;
+($ret, $out, $err) = $newnode->psql('postgres',
+	"SET citus.override_table_visibility = off; ALTER TABLE learners_$new NO FORCE ROW LEVEL SECURITY", extra_params => [ '-U', 'owner1' ]);
+like($err, qr/cannot stop forcing row level security on protected table "learners_$new"/, 'a shard made by the split is guarded');
+
+# undistribute_table() drops the distributed table: refused while it is
+# protected (unprotect, undistribute, protect again).
+($ret, $out, $err) = $coord->psql('postgres', q{SELECT undistribute_table('courses', cascade_via_foreign_keys => true)});
+like($err, qr/cannot drop protected table/, 'undistribute_table of a protected table: refused');
+
 # unprotect and protect again, on the coordinator, reach the shards.
 $coord->safe_psql('postgres', q{SELECT toms.unprotect('courses')});
 is($w1->safe_psql('postgres', q{SET citus.override_table_visibility = off;
