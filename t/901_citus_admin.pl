@@ -35,6 +35,14 @@ my ($ret, $out, $err) = $w1->psql('postgres',
 	q{SET toms.context = 'acme'; SELECT toms.current_tenant()}, extra_params => [ '-U', 'alice' ]);
 like($err, qr/tenant "acme" does not exist/, 'before citus_setup a worker does not know the tenant');
 
+# citus_setup() refuses what would not work, saying why.
+($ret, $out, $err) = $coord->psql('postgres',
+	'SET citus.enable_binary_protocol = on; SELECT toms.citus_setup()', extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/ERROR:  55000: citus.enable_binary_protocol must be off on every node/,
+	'citus_setup() refuses with the binary protocol on (55000)');
+($ret, $out, $err) = $w1->psql('postgres', 'SELECT toms.citus_setup()');
+like($err, qr/toms.citus_setup\(\) must run on the coordinator/, 'citus_setup() refuses on a worker');
+
 $coord->safe_psql('postgres', 'SELECT toms.citus_setup()');
 is($coord->safe_psql('postgres', q{
 	SELECT string_agg(logicalrelid::text, ',' ORDER BY logicalrelid::text) FROM pg_dist_partition
