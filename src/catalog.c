@@ -78,10 +78,25 @@ static bool ext_version_valid = false;
 static LocalTransactionId ext_version_lxid = InvalidLocalTransactionId;
 static bool version_warned = false;
 
+/*
+ * Citus (issue 15): the relation toms reads for each of its tables and
+ * indexes (citus_catalog.c: the local shard of a reference table), by
+ * name; forgotten with the rest of this cache.
+ */
+#define TOMS_MAX_LOCAL_RELS 32
+typedef struct LocalRel
+{
+	char		name[NAMEDATALEN];
+	Oid			relid;
+} LocalRel;
+static LocalRel local_rels[TOMS_MAX_LOCAL_RELS];
+static int	n_local_rels = 0;
+
 static void
 ext_cache_callback(Datum arg, int cacheid, uint32 hashvalue)
 {
 	ext_cache_valid = false;
+	n_local_rels = 0;
 	ext_version_valid = false;
 }
 
@@ -201,10 +216,23 @@ Oid
 toms_relid(const char *relname)
 {
 	Oid			nsp = toms_schema_oid();
+	Oid			relid;
+	int			i;
 
 	if (!OidIsValid(nsp))
 		return InvalidOid;
-	return get_relname_relid(relname, nsp);
+	for (i = 0; i < n_local_rels; i++)
+		if (strcmp(local_rels[i].name, relname) == 0)
+			return local_rels[i].relid;
+	relid = toms_citus_local_relid(nsp, relname, get_relname_relid(relname, nsp));
+	/* the lookups may have processed invalidations that reset the cache */
+	if (OidIsValid(relid) && ext_cache_valid && n_local_rels < TOMS_MAX_LOCAL_RELS &&
+		strlen(relname) < NAMEDATALEN)
+	{
+		strlcpy(local_rels[n_local_rels].name, relname, NAMEDATALEN);
+		local_rels[n_local_rels++].relid = relid;
+	}
+	return relid;
 }
 
 
@@ -240,6 +268,9 @@ toms_scan_by_text(const char *relname, const char *indexname, AttrNumber attnum,
 	HeapTuple	tup;
 	Snapshot	snap;
 
+	if ((!OidIsValid(relid) || !OidIsValid(indexid)) && OidIsValid(toms_schema_oid()) &&
+		OidIsValid(get_relname_relid(relname, toms_schema_oid())))
+		toms_citus_no_copy(relname);	/* Citus: the rows are not on this node */
 	if (!OidIsValid(relid) || !OidIsValid(indexid))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -680,7 +680,8 @@ toms_guard_utility_before(PlannedStmt *pstmt)
 	if (IsTransactionState())
 		check_audit_ddl(pstmt->utilityStmt);
 	hide_context_value(pstmt->utilityStmt);
-	if (!toms_ddl_in_progress() && toms_extension_exists())
+	if (!toms_ddl_in_progress() && toms_extension_exists() &&
+		!toms_citus_forwarded_stmt(pstmt->utilityStmt))	/* Citus (issue 15): citus_guard.c */
 		check_utility(pstmt->utilityStmt);
 }
 
@@ -738,6 +739,8 @@ toms_guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 						 int subId, void *arg)
 {
 	if (toms_ddl_in_progress())
+		return;
+	if (toms_citus_forwarded())	/* Citus (issue 15): citus_guard.c */
 		return;
 	if (access == OAT_DROP &&
 		(classId == RelationRelationId || classId == PolicyRelationId ||

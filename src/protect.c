@@ -158,15 +158,27 @@ protection_detail(const char *tenant_col, int nsens, char **sens_names,
 
 /* Forced row security, the tenant column's default and the tenant filter. */
 static void
-protect_ddl(const char *qualname, const char *tenant_col, const char *cast)
+protect_ddl(Oid relid, const char *qualname, const char *tenant_col, const char *cast)
 {
 	StringInfoData sql;
 
 	initStringInfo(&sql);
-	appendStringInfo(&sql, "ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY, "
-					 "ALTER COLUMN %s SET DEFAULT (" TOMS_SCHEMA ".current_tenant())%s",
-					 qualname, quote_identifier(tenant_col), cast);
-	toms_run_ddl(sql.data);
+	if (OidIsValid(toms_citus_table_of(relid)))
+	{
+		/* Citus (issue 15): its distribution column's default stays local */
+		appendStringInfo(&sql, "ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY",
+						 qualname);
+		toms_run_ddl(sql.data);
+		toms_citus_local_ddl(psprintf("ALTER TABLE %s ALTER COLUMN %s SET DEFAULT (" TOMS_SCHEMA
+									  ".current_tenant())%s", qualname, quote_identifier(tenant_col), cast));
+	}
+	else
+	{
+		appendStringInfo(&sql, "ALTER TABLE %s ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY, "
+						 "ALTER COLUMN %s SET DEFAULT (" TOMS_SCHEMA ".current_tenant())%s",
+						 qualname, quote_identifier(tenant_col), cast);
+		toms_run_ddl(sql.data);
+	}
 
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "CREATE POLICY toms_tenant ON %s AS PERMISSIVE FOR ALL TO PUBLIC "
@@ -222,7 +234,7 @@ toms_protect_partition(Oid child, Oid parent)
 				 errdetail("Permissive policies would widen toms' tenant filter."),
 				 errhint("Drop them, or make them restrictive, before it becomes a partition of a protected table.")));
 	toms_warn_policy_functions(child);
-	protect_ddl(qualname, tenant_col, cast);
+	protect_ddl(child, qualname, tenant_col, cast);
 	toms_lifecycle_on_protect(child, subject_col);
 
 	values[0] = ObjectIdGetDatum(child);
@@ -373,7 +385,7 @@ toms_protect(PG_FUNCTION_ARGS)
 				 errhint("Drop them, or make them restrictive, before protecting the table.")));
 	toms_warn_policy_functions(relid);
 
-	protect_ddl(qualname, tenant_col, cast);
+	protect_ddl(relid, qualname, tenant_col, cast);
 
 	{
 		Oid			argtypes[5] = {OIDOID, NAMEOID, NAMEARRAYOID, NAMEOID, BOOLOID};
@@ -469,9 +481,21 @@ unprotect_one(Oid relid)
 		toms_run_ddl(lfirst(lc));
 
 	resetStringInfo(&sql);
-	appendStringInfo(&sql, "ALTER TABLE ONLY %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY, "
-					 "ALTER COLUMN %s DROP DEFAULT", qualname, quote_identifier(tenant_col));
-	toms_run_ddl(sql.data);
+	if (OidIsValid(toms_citus_table_of(relid)))
+	{
+		/* Citus (issue 15): see toms_protect() */
+		appendStringInfo(&sql, "ALTER TABLE %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY",
+						 qualname);
+		toms_run_ddl(sql.data);
+		toms_citus_local_ddl(psprintf("ALTER TABLE %s ALTER COLUMN %s DROP DEFAULT",
+									  qualname, quote_identifier(tenant_col)));
+	}
+	else
+	{
+		appendStringInfo(&sql, "ALTER TABLE ONLY %s NO FORCE ROW LEVEL SECURITY, DISABLE ROW LEVEL SECURITY, "
+						 "ALTER COLUMN %s DROP DEFAULT", qualname, quote_identifier(tenant_col));
+		toms_run_ddl(sql.data);
+	}
 
 	resetStringInfo(&sql);
 	appendStringInfo(&sql, "DELETE FROM " TOMS_SCHEMA ".protected_tables WHERE relid = %u", relid);

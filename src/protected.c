@@ -174,6 +174,9 @@ toms_protected(Oid relid)
 		systable_endscan(scan);
 		UnregisterSnapshot(snap);
 		table_close(rel, AccessShareLock);
+		/* Citus (issue 15): a shard of a protected table, on a worker */
+		if (!tmp.is_protected && prot_cache != NULL)
+			tmp.is_protected = toms_citus_protected(relid, &tmp.info, prot_cxt);
 
 		/* the scan may have processed invalidations that reset the cache */
 		if (prot_cache == NULL)

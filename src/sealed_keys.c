@@ -218,6 +218,7 @@ toms_tenant_keys_open(TomsKeysAccess *ka)
 	ka->save_nestlevel = NewGUCNestLevel();
 	(void) set_config_option("search_path", "pg_catalog, pg_temp",
 							 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	toms_citus_allow_nested();	/* Citus (issue 15): citus_guard.c */
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 }

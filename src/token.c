@@ -119,7 +119,7 @@ load_trusted_keys(const char *key_id)
 	nsp = get_namespace_oid(TOMS_SCHEMA, true);
 	if (!OidIsValid(nsp))
 		return NIL;
-	relid = get_relname_relid("trusted_keys", nsp);
+	relid = toms_relid("trusted_keys");
 	if (!OidIsValid(relid))
 		return NIL;
 

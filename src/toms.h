@@ -163,6 +163,11 @@ typedef void (*toms_relcache_cb) (Oid relid);
 extern void toms_on_relcache(toms_relcache_cb cb);
 extern void toms_catalog_init(void);
 
+/* citus_catalog.c: toms' tables on a Citus node (issue 15) */
+/* relid of toms' table/index relname, or of its local reference-table shard */
+extern Oid	toms_citus_local_relid(Oid nsp, const char *relname, Oid relid);
+extern void toms_citus_no_copy(const char *relname) pg_attribute_noreturn();
+
 /* protected.c: the protected-table cache */
 
 /* Description of a table under toms.protect(). */
@@ -182,6 +187,18 @@ extern const TomsProtected *toms_protected(Oid relid);
 /* the table toms_protected() last found protected (for the guard's denials) */
 extern Oid	toms_protected_last(void);
 extern void toms_protected_init(void);
+
+/* citus_protected.c: shards of protected tables on Citus nodes (issue 15) */
+/* the Citus table relid is or is a shard of; InvalidOid if none */
+extern Oid	toms_citus_table_of(Oid relid);
+extern bool toms_citus_protected(Oid relid, TomsProtected *info, MemoryContext cxt);
+/* citus_guard.c: a session Citus opened for its own shard operations */
+extern bool toms_citus_forwarded(void);
+extern bool toms_citus_forwarded_stmt(Node *parsetree);
+/* run toms' DDL on this node only (no Citus propagation); inside SPI */
+extern void toms_citus_local_ddl(const char *sql);
+/* let toms' read of its reference tables nest in a pushed-down query */
+extern void toms_citus_allow_nested(void);
 
 /* redact.c: secrets out of the server log and the audited statement text */
 extern char *toms_redact_secrets(const char *s);

@@ -86,6 +86,44 @@ build_stage() {
 	PGXS_DIR="$WORK/inst$(dirname "$($SYS_PG_CONFIG --pgxs)")/../.."
 	PGXS_DIR=$(cd "$PGXS_DIR" && pwd)
 	export BIN PGXS_DIR
+	build_citus # issue 15: Citus into the stage (cached)
+}
+
+# --- Citus (issue 15) ---------------------------------------------------
+# build_citus: Citus 13.2.2 from ../shared/deps/citus (or $TOMS_CITUS_DEPS),
+# built once per tarball (cached as a DESTDIR tree under
+# $TOMS_CITUS_CACHE/citus-<sha256>, default /var/cache/toms) and copied
+# into $WORK/inst.  Sets CITUS=1 when Citus is installed there; without the
+# tarball the Citus tests fail (they say so), nothing else changes.
+CITUS_PACKAGES="liblz4-dev libzstd-dev libkrb5-dev"
+PACKAGES="$PACKAGES $CITUS_PACKAGES"
+build_citus() {
+	local deps=${TOMS_CITUS_DEPS:-$SRC/../shared/deps/citus} sha cache tmp t0
+	CITUS=
+	[ -f "$deps/citus-13.2.2.tar.gz" ] || { say "citus: no $deps/citus-13.2.2.tar.gz; Citus tests will fail"; return 0; }
+	sha=$(sha256sum "$deps/citus-13.2.2.tar.gz" | cut -c1-64)
+	cache=${TOMS_CITUS_CACHE:-/var/cache/toms}/citus-$sha
+	mkdir -p "$(dirname "$cache")"
+	(
+		flock 9
+		[ -f "$cache/.done" ] && exit 0
+		t0=$(date +%s)
+		tmp=$(mktemp -d "$(dirname "$cache")/build.XXXXXX")
+		tar -C "$tmp" -xzf "$deps/citus-13.2.2.tar.gz"
+		cd "$tmp"/citus-13.2.2 || exit 1
+		{ [ ! -f "$deps/pg15-have_createdb_privilege.patch" ] || patch -p1 <"$deps/pg15-have_createdb_privilege.patch"; } &&
+		./configure PG_CONFIG=$SYS_PG_CONFIG --without-libcurl &&
+		make -j"$(nproc)" with_llvm=no &&
+		rm -rf "$cache" && make install with_llvm=no DESTDIR="$cache"
+		rc=$?
+		cd / && rm -rf "$tmp"
+		((rc == 0)) && touch "$cache/.done" && say "citus: built in $(($(date +%s) - t0)) s, cached in $cache"
+		exit $rc
+	) 9>"$cache.lock" >"$WORK/citus-build.log" 2>&1 || { tail -n 30 "$WORK/citus-build.log"; die "citus build failed"; }
+	cat "$WORK/citus-build.log" | grep '^citus:' || true
+	(cd "$cache" && tar --exclude=./.done -cf - .) | tar -C "$WORK/inst" -xf -
+	CITUS=1
+	export CITUS
 }
 
 # as_pg CMD...: run as the postgres user from $WORK.

@@ -1,0 +1,128 @@
+/*-------------------------------------------------------------------------
+ *
+ * citus_guard.c
+ *	  The guard and Citus' own shard operations (issue 15,
+ *	  docs/scaling.md).
+ *
+ *	  On a worker, the shards of a protected table are protected tables
+ *	  (citus_protected.c): nobody, the table owner and the worker's
+ *	  superuser included, may drop their policy, stop forcing row security
+ *	  or drop them.  Citus itself must: it drops the source shard after a
+ *	  move or split, and forwards to the shards the DDL of toms.protect()
+ *	  and toms.unprotect() that the coordinator's guard already let pass.
+ *	  Citus opens those sessions with an application_name of its own
+ *	  ("citus_internal gpid=...", "citus_rebalancer gpid=..."), as the user
+ *	  who acted on the coordinator (or the superuser, for its background
+ *	  clean-up).  A session passes the guard's table checks when it has
+ *	  such a name AND is a superuser or toms_admin -- the roles that may
+ *	  already unprotect; as the table owner (Citus creates a moved shard as
+ *	  its owner), only the copy of toms' sealed-column check trigger
+ *	  passes.  Sessions of run_command_on_workers()
+ *	  ("citus_run_command") do not pass: they run a user's text.
+ *
+ *	  A worker superuser who forges Citus' application_name passes; a
+ *	  superuser can also change the server's configuration, which toms
+ *	  cannot prevent either (docs/scaling.md, "Known limits").
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "miscadmin.h"
+#include "nodes/parsenodes.h"
+#include "utils/acl.h"
+#include "utils/guc.h"
+
+#include "toms.h"
+
+/* application_name prefixes of Citus' own connections (connection_management.h) */
+static const char *const citus_prefixes[] = {
+	"citus_internal gpid=",
+	"citus_rebalancer gpid=",
+};
+
+/* Did Citus open this session (by its application_name)? */
+static bool
+citus_session(void)
+{
+	const char *app = application_name;
+	int			i;
+
+	if (app == NULL || app[0] == '\0')
+		return false;
+	for (i = 0; i < lengthof(citus_prefixes); i++)
+		if (strncmp(app, citus_prefixes[i], strlen(citus_prefixes[i])) == 0)
+			return true;
+	return false;
+}
+
+/* Is this session one Citus opened for an operation toms lets pass? */
+bool
+toms_citus_forwarded(void)
+{
+	Oid			admin;
+
+	if (!citus_session())
+		return false;
+	if (superuser())
+		return true;
+	admin = get_role_oid("toms_admin", true);
+	return OidIsValid(admin) && has_privs_of_role(GetUserId(), admin);
+}
+
+/*
+ * The same for one utility statement: also, in a session Citus opened as
+ * the table owner (it creates a moved or split shard as its owner), the
+ * copy of toms' own sealed-column check trigger, which adds a check and
+ * takes none away.
+ */
+bool
+toms_citus_forwarded_stmt(Node *parsetree)
+{
+	CreateTrigStmt *stmt;
+
+	if (!citus_session())
+		return false;
+	if (toms_citus_forwarded())
+		return true;
+	if (parsetree == NULL || !IsA(parsetree, CreateTrigStmt))
+		return false;
+	stmt = (CreateTrigStmt *) parsetree;
+	return stmt->trigname != NULL && strncmp(stmt->trigname, "toms_sealed_check", 17) == 0 &&
+		list_length(stmt->funcname) == 2 &&
+		strcmp(strVal(linitial(stmt->funcname)), TOMS_SCHEMA) == 0 &&
+		strcmp(strVal(lsecond(stmt->funcname)), "_sealed_check") == 0;
+}
+
+/*
+ * Run one DDL statement of toms on this node only: Citus does not forward
+ * it to the workers.  protect() and unprotect() set and drop the tenant
+ * column's default this way on a Citus table, because Citus refuses to
+ * change the distribution column; the default is evaluated where Citus
+ * plans an INSERT, on the coordinator, which routes the row by it.
+ */
+void
+toms_citus_local_ddl(const char *sql)
+{
+	int			nest = NewGUCNestLevel();
+
+	(void) set_config_option("citus.enable_ddl_propagation", "off", PGC_USERSET,
+							 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	toms_run_ddl(sql);
+	AtEOXact_GUC(true, nest);
+}
+
+/*
+ * Inside toms' own access to toms.tenant_keys (sealed_keys.c, within its
+ * GUC nest level): on a Citus node the table is a reference table, and
+ * toms.unseal() in a query Citus pushed down to a shard reads it with a
+ * nested query, which Citus refuses unless told.  The read is local (every
+ * node holds the table's copy) and returns nothing but wrapped keys.
+ */
+void
+toms_citus_allow_nested(void)
+{
+	if (GetConfigOption("citus.allow_nested_distributed_execution", true, false) != NULL)
+		(void) set_config_option("citus.allow_nested_distributed_execution", "on", PGC_USERSET,
+								 PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+}
