@@ -32,9 +32,13 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
+#include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_proc.h"
 #include "commands/extension.h"
@@ -45,9 +49,11 @@
 #include "parser/parsetree.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/regproc.h"
+#include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
 #include "toms.h"
@@ -91,6 +97,28 @@ toms_extension_oid(void)
 	return get_extension_oid("toms", true);
 }
 
+/*
+ * A function's schema, read with SnapshotSelf: in a post-create hook the
+ * new row is not yet visible to the catalog cache.
+ */
+static Oid
+func_namespace_self(Oid funcid)
+{
+	Relation	rel = table_open(ProcedureRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	Oid			nsp = InvalidOid;
+
+	ScanKeyInit(&key, Anum_pg_proc_oid, BTEqualStrategyNumber, F_OIDEQ, ObjectIdGetDatum(funcid));
+	scan = systable_beginscan(rel, ProcedureOidIndexId, true, SnapshotSelf, 1, &key);
+	if (HeapTupleIsValid(tup = systable_getnext(scan)))
+		nsp = ((Form_pg_proc) GETSTRUCT(tup))->pronamespace;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return nsp;
+}
+
 /* Is funcid one of toms' functions (its schema, or a member of toms)? */
 static bool
 is_toms_function(Oid funcid)
@@ -100,7 +128,7 @@ is_toms_function(Oid funcid)
 
 	if (!OidIsValid(nsp))
 		return false;
-	if (get_func_namespace(funcid) == nsp)
+	if (get_func_namespace(funcid) == nsp || func_namespace_self(funcid) == nsp)
 		return true;
 	ext = getExtensionOfObject(ProcedureRelationId, funcid);
 	return OidIsValid(ext) && ext == toms_extension_oid();
@@ -193,6 +221,8 @@ toms_guard_self_function(ObjectAccessType access, Oid funcid)
 {
 	if (self_change_allowed() || !is_toms_function(funcid))
 		return;
+	if (access == OAT_POST_CREATE)
+		CommandCounterIncrement();	/* a new row: let the name be found; we refuse anyway */
 	toms_audit_denied("change of a toms function", NULL, InvalidOid, format_procedure(funcid));
 	if (access == OAT_DROP)
 		TOMS_REFUSE(errmsg("cannot drop function %s of toms", format_procedure(funcid)),
@@ -206,7 +236,11 @@ toms_guard_self_function(ObjectAccessType access, Oid funcid)
  * ----------------------------------------------------------------
  */
 
-/* A table of toms whose writes this file guards (the audit trail has its own guard). */
+/*
+ * A table of toms whose writes this file guards.  Not the audit trail (it
+ * has its own guard), nor password_history: the password hook writes it
+ * from CREATE/ALTER ROLE, with no toms function running.
+ */
 static bool
 is_toms_table(Oid relid)
 {
@@ -216,7 +250,8 @@ is_toms_table(Oid relid)
 	if (!OidIsValid(relid) || !OidIsValid(nsp) || get_rel_namespace(relid) != nsp)
 		return false;
 	name = get_rel_name(relid);
-	return name != NULL && strcmp(name, "audit_log") != 0 && strcmp(name, "incidents") != 0;
+	return name != NULL && strcmp(name, "audit_log") != 0 && strcmp(name, "incidents") != 0 &&
+		strcmp(name, "password_history") != 0;
 }
 
 static void
