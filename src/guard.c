@@ -16,10 +16,15 @@
  *	  DROP EXTENSION), so nothing can remove a toms policy, trigger or
  *	  tenant column behind the statement check's back.
  *
- *	  What DDL evaluates over a protected table's rows (user-defined
+ *	  It also refuses interposing on a protected table (renaming or
+ *	  moving it or its schema, inheritance children, materialized views
+ *	  filled from it: issue 16).
+ *
+ *	  What DDL evaluates over a protected table's rows (only LEAKPROOF
  *	  functions in indexes, constraints, generated columns, statistics,
- *	  policies, conversions) is checked by guard_expr.c, the layer below:
- *	  this file calls it, never the other way round.
+ *	  policies, conversions) is checked by guard_expr.c, foreign and
+ *	  unique keys by guard_fk.c, toms' own functions and tables by
+ *	  guard_self.c: this file calls them, never the other way round.
  *
  *	  toms itself passes through toms_run_ddl() (catalog.c), which sets a
  *	  backend-local flag for the duration of one SPI statement; no SQL can

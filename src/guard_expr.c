@@ -6,11 +6,12 @@
  *	  (also a domain's, and VALIDATE CONSTRAINT), generated columns,
  *	  extended statistics' expressions (ANALYZE), restrictive policies
  *	  (evaluated before the tenant filter), and the conversion of ALTER
- *	  COLUMN ... TYPE.  Built-in functions and those of installed
- *	  extensions (toms' own among them) were vetted by whoever installed
- *	  them; a user-defined function can pass each row on (a NOTICE, a side
- *	  table).  On a protected table only toms_admin may use one there, or
- *	  change a function that such an object already calls.
+ *	  COLUMN ... TYPE.  Any function there can pass each row on (a
+ *	  NOTICE, pg_notify(), a side table) or betray it by its error (a
+ *	  failing cast), so on a protected table only toms_admin may use one
+ *	  that is not LEAKPROOF (PostgreSQL's notion; only a superuser can
+ *	  mark a function so), or change a function that such an object
+ *	  already calls.
  *
  *	  The layer below guard.c, which calls these checks from the
  *	  ProcessUtility and object-access hooks (hooks.c); nothing here calls
