@@ -24,9 +24,9 @@
  *	  Refusals are recorded as denials in the audit trail.
  *
  *	  "Inside a toms function" is known from fmgr_hook: hooks.c asks
- *	  toms_guard_needs_fmgr() for every function, and it claims toms'
- *	  volatile ones (a stable function cannot write), so their calls are
- *	  counted here.  Called by guard.c and hooks.c.
+ *	  toms_guard_needs_fmgr() for every function, and it claims those of
+ *	  toms' that may write (volatile, or not parallel safe), so their
+ *	  calls are counted here.  Called by guard.c and hooks.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -170,7 +170,15 @@ toms_guard_needs_fmgr(Oid fn_oid)
 	{
 		Form_pg_proc proc = (Form_pg_proc) GETSTRUCT(tup);
 
-		result = proc->pronamespace == nsp && proc->provolatile == PROVOLATILE_VOLATILE;
+		/*
+		 * A function PARALLEL SAFE or RESTRICTED must not write (PostgreSQL's
+		 * rule), nor can a STABLE one in SQL or PL/pgSQL; a STABLE C
+		 * function of toms may (a tenant key made on first use), so it is
+		 * counted unless parallel safe or restricted.  toms.current_tenant(),
+		 * called per row by every policy, keeps its fast path.
+		 */
+		result = proc->pronamespace == nsp &&
+			(proc->provolatile == PROVOLATILE_VOLATILE || proc->proparallel == PROPARALLEL_UNSAFE);
 		ReleaseSysCache(tup);
 	}
 	return result;

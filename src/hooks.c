@@ -36,8 +36,8 @@
  *	  object_access_hook       guard (guard.c), after the other libraries
  *	  fmgr_hook                SECURITY DEFINER stack (tenant_exec.c), then
  *	                           toms' own functions running (guard_self.c)
- *	  needs_fmgr_hook          other libraries, then toms' volatile functions
- *	                           (guard_self.c)
+ *	  needs_fmgr_hook          other libraries, then toms' functions that may
+ *	                           write (guard_self.c)
  *	  check_password_hook      password policy (password.c)
  *	  ClientAuthentication_hook  TLS, login audit, lock-out (account.c)
  *	  emit_log_hook            secrets out of the server log (redact.c)
@@ -203,8 +203,8 @@ toms_hook_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 /*
  * PostgreSQL calls fmgr_hook for SECURITY DEFINER functions and functions
  * with SET clauses without asking needs_fmgr_hook; besides those, the
- * guard wants toms' own volatile functions (guard_self.c: writes of toms'
- * tables come only from them).
+ * guard wants toms' own functions that may write (guard_self.c: writes of
+ * toms' tables come only from them).
  */
 static bool
 toms_hook_needs_fmgr(Oid fn_oid)
