@@ -20,7 +20,8 @@
  *	  - where PostgreSQL has no hook (a superuser's UPDATE of pg_proc
  *	    itself), the functions' fingerprints, taken when CREATE or ALTER
  *	    EXTENSION toms ran, are compared by toms.check_functions() (called
- *	    by toms.assess()), which raises an incident.
+ *	    by toms.assess()), which raises an incident;
+ *	    toms' lifecycle worker does the same on every round.
  *	  Refusals are recorded as denials in the audit trail.
  *
  *	  "Inside a toms function" is known from fmgr_hook: hooks.c asks
@@ -534,35 +535,33 @@ toms_guard_record_fingerprints(void)
 }
 
 /*
- * toms.check_functions(): toms' functions that differ from what its
- * scripts created (added, dropped, changed); one incident if any.
+ * Compare toms' functions with their fingerprints; each difference goes
+ * to store (if any), and one incident is raised if there is any.  Runs
+ * its own SPI connection.
  */
-Datum
-toms_check_functions(PG_FUNCTION_ARGS)
+static uint64
+compare_functions(Tuplestorestate *store, TupleDesc desc)
 {
-	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Oid			nsp = toms_schema_oid();
 	Oid			ext = toms_extension_oid();
 	uint64		i,
 				n;
-	char	   *sql;
 
-	InitMaterializedSRF(fcinfo, 0);
-	if (!OidIsValid(nsp) || !OidIsValid(ext))
-		PG_RETURN_VOID();
-	sql = psprintf("WITH now AS (" TOMS_FUNCTIONS_SQL ")"
-				   " SELECT coalesce(n.signature, f.signature),"
-				   "        CASE WHEN f.fn IS NULL THEN 'added' WHEN n.oid IS NULL THEN 'dropped'"
-				   "             ELSE 'changed' END"
-				   "   FROM now n FULL JOIN " TOMS_SCHEMA ".function_fingerprints f ON f.fn = n.oid"
-				   "  WHERE n.fingerprint IS DISTINCT FROM f.fingerprint"
-				   "  ORDER BY 1", nsp, ext);
+	if (!OidIsValid(nsp) || !OidIsValid(ext) ||
+		!OidIsValid(get_relname_relid("function_fingerprints", nsp)))
+		return 0;
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute(sql, true, 0) != SPI_OK_SELECT)
+	if (SPI_execute(psprintf("WITH now AS (" TOMS_FUNCTIONS_SQL ")"
+							 " SELECT coalesce(n.signature, f.signature),"
+							 "        CASE WHEN f.fn IS NULL THEN 'added' WHEN n.oid IS NULL THEN 'dropped'"
+							 "             ELSE 'changed' END"
+							 "   FROM now n FULL JOIN " TOMS_SCHEMA ".function_fingerprints f ON f.fn = n.oid"
+							 "  WHERE n.fingerprint IS DISTINCT FROM f.fingerprint"
+							 "  ORDER BY 1", nsp, ext), true, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not compare toms' functions with their fingerprints");
 	n = SPI_processed;
-	for (i = 0; i < n; i++)
+	for (i = 0; store != NULL && i < n; i++)
 	{
 		Datum		values[2];
 		bool		nulls[2] = {false, false};
@@ -571,13 +570,38 @@ toms_check_functions(PG_FUNCTION_ARGS)
 
 		values[0] = CStringGetTextDatum(sig ? sig : "?");
 		values[1] = CStringGetTextDatum(what ? what : "?");
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		tuplestore_putvalues(store, desc, values, nulls);
 	}
 	SPI_finish();
 	if (n > 0)
-		toms_incident("toms function changed", "high", NULL,
+		toms_incident("toms_function_changed", "high", NULL,
 					  psprintf(UINT64_FORMAT " of toms' functions differ from what its extension scripts created", n));
+	return n;
+}
+
+/*
+ * toms.check_functions(): toms' functions that differ from what its
+ * scripts created (added, dropped, changed); one incident if any.
+ */
+Datum
+toms_check_functions(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+
+	InitMaterializedSRF(fcinfo, 0);
+	(void) compare_functions(rsinfo->setResult, rsinfo->setDesc);
 	PG_RETURN_VOID();
+}
+
+/*
+ * The same, from a background worker (lifecycle_worker.c, every round
+ * of its database): not relying on any SQL function of toms, which a
+ * superuser's edit of pg_proc could have replaced.
+ */
+void
+toms_guard_verify_functions(void)
+{
+	(void) compare_functions(NULL, NULL);
 }
 
 /* Settings and the transaction callback (from _PG_init). */

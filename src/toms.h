@@ -293,6 +293,7 @@ extern void toms_guard_self_executor(QueryDesc *queryDesc);
 extern void toms_guard_self_dropping(bool on);
 extern void toms_guard_audit_ddl(Node *parsetree);
 extern void toms_guard_record_fingerprints(void);
+extern void toms_guard_verify_functions(void);
 extern void toms_guard_init(void);
 
 /* tenant_exec.c: the filter at execution time, called by hooks.c */
