@@ -297,7 +297,19 @@ toms_guard_self_utility(Node *parsetree)
 			check_table_rangevar(((AlterTableStmt *) parsetree)->relation);
 			break;
 		case T_RenameStmt:
-			check_table_rangevar(((RenameStmt *) parsetree)->relation);
+			{
+				RenameStmt *stmt = (RenameStmt *) parsetree;
+
+				/* toms finds itself by its schema's name */
+				if (stmt->renameType == OBJECT_SCHEMA && stmt->subname &&
+					strcmp(stmt->subname, TOMS_SCHEMA) == 0)
+				{
+					toms_audit_denied("DDL on toms' schema", NULL, InvalidOid, NULL);
+					TOMS_REFUSE(errmsg("cannot rename schema \"%s\" of toms", stmt->subname),
+								errhint("toms' objects change only with ALTER EXTENSION toms UPDATE."));
+				}
+				check_table_rangevar(stmt->relation);
+			}
 			break;
 		case T_AlterObjectSchemaStmt:
 			check_table_rangevar(((AlterObjectSchemaStmt *) parsetree)->relation);

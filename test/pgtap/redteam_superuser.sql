@@ -11,7 +11,7 @@
 \pset tuples_only true
 \pset pager off
 BEGIN;
-SELECT plan(31);
+SELECT plan(32);
 SET LOCAL client_min_messages = warning;
 -- the test clusters let superusers repair toms' tables (test/conf.d)
 SET LOCAL toms.allow_catalog_edits = off;
@@ -77,6 +77,8 @@ SELECT throws_ok('CREATE TRIGGER su_t BEFORE INSERT ON toms.members FOR EACH ROW
 	'42501', 'cannot change table "members" of toms', 'superuser: a trigger on toms'' table (runs inside toms'' functions) refused');
 SELECT throws_ok('ALTER TABLE toms.protected_tables RENAME TO pt', '42501', 'cannot change table "protected_tables" of toms',
 	'superuser: renaming toms'' table refused');
+SELECT throws_ok('ALTER SCHEMA toms RENAME TO toms_old', '42501', 'cannot rename schema "toms" of toms',
+	'superuser: renaming toms'' schema (toms would no longer find itself, nor guard anything) refused');
 SELECT throws_ok('ALTER TABLE public.su_notes DISABLE ROW LEVEL SECURITY', '42501',
 	'cannot disable row level security on protected table "su_notes"', 'so the table is still guarded');
 SELECT lives_ok($$SELECT toms.create_tenant('su_c', 'Made through toms')$$,
@@ -99,7 +101,7 @@ RESET SESSION AUTHORIZATION;
 SELECT toms.audit_flush();
 SELECT cmp_ok((SELECT count(*) FROM toms.audit_log WHERE kind = 'denied' AND ts >= now()
 				AND action IN ('change of a toms function', 'direct edit of a toms table', 'DDL on a toms table',
-							   'change of toms'' extension members')), '>=', 16::bigint,
+							   'change of toms'' extension members', 'DDL on toms'' schema')), '>=', 17::bigint,
 	'every refusal above was recorded as a denial');
 
 -- 5. A repair by a superuser who allows it is not quiet either.
