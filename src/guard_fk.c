@@ -13,7 +13,9 @@
  *	    column (ON UPDATE CASCADE / SET NULL / SET DEFAULT, ON DELETE SET
  *	    NULL / SET DEFAULT onto it), and cascades (ON DELETE/UPDATE
  *	    CASCADE, SET NULL, SET DEFAULT) only along a paired key, which
- *	    keeps them inside one tenant;
+ *	    keeps them inside one tenant -- and a cascading delete into a table
+ *	    with a subject column only with the subject columns paired too,
+ *	    so it never reaches a subject hidden by a pending deletion;
  *	  - TRUNCATE ... CASCADE never reaches a protected table through the
  *	    tables that reference the named ones;
  *	  - a unique index or exclusion constraint has the tenant column
@@ -141,6 +143,26 @@ check_foreign_key(HeapTuple tup, TupleDesc desc)
 			TOMS_REFUSE(errmsg("cannot create a foreign key whose action changes the tenant column of protected table \"%s\"",
 							   get_rel_name(con->conrelid)),
 						errhint("A referential action runs outside row security and would move rows to another tenant: use NO ACTION or RESTRICT for the tenant column."));
+	}
+	/*
+	 * A subject hidden by stage 1 of its deletion (the restrictive policy
+	 * toms_subject) is still there for a cascade, which runs outside row
+	 * security: one tenant's visible parent row would take a hidden
+	 * subject's child rows with it, before the grace period ends.
+	 */
+	if (paired && changes_rows(con->confdeltype) && child->subject_attnum != InvalidAttrNumber)
+	{
+		bool		subject_paired = false;
+
+		for (i = 0; i < nkey && i < nfkey; i++)
+			if (DatumGetInt16(conkey[i]) == child->subject_attnum &&
+				parent->subject_attnum != InvalidAttrNumber &&
+				DatumGetInt16(confkey[i]) == parent->subject_attnum)
+				subject_paired = true;
+		if (!subject_paired)
+			TOMS_REFUSE(errmsg("cannot create a foreign key with a cascading delete into protected table \"%s\" without pairing the subject columns",
+							   get_rel_name(con->conrelid)),
+						errhint("A cascade ignores the subjects hidden by a pending deletion: pair the subject columns too, or use NO ACTION or RESTRICT."));
 	}
 	if (!paired && (changes_rows(con->confdeltype) || changes_rows(con->confupdtype)))
 		TOMS_REFUSE(errmsg("cannot create a foreign key with a cascading action from protected table \"%s\" into \"%s\"",

@@ -185,13 +185,29 @@ toms_guard_needs_fmgr(Oid fn_oid)
 	return result;
 }
 
+/*
+ * The last function asked about, for this transaction: unseal() and
+ * blind_index() are called once per row.  (A function's schema does not
+ * change under it: moving a function into or out of toms' schema is
+ * refused.)
+ */
+static Oid	last_fn = InvalidOid;
+static bool last_mine = false;
+
 void
 toms_guard_fmgr(FmgrHookEventType event, FmgrInfo *flinfo)
 {
 	if (event == FHET_START)
 	{
-		bool		mine = IsTransactionState() && OidIsValid(toms_schema_oid()) &&
-			get_func_namespace(flinfo->fn_oid) == toms_schema_oid();
+		bool		mine;
+
+		if (flinfo->fn_oid != last_fn || !OidIsValid(last_fn))
+		{
+			last_mine = IsTransactionState() && OidIsValid(toms_schema_oid()) &&
+				get_func_namespace(flinfo->fn_oid) == toms_schema_oid();
+			last_fn = flinfo->fn_oid;
+		}
+		mine = last_mine;
 
 		if (fmgr_depth < SELF_MAX_DEPTH)
 			fmgr_mine[fmgr_depth] = mine;
@@ -216,6 +232,7 @@ self_xact_callback(XactEvent event, void *arg)
 	{
 		fmgr_depth = 0;
 		toms_calls = 0;
+		last_fn = InvalidOid;
 		writing_fingerprints = false;
 		dropping_extension = false;
 	}

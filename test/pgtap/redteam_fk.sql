@@ -12,7 +12,7 @@
 \pset tuples_only true
 \pset pager off
 BEGIN;
-SELECT plan(20);
+SELECT plan(22);
 SET LOCAL client_min_messages = warning;
 
 CREATE ROLE regress_fk_owner LOGIN;
@@ -31,6 +31,9 @@ CREATE TABLE fk.children (id int NOT NULL, tenant_id text NOT NULL, parent_id in
 CREATE TABLE fk.victims (id int NOT NULL, tenant_id text NOT NULL, kind text);
 CREATE TABLE fk.probe (id int);
 CREATE TABLE fk.tenant_map (tid text PRIMARY KEY);
+CREATE TABLE fk.people (id int NOT NULL, tenant_id text NOT NULL, person text NOT NULL,
+						UNIQUE (tenant_id, id), UNIQUE (tenant_id, person, id));
+CREATE TABLE fk.results (id int NOT NULL, tenant_id text NOT NULL, person text NOT NULL, people_id int);
 CREATE TABLE fk.kinds (kind text PRIMARY KEY);
 INSERT INTO fk.tenant_map VALUES ('fk_a'), ('fk_b');
 INSERT INTO fk.kinds VALUES ('k');
@@ -38,6 +41,7 @@ RESET ROLE;
 GRANT SELECT, INSERT, UPDATE, DELETE ON fk.parents, fk.children, fk.victims
 	TO regress_fk_alice, regress_fk_both;
 SELECT toms.protect('fk.parents'), toms.protect('fk.children'), toms.protect('fk.victims');
+SELECT toms.protect('fk.people', subject_column => 'person'), toms.protect('fk.results', subject_column => 'person');
 SET SESSION AUTHORIZATION regress_fk_alice;
 SELECT toms.set_tenant('fk_a', true);
 INSERT INTO fk.parents (id, body) VALUES (1, 'A1'), (2, 'A2');
@@ -70,6 +74,11 @@ SELECT throws_ok('ALTER TABLE fk.children ADD FOREIGN KEY (tenant_id, parent_id)
 	'owner: paired, but ON DELETE SET NULL of every key column (the tenant column too) refused');
 SELECT lives_ok('ALTER TABLE fk.children ADD CONSTRAINT fk_c FOREIGN KEY (tenant_id, parent_id) REFERENCES fk.parents (tenant_id, id) ON DELETE CASCADE',
 	'owner: paired tenant columns, ON DELETE CASCADE (stays inside one tenant) allowed');
+SELECT throws_ok('ALTER TABLE fk.results ADD FOREIGN KEY (tenant_id, people_id) REFERENCES fk.people (tenant_id, id) ON DELETE CASCADE',
+	'42501', 'cannot create a foreign key with a cascading delete into protected table "results" without pairing the subject columns',
+	'owner: a cascading delete into a table with a subject column, subjects not paired (it would reach a subject hidden by a pending deletion) refused');
+SELECT lives_ok('ALTER TABLE fk.results ADD FOREIGN KEY (tenant_id, person, people_id) REFERENCES fk.people (tenant_id, person, id) ON DELETE CASCADE',
+	'owner: ... with tenant and subject columns paired, allowed');
 -- 2. From a protected table into one of the owner's own.
 SELECT throws_ok('ALTER TABLE fk.victims ADD FOREIGN KEY (tenant_id) REFERENCES fk.tenant_map (tid) ON UPDATE CASCADE',
 	'42501', 'cannot create a foreign key whose action changes the tenant column of protected table "victims"',
