@@ -11,7 +11,8 @@
  *	  - toms' tables cannot be written by INSERT/UPDATE/DELETE/MERGE
  *	    except from toms' own functions, toms' workers and the extension
  *	    scripts (ExecutorStart); a superuser who must repair one sets
- *	    toms.allow_catalog_edits, and every such statement is audited;
+ *	    toms.allow_catalog_edits, and every such statement is audited, as
+ *	    is COPY ... FROM into one (pg_restore loads them so);
  *	  - nor altered, renamed, moved, truncated, or given triggers, rules
  *	    or policies, nor taken out of the extension (ProcessUtility);
  *	  - the audit trail (toms.audit_log, toms.incidents) is append-only
@@ -346,6 +347,22 @@ toms_guard_self_utility(Node *parsetree)
 		case T_TruncateStmt:
 			foreach(lc, ((TruncateStmt *) parsetree)->relations)
 				check_table_rangevar(lfirst(lc));
+			break;
+		case T_CopyStmt:
+			{
+				/*
+				 * COPY ... FROM is how pg_restore loads toms' configuration
+				 * tables: not refused, but not quiet either.
+				 */
+				CopyStmt   *stmt = (CopyStmt *) parsetree;
+				Oid			relid;
+
+				if (!stmt->is_from || stmt->relation == NULL)
+					break;
+				relid = RangeVarGetRelid(stmt->relation, NoLock, true);
+				if (is_toms_table(relid))
+					toms_audit_admin("direct load of a toms table", NULL, get_rel_name(relid));
+			}
 			break;
 		case T_AlterExtensionContentsStmt:
 			if (strcmp(((AlterExtensionContentsStmt *) parsetree)->extname, "toms") == 0)

@@ -11,7 +11,7 @@
 \pset tuples_only true
 \pset pager off
 BEGIN;
-SELECT plan(32);
+SELECT plan(33);
 SET LOCAL client_min_messages = warning;
 -- the test clusters let superusers repair toms' tables (test/conf.d)
 SET LOCAL toms.allow_catalog_edits = off;
@@ -111,6 +111,13 @@ SELECT lives_ok($$UPDATE toms.tenants SET name = 'Renamed' WHERE tenant = 'su_c'
 SET LOCAL toms.allow_catalog_edits = off;
 SELECT is((SELECT count(*) FROM toms.audit_log WHERE kind = 'admin' AND action = 'direct edit of a toms table'
 			AND ts >= now()), 1::bigint, '... and the edit is audited');
+
+-- COPY ... FROM (pg_restore's way) is not refused, but recorded.
+SELECT current_setting('data_directory') || '/su_tenants.copy' AS su_f \gset
+COPY (SELECT 'su_copied', 'Loaded') TO :'su_f';
+COPY toms.tenants (tenant, name) FROM :'su_f';
+SELECT is((SELECT count(*) FROM toms.audit_log WHERE kind = 'admin' AND action = 'direct load of a toms table'
+			AND detail = 'tenants' AND ts >= now()), 1::bigint, 'superuser: COPY FROM into toms'' table is audited');
 
 -- 6. No hook: an UPDATE of pg_proc itself is detected.
 UPDATE pg_proc SET prosrc = prosrc || ' ' WHERE oid = 'toms.assess_report(text)'::regprocedure;
