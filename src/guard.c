@@ -16,10 +16,15 @@
  *	  DROP EXTENSION), so nothing can remove a toms policy, trigger or
  *	  tenant column behind the statement check's back.
  *
- *	  What DDL evaluates over a protected table's rows (user-defined
+ *	  It also refuses interposing on a protected table (renaming or
+ *	  moving it or its schema, inheritance children, materialized views
+ *	  filled from it: issue 16).
+ *
+ *	  What DDL evaluates over a protected table's rows (only LEAKPROOF
  *	  functions in indexes, constraints, generated columns, statistics,
- *	  policies, conversions) is checked by guard_expr.c, the layer below:
- *	  this file calls it, never the other way round.
+ *	  policies, conversions) is checked by guard_expr.c, foreign and
+ *	  unique keys by guard_fk.c, toms' own functions and tables by
+ *	  guard_self.c: this file calls them, never the other way round.
  *
  *	  toms itself passes through toms_run_ddl() (catalog.c), which sets a
  *	  backend-local flag for the duration of one SPI statement; no SQL can
@@ -35,6 +40,7 @@
 #include "catalog/namespace.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_attrdef.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_constraint.h"
 #include "catalog/pg_policy.h"
 #include "catalog/pg_proc.h"
@@ -49,6 +55,7 @@
 #include "nodes/parsenodes.h"
 #include "pgstat.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 
 #include "toms.h"
@@ -56,6 +63,18 @@
 
 /* A toms_tenant policy being restored, to check once it exists. */
 static Oid	restored_policy_relid = InvalidOid;
+
+/*
+ * Utility statements nest (a function run by one runs others): the level
+ * of the one running, and the level at which a materialized view is being
+ * filled, DROP EXTENSION toms runs, or CREATE/ALTER EXTENSION toms runs
+ * (0: none).  hooks.c calls toms_guard_utility_after() or _failed() for
+ * every toms_guard_utility_before().
+ */
+static int	utility_level = 0;
+static int	matview_level = 0;
+static int	dropping_level = 0;
+static int	extension_level = 0;
 
 
 /* The hint of most refusals: what is protected can be unprotected. */
@@ -190,6 +209,12 @@ check_alter_table(AlterTableStmt *stmt)
 			case AT_ValidateConstraint:
 				toms_guard_check_validate(relid, cmd->name);
 				break;
+			case AT_SetNotNull:
+				if (!toms_guard_is_admin())
+					TOMS_REFUSE(errmsg("cannot set column \"%s\" of protected table \"%s\" NOT NULL",
+									   cmd->name, relname),
+								errhint("Whether it holds for every row tells about other tenants' rows: add CHECK (column IS NOT NULL) NOT VALID (toms_admin may validate it)."));
+				break;
 			case AT_AddInherit:
 				TOMS_REFUSE(errmsg("cannot add a parent table to protected table \"%s\"", relname),
 							errhint("Rows of a child table are visible through its parent without the child's policies."));
@@ -294,9 +319,122 @@ quiesce_workers(void)
 	SPI_finish();
 }
 
+/* Does the schema hold a protected table? */
+static bool
+schema_has_protected(const char *nspname)
+{
+	Oid			nsp = get_namespace_oid(nspname, true);
+	Relation	rel;
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	if (!OidIsValid(nsp))
+		return false;
+	rel = table_open(RelationRelationId, AccessShareLock);
+	ScanKeyInit(&key, Anum_pg_class_relnamespace, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(nsp));
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 1, &key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+		found = toms_protected(((Form_pg_class) GETSTRUCT(tup))->oid) != NULL;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+static int
+hint_interpose(void)
+{
+	return errhint("Another object could take its place and see every query meant for it: only toms_admin may do this.");
+}
+
+/*
+ * Renaming or moving a protected table (or its schema) lets the owner put
+ * a look-alike view in its place; an inheritance child adds rows to the
+ * parent's results past the child's (missing) protection.
+ */
+static void
+check_interpose(Node *parsetree)
+{
+	switch (nodeTag(parsetree))
+	{
+		case T_RenameStmt:
+			{
+				RenameStmt *stmt = (RenameStmt *) parsetree;
+
+				if ((stmt->renameType == OBJECT_TABLE || stmt->renameType == OBJECT_VIEW ||
+					 stmt->renameType == OBJECT_MATVIEW || stmt->renameType == OBJECT_FOREIGN_TABLE) &&
+					protected_rangevar(stmt->relation, NULL) && !toms_guard_is_admin())
+					TOMS_REFUSE(errmsg("cannot rename protected table \"%s\"", stmt->relation->relname),
+								hint_interpose());
+				if (stmt->renameType == OBJECT_SCHEMA && schema_has_protected(stmt->subname) &&
+					!toms_guard_is_admin())
+					TOMS_REFUSE(errmsg("cannot rename schema \"%s\", which holds protected tables", stmt->subname),
+								hint_interpose());
+			}
+			break;
+		case T_AlterObjectSchemaStmt:
+			{
+				AlterObjectSchemaStmt *stmt = (AlterObjectSchemaStmt *) parsetree;
+
+				if (stmt->relation && protected_rangevar(stmt->relation, NULL) && !toms_guard_is_admin())
+					TOMS_REFUSE(errmsg("cannot move protected table \"%s\" to another schema",
+									   stmt->relation->relname),
+								hint_interpose());
+			}
+			break;
+		case T_CreateStmt:
+			{
+				CreateStmt *stmt = (CreateStmt *) parsetree;
+				ListCell   *lc;
+
+				if (stmt->partbound != NULL)
+					break;		/* a partition: protect() covers it */
+				foreach(lc, stmt->inhRelations)
+					if (protected_rangevar(lfirst(lc), NULL))
+						TOMS_REFUSE(errmsg("cannot create a table inheriting from protected table \"%s\"",
+										   ((RangeVar *) lfirst(lc))->relname),
+									errhint("A child's rows appear in the parent's results without the child being protected; use partitioning."));
+			}
+			break;
+		case T_AlterTableStmt:
+			{
+				ListCell   *lc;
+
+				foreach(lc, ((AlterTableStmt *) parsetree)->cmds)
+				{
+					AlterTableCmd *cmd = lfirst(lc);
+
+					if (cmd->subtype == AT_AddInherit &&
+						protected_rangevar((RangeVar *) cmd->def, NULL))
+						TOMS_REFUSE(errmsg("cannot make a table inherit from protected table \"%s\"",
+										   ((RangeVar *) cmd->def)->relname),
+									errhint("A child's rows appear in the parent's results without the child being protected; use partitioning."));
+				}
+			}
+			break;
+		case T_CreateTableAsStmt:
+			{
+				CreateTableAsStmt *stmt = (CreateTableAsStmt *) parsetree;
+
+				if (stmt->objtype == OBJECT_MATVIEW && !stmt->into->skipData)
+					matview_level = utility_level;
+			}
+			break;
+		case T_RefreshMatViewStmt:
+			matview_level = utility_level;
+			break;
+		default:
+			break;
+	}
+}
+
 static void
 check_utility(Node *parsetree)
 {
+	check_interpose(parsetree);
+
 	switch (nodeTag(parsetree))
 	{
 		case T_TruncateStmt:
@@ -313,6 +451,7 @@ check_utility(Node *parsetree)
 									errhint("TRUNCATE bypasses row level security; use toms.request_deletion() to delete a tenant's data."));
 					}
 				}
+				toms_guard_check_truncate((TruncateStmt *) parsetree);
 			}
 			break;
 		case T_AlterTableStmt:
@@ -443,6 +582,8 @@ check_utility(Node *parsetree)
 								 errhint("Call toms.unprotect() for each table in toms.protected_tables first."),
 								 toms_audit_refused()));
 					quiesce_workers();
+					dropping_level = utility_level;
+					toms_guard_self_dropping(true);
 				}
 			}
 			break;
@@ -545,144 +686,51 @@ hide_context_value(Node *parsetree)
 						   "SET toms.context = <hidden>");
 }
 
-/* ----------------------------------------------------------------
- * The audit trail (toms.audit_log, toms.incidents) is append-only
- * ----------------------------------------------------------------
- */
+/* CREATE or ALTER EXTENSION toms: its functions' fingerprints follow. */
 static bool
-is_audit_relation(Oid relid)
+is_toms_extension_stmt(Node *parsetree)
 {
-	Oid			nsp;
-
-	if (!OidIsValid(relid))
-		return false;
-	nsp = toms_schema_oid();
-	if (!OidIsValid(nsp) || get_rel_namespace(relid) != nsp)
-		return false;
-	{
-		char	   *name = get_rel_name(relid);
-
-		return name && (strcmp(name, "audit_log") == 0 || strcmp(name, "incidents") == 0 ||
-						strcmp(name, "incident_closures") == 0);
-	}
-}
-
-static bool
-rangevar_is_audit(RangeVar *rv)
-{
-	if (rv == NULL)
-		return false;
-	return is_audit_relation(RangeVarGetRelid(rv, NoLock, true));
-}
-
-/* For DROP TRIGGER/RULE/POLICY: the object name minus its last part. */
-static bool
-objname_on_audit(List *names)
-{
-	if (list_length(names) < 2)
-		return false;
-	return rangevar_is_audit(makeRangeVarFromNameList(list_truncate(list_copy(names),
-																	list_length(names) - 1)));
-}
-
-static void
-refuse_audit_ddl(void)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-			 errmsg("the toms audit trail is append-only"),
-			 errdetail("The audit trail and its incidents cannot be altered, renamed, truncated or have their triggers and rules changed, by any role."),
-			 toms_audit_refused()));
-}
-
-static void
-check_audit_ddl(Node *parsetree)
-{
-	ListCell   *lc;
-
-	if (creating_extension || !OidIsValid(toms_schema_oid()))
-		return;
-	switch (nodeTag(parsetree))
-	{
-		case T_AlterTableStmt:
-			if (rangevar_is_audit(((AlterTableStmt *) parsetree)->relation))
-				refuse_audit_ddl();
-			break;
-		case T_RenameStmt:
-			if (rangevar_is_audit(((RenameStmt *) parsetree)->relation))
-				refuse_audit_ddl();
-			break;
-		case T_AlterObjectSchemaStmt:
-			if (rangevar_is_audit(((AlterObjectSchemaStmt *) parsetree)->relation))
-				refuse_audit_ddl();
-			break;
-		case T_TruncateStmt:
-			foreach(lc, ((TruncateStmt *) parsetree)->relations)
-				if (rangevar_is_audit(lfirst(lc)))
-					refuse_audit_ddl();
-			break;
-		case T_RuleStmt:
-			if (rangevar_is_audit(((RuleStmt *) parsetree)->relation))
-				refuse_audit_ddl();
-			break;
-		case T_CreateTrigStmt:
-			if (rangevar_is_audit(((CreateTrigStmt *) parsetree)->relation))
-				refuse_audit_ddl();
-			break;
-		case T_CreatePolicyStmt:
-			if (rangevar_is_audit(((CreatePolicyStmt *) parsetree)->table))
-				refuse_audit_ddl();
-			break;
-		case T_AlterPolicyStmt:
-			if (rangevar_is_audit(((AlterPolicyStmt *) parsetree)->table))
-				refuse_audit_ddl();
-			break;
-		case T_DropStmt:
-			{
-				DropStmt   *ds = (DropStmt *) parsetree;
-
-				foreach(lc, ds->objects)
-				{
-					if (ds->removeType == OBJECT_TABLE)
-					{
-						if (rangevar_is_audit(makeRangeVarFromNameList(lfirst(lc))))
-							refuse_audit_ddl();
-					}
-					else if (ds->removeType == OBJECT_TRIGGER ||
-							 ds->removeType == OBJECT_RULE ||
-							 ds->removeType == OBJECT_POLICY)
-					{
-						if (objname_on_audit(lfirst(lc)))
-							refuse_audit_ddl();
-					}
-				}
-			}
-			break;
-		case T_AlterExtensionContentsStmt:
-			{
-				AlterExtensionContentsStmt *s = (AlterExtensionContentsStmt *) parsetree;
-
-				if (s->action < 0 && s->objtype == OBJECT_TABLE &&
-					rangevar_is_audit(makeRangeVarFromNameList(castNode(List, s->object))))
-					refuse_audit_ddl();
-			}
-			break;
-		default:
-			break;
-	}
+	if (IsA(parsetree, CreateExtensionStmt))
+		return strcmp(((CreateExtensionStmt *) parsetree)->extname, "toms") == 0;
+	if (IsA(parsetree, AlterExtensionStmt))
+		return strcmp(((AlterExtensionStmt *) parsetree)->extname, "toms") == 0;
+	return false;
 }
 
 /* ProcessUtility (hooks.c), before the statement runs: refuse what weakens the protection. */
 void
 toms_guard_utility_before(PlannedStmt *pstmt)
 {
+	utility_level++;
 	restored_policy_relid = InvalidOid;
+	if (is_toms_extension_stmt(pstmt->utilityStmt))
+		extension_level = utility_level;
 	if (IsTransactionState())
-		check_audit_ddl(pstmt->utilityStmt);
+		toms_guard_audit_ddl(pstmt->utilityStmt);
 	hide_context_value(pstmt->utilityStmt);
 	if (!toms_ddl_in_progress() && toms_extension_exists() &&
 		!toms_citus_forwarded_stmt(pstmt->utilityStmt))	/* Citus (issue 15): citus_guard.c */
+	{
+		toms_guard_self_utility(pstmt->utilityStmt);
 		check_utility(pstmt->utilityStmt);
+	}
+}
+
+/* A statement's level ends, however it ended. */
+static void
+leave_level(void)
+{
+	if (matview_level >= utility_level)
+		matview_level = 0;
+	if (extension_level >= utility_level)
+		extension_level = 0;
+	if (dropping_level >= utility_level && dropping_level > 0)
+	{
+		dropping_level = 0;
+		toms_guard_self_dropping(false);
+	}
+	if (utility_level > 0)
+		utility_level--;
 }
 
 /* ProcessUtility (hooks.c), after the statement ran. */
@@ -695,6 +743,48 @@ toms_guard_utility_after(void)
 
 		restored_policy_relid = InvalidOid;
 		check_restored_policy(relid);
+	}
+	if (extension_level == utility_level && extension_level > 0)
+	{
+		extension_level = 0;
+		toms_guard_record_fingerprints();
+	}
+	leave_level();
+}
+
+/* ProcessUtility (hooks.c), the statement failed. */
+void
+toms_guard_utility_failed(void)
+{
+	leave_level();
+}
+
+/*
+ * ExecutorStart (hooks.c), before the tenant checks: direct writes of
+ * toms' tables (guard_self.c), and a materialized view being filled from
+ * a protected table -- it would keep a copy of the rows outside row
+ * security (by a superuser: every tenant's), readable by whoever it is
+ * granted to; a plain view over one is checked at execution instead.
+ */
+void
+toms_guard_executor_start(QueryDesc *queryDesc)
+{
+	ListCell   *lc;
+
+	toms_guard_self_executor(queryDesc);
+	if (matview_level == 0 || matview_level > utility_level)
+		return;
+	foreach(lc, queryDesc->plannedstmt->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind == RTE_RELATION && toms_protected(rte->relid))
+		{
+			toms_audit_denied("materialized view of protected table", NULL, rte->relid, NULL);
+			TOMS_REFUSE_RECORDED(errmsg("cannot fill a materialized view from protected table \"%s\"",
+							   get_rel_name(rte->relid)),
+						errhint("A materialized view keeps the rows outside row security; use a view, or a protected table."));
+		}
 	}
 }
 
@@ -740,6 +830,10 @@ toms_guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 {
 	if (toms_ddl_in_progress())
 		return;
+	if (classId == ProcedureRelationId &&
+		(access == OAT_POST_CREATE || access == OAT_POST_ALTER || access == OAT_DROP) &&
+		toms_extension_exists())
+		toms_guard_self_function(access, objectId);
 	if (toms_citus_forwarded())	/* Citus (issue 15): citus_guard.c */
 		return;
 	if (access == OAT_DROP &&
@@ -751,7 +845,14 @@ toms_guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 				classId == AttrDefaultRelationId || classId == StatisticExtRelationId)) ||
 			  ((access == OAT_POST_CREATE || access == OAT_POST_ALTER) && classId == PolicyRelationId)) &&
 			 toms_extension_exists() && !toms_guard_is_admin())
+	{
+		/* what it evaluates first (the more telling refusal), then its keys */
 		toms_guard_check_created(classId, objectId, subId);
+		if (access == OAT_POST_CREATE && classId == ConstraintRelationId)
+			toms_guard_check_constraint_keys(objectId);
+		else if (access == OAT_POST_CREATE && classId == RelationRelationId && subId == 0)
+			toms_guard_check_unique_index(objectId);
+	}
 	else if ((access == OAT_POST_CREATE || access == OAT_POST_ALTER) &&
 			 classId == ProcedureRelationId && toms_extension_exists() && !toms_guard_is_admin())
 		toms_guard_check_function_change(objectId);

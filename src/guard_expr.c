@@ -6,11 +6,12 @@
  *	  (also a domain's, and VALIDATE CONSTRAINT), generated columns,
  *	  extended statistics' expressions (ANALYZE), restrictive policies
  *	  (evaluated before the tenant filter), and the conversion of ALTER
- *	  COLUMN ... TYPE.  Built-in functions and those of installed
- *	  extensions (toms' own among them) were vetted by whoever installed
- *	  them; a user-defined function can pass each row on (a NOTICE, a side
- *	  table).  On a protected table only toms_admin may use one there, or
- *	  change a function that such an object already calls.
+ *	  COLUMN ... TYPE.  Any function there can pass each row on (a
+ *	  NOTICE, pg_notify(), a side table) or betray it by its error (a
+ *	  failing cast), so on a protected table only toms_admin may use one
+ *	  that is not LEAKPROOF (PostgreSQL's notion; only a superuser can
+ *	  mark a function so), or change a function that such an object
+ *	  already calls.
  *
  *	  The layer below guard.c, which calls these checks from the
  *	  ProcessUtility and object-access hooks (hooks.c); nothing here calls
@@ -41,7 +42,9 @@
 #include "nodes/makefuncs.h"
 #include "nodes/nodeFuncs.h"
 #include "nodes/parsenodes.h"
+#include "nodes/subscripting.h"
 #include "optimizer/optimizer.h"
+#include "parser/parse_coerce.h"
 #include "parser/parse_type.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
@@ -50,6 +53,7 @@
 #include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/typcache.h"
 #include "utils/syscache.h"
 
 #include "toms.h"
@@ -77,22 +81,94 @@ toms_guard_is_admin(void)
 }
 
 static bool
-user_defined(Oid funcid, void *context)
+not_leakproof(Oid funcid, void *context)
 {
-	return funcid >= FirstNormalObjectId &&
-		!OidIsValid(getExtensionOfObject(ProcedureRelationId, funcid));
+	return !get_func_leakproof(funcid);
 }
 
+/*
+ * Could evaluating this expression over a row tell anyone something about
+ * the row?  PostgreSQL's own notion (contain_leaked_vars), made strict: a
+ * function or operator counts even when no column is passed to it (a
+ * CASE over a column can choose whether it runs), and every node that
+ * PostgreSQL does not know to be safe counts -- sub-queries, aggregates,
+ * domain checks (their errors), XML.  Casts are functions: a cast that can
+ * fail (text to integer) is not leakproof.
+ */
 static bool
-calls_user_function(Node *node, void *context)
+leaky_walker(Node *node, void *context)
 {
 	if (node == NULL)
 		return false;
-	if (IsA(node, Query))
-		return query_tree_walker((Query *) node, calls_user_function, context, 0);
-	if (check_functions_in_node(node, user_defined, context))
-		return true;
-	return expression_tree_walker(node, calls_user_function, context);
+	switch (nodeTag(node))
+	{
+		case T_Var:
+		case T_Const:
+		case T_Param:
+		case T_ArrayExpr:
+		case T_FieldSelect:
+		case T_FieldStore:
+		case T_NamedArgExpr:
+		case T_BoolExpr:
+		case T_RelabelType:
+		case T_CollateExpr:
+		case T_CaseExpr:
+		case T_CaseTestExpr:
+		case T_RowExpr:
+		case T_SQLValueFunction:
+		case T_NullTest:
+		case T_BooleanTest:
+		case T_CoerceToDomainValue:
+		case T_ArrayCoerceExpr:	/* its per-element expression is walked */
+		case T_List:
+			break;
+		case T_FuncExpr:
+		case T_OpExpr:
+		case T_DistinctExpr:
+		case T_NullIfExpr:
+		case T_ScalarArrayOpExpr:
+		case T_CoerceViaIO:
+			if (check_functions_in_node(node, not_leakproof, context))
+				return true;
+			break;
+		case T_RowCompareExpr:
+			{
+				ListCell   *lc;
+
+				foreach(lc, ((RowCompareExpr *) node)->opnos)
+					if (!get_func_leakproof(get_opcode(lfirst_oid(lc))))
+						return true;
+			}
+			break;
+		case T_MinMaxExpr:
+			{
+				TypeCacheEntry *t = lookup_type_cache(((MinMaxExpr *) node)->minmaxtype,
+													  TYPECACHE_CMP_PROC);
+
+				if (!OidIsValid(t->cmp_proc) || !get_func_leakproof(t->cmp_proc))
+					return true;
+			}
+			break;
+		case T_SubscriptingRef:
+			{
+				SubscriptingRef *sbsref = (SubscriptingRef *) node;
+				const SubscriptRoutines *sbs = getSubscriptingRoutines(sbsref->refcontainertype, NULL);
+
+				if (sbs == NULL ||
+					!(sbsref->refassgnexpr != NULL ? sbs->store_leakproof : sbs->fetch_leakproof))
+					return true;
+			}
+			break;
+		default:
+			return true;
+	}
+	return expression_tree_walker(node, leaky_walker, context);
+}
+
+static bool
+leaky(Node *node)
+{
+	return leaky_walker(node, NULL);
 }
 
 static int
@@ -101,39 +177,46 @@ hint_every_row(void)
 	return errhint("It is evaluated over every tenant's rows: only toms_admin may do this.");
 }
 
+/* Validation over every row answers a question about other tenants' rows. */
+static int
+hint_validation(void)
+{
+	return errhint("Whether it holds for every row tells about other tenants' rows: add it NOT VALID (toms_admin may validate it).");
+}
+
 static void
-refuse_user_function(Oid relid, GuardExprKind kind)
+refuse_leaky(Oid relid, GuardExprKind kind)
 {
 	const char *relname = get_rel_name(relid);
 
 	switch (kind)
 	{
 		case GUARD_EXPR_INDEX:
-			TOMS_REFUSE(errmsg("cannot create an index calling a user-defined function on protected table \"%s\"",
+			TOMS_REFUSE(errmsg("cannot create an index calling a function that is not leakproof on protected table \"%s\"",
 							   relname), hint_every_row());
 			break;
 		case GUARD_EXPR_PARTIAL_INDEX:
-			TOMS_REFUSE(errmsg("cannot create a partial index calling a user-defined function on protected table \"%s\"",
+			TOMS_REFUSE(errmsg("cannot create a partial index calling a function that is not leakproof on protected table \"%s\"",
 							   relname), hint_every_row());
 			break;
 		case GUARD_EXPR_CONSTRAINT:
-			TOMS_REFUSE(errmsg("cannot add a constraint calling a user-defined function on protected table \"%s\"",
+			TOMS_REFUSE(errmsg("cannot add a constraint calling a function that is not leakproof on protected table \"%s\"",
 							   relname), hint_every_row());
 			break;
 		case GUARD_EXPR_POLICY:
-			TOMS_REFUSE(errmsg("cannot create or alter a policy calling a user-defined function on protected table \"%s\"",
+			TOMS_REFUSE(errmsg("cannot create or alter a policy calling a function that is not leakproof on protected table \"%s\"",
 							   relname), hint_every_row());
 			break;
 		case GUARD_EXPR_STATISTICS:
-			TOMS_REFUSE(errmsg("cannot create statistics calling a user-defined function on protected table \"%s\"",
+			TOMS_REFUSE(errmsg("cannot create statistics calling a function that is not leakproof on protected table \"%s\"",
 							   relname), hint_every_row());
 			break;
 		case GUARD_EXPR_GENERATED:
-			TOMS_REFUSE(errmsg("cannot add a generated column calling a user-defined function on protected table \"%s\"",
+			TOMS_REFUSE(errmsg("cannot add a generated column calling a function that is not leakproof on protected table \"%s\"",
 							   relname), hint_every_row());
 			break;
 		case GUARD_EXPR_VALIDATE:
-			TOMS_REFUSE(errmsg("cannot validate a constraint calling a user-defined function on protected table \"%s\"",
+			TOMS_REFUSE(errmsg("cannot validate a constraint calling a function that is not leakproof on protected table \"%s\"",
 							   relname), hint_every_row());
 			break;
 	}
@@ -142,36 +225,71 @@ refuse_user_function(Oid relid, GuardExprKind kind)
 
 /* A domain's constraints: added (GUARD_EXPR_CONSTRAINT) or validated. */
 static void
-refuse_domain_function(Oid typid, GuardExprKind kind)
+refuse_domain_leaky(Oid typid, GuardExprKind kind)
 {
 	if (kind == GUARD_EXPR_VALIDATE)
-		TOMS_REFUSE(errmsg("cannot validate a constraint calling a user-defined function on domain \"%s\", which a protected table uses",
+		TOMS_REFUSE(errmsg("cannot validate a constraint calling a function that is not leakproof on domain \"%s\", which a protected table uses",
 						   format_type_be(typid)), hint_every_row());
-	TOMS_REFUSE(errmsg("cannot add a constraint calling a user-defined function on domain \"%s\", which a protected table uses",
+	TOMS_REFUSE(errmsg("cannot add a constraint calling a function that is not leakproof on domain \"%s\", which a protected table uses",
 					   format_type_be(typid)), hint_every_row());
 }
 
 /*
  * ALTER COLUMN ... TYPE converts every row, by a USING expression or by a
- * cast; the statement is not yet analysed here, so: no USING, and both
- * types built in (a cast between built-in types is built in or made by a
- * superuser).
+ * cast; the statement is not yet analysed here, so: no USING, both types
+ * built in (a cast between built-in types is built in or made by a
+ * superuser), no domain (its check), and a leakproof conversion: a cast
+ * that can fail (bigint to integer, text to varchar(3)) answers, by its
+ * error, whether some tenant holds a value that does not fit.
  */
+static bool
+leakproof_conversion(Oid oldtype, Oid newtype, int32 newtypmod)
+{
+	Oid			funcid = InvalidOid;
+	CoercionPathType path;
+
+	if (get_typtype(newtype) == TYPTYPE_DOMAIN)
+		return false;
+	if (oldtype != newtype)
+	{
+		path = find_coercion_pathway(newtype, oldtype, COERCION_ASSIGNMENT, &funcid);
+		if (path == COERCION_PATH_FUNC)
+		{
+			if (!get_func_leakproof(funcid))
+				return false;
+		}
+		else if (path != COERCION_PATH_RELABELTYPE)
+			return false;
+	}
+	if (newtypmod >= 0 &&
+		find_typmod_coercion_function(newtype, &funcid) != COERCION_PATH_NONE &&
+		!get_func_leakproof(funcid))
+		return false;
+	return true;
+}
+
 void
 toms_guard_check_retype(Oid relid, const char *relname, const char *colname,
 						const ColumnDef *def)
 {
 	AttrNumber	attnum = get_attnum(relid, colname);
 	Oid			newtype;
+	Oid			oldtype;
+	int32		newtypmod = -1;
 
 	if (def == NULL || attnum == InvalidAttrNumber || toms_guard_is_admin())
 		return;
-	newtype = LookupTypeNameOid(NULL, def->typeName, true);
+	typenameTypeIdAndMod(NULL, def->typeName, &newtype, &newtypmod);
+	oldtype = get_atttype(relid, attnum);
 	if (def->raw_default != NULL || newtype >= FirstNormalObjectId ||
-		get_atttype(relid, attnum) >= FirstNormalObjectId)
+		oldtype >= FirstNormalObjectId)
 		TOMS_REFUSE(errmsg("cannot convert column \"%s\" of protected table \"%s\" with USING or through a type that is not built in",
 						   colname, relname),
 					errhint("The conversion is evaluated over every tenant's rows: only toms_admin may do this."));
+	if (!leakproof_conversion(oldtype, newtype, newtypmod))
+		TOMS_REFUSE(errmsg("cannot convert column \"%s\" of protected table \"%s\" with a conversion that is not leakproof",
+						   colname, relname),
+					errhint("A conversion that can fail tells, by its error, what another tenant's rows hold: only toms_admin may do this."));
 }
 
 /* A table whose rows toms guards. */
@@ -328,15 +446,14 @@ toms_guard_check_created(Oid classId, Oid objectId, int subId)
 			continue;
 		for (j = 0; j < lengthof(c->exprcols) && c->exprcols[j] != 0; j++)
 		{
-			if (!calls_user_function(created_expr(c->catalog, c->index, 1, &c->keycol, keys,
-												  c->relcol, c->exprcols[j],
-												  c->domain ? guarded_domain : guarded_table,
-												  &relid), NULL))
+			if (!leaky(created_expr(c->catalog, c->index, 1, &c->keycol, keys,
+									c->relcol, c->exprcols[j],
+									c->domain ? guarded_domain : guarded_table, &relid)))
 				continue;
 			if (c->domain)
-				refuse_domain_function(relid, c->kind);
+				refuse_domain_leaky(relid, c->kind);
 			else
-				refuse_user_function(relid, c->kind);
+				refuse_leaky(relid, c->kind);
 		}
 	}
 	if (classId == AttrDefaultRelationId)
@@ -348,16 +465,16 @@ toms_guard_check_created(Oid classId, Oid objectId, int subId)
 		cols[1] = Anum_pg_attrdef_adnum;
 		expr = created_expr(AttrDefaultRelationId, AttrDefaultIndexId, 2, cols, keys,
 							Anum_pg_attrdef_adrelid, Anum_pg_attrdef_adbin, guarded_table, &relid);
-		if (contain_var_clause(expr) && calls_user_function(expr, NULL))
-			refuse_user_function(relid, GUARD_EXPR_GENERATED);
+		if (contain_var_clause(expr) && leaky(expr))
+			refuse_leaky(relid, GUARD_EXPR_GENERATED);
 	}
 }
 
 /* Does a stored expression (pg_node_tree, maybe NULL) call one? */
 static bool
-stored_expr_calls_user_function(Datum d, bool isnull)
+stored_expr_leaky(Datum d, bool isnull)
 {
-	return !isnull && calls_user_function(stringToNode(TextDatumGetCString(d)), NULL);
+	return !isnull && leaky(stringToNode(TextDatumGetCString(d)));
 }
 
 /*
@@ -365,7 +482,7 @@ stored_expr_calls_user_function(Datum d, bool isnull)
  * earlier -- perhaps before the table was protected or the domain used.
  */
 static bool
-constraint_calls_user_function(Oid conoid)
+constraint_leaky(Oid conoid)
 {
 	HeapTuple	tup = SearchSysCache1(CONSTROID, ObjectIdGetDatum(conoid));
 	bool		result = false;
@@ -375,7 +492,7 @@ constraint_calls_user_function(Oid conoid)
 		bool		isnull;
 		Datum		d = SysCacheGetAttr(CONSTROID, tup, Anum_pg_constraint_conbin, &isnull);
 
-		result = stored_expr_calls_user_function(d, isnull);
+		result = stored_expr_leaky(d, isnull);
 		ReleaseSysCache(tup);
 	}
 	return result;
@@ -385,9 +502,12 @@ constraint_calls_user_function(Oid conoid)
 void
 toms_guard_check_validate(Oid relid, const char *conname)
 {
-	if (!toms_guard_is_admin() &&
-		constraint_calls_user_function(get_relation_constraint_oid(relid, conname, true)))
-		refuse_user_function(relid, GUARD_EXPR_VALIDATE);
+	if (toms_guard_is_admin())
+		return;
+	if (constraint_leaky(get_relation_constraint_oid(relid, conname, true)))
+		refuse_leaky(relid, GUARD_EXPR_VALIDATE);
+	TOMS_REFUSE(errmsg("cannot validate a constraint on protected table \"%s\"", get_rel_name(relid)),
+				hint_validation());
 }
 
 /* ALTER DOMAIN ... VALIDATE CONSTRAINT of a domain a protected table uses */
@@ -399,9 +519,20 @@ toms_guard_check_alter_domain(const AlterDomainStmt *stmt)
 	if (stmt->subtype != 'V' || toms_guard_is_admin())
 		return;
 	typid = LookupTypeNameOid(NULL, makeTypeNameFromNameList(stmt->typeName), true);
-	if (OidIsValid(typid) && guarded_domain(typid) &&
-		constraint_calls_user_function(get_domain_constraint_oid(typid, stmt->name, true)))
-		refuse_domain_function(typid, GUARD_EXPR_VALIDATE);
+	if (!OidIsValid(typid) || !guarded_domain(typid))
+		return;
+	if (constraint_leaky(get_domain_constraint_oid(typid, stmt->name, true)))
+		refuse_domain_leaky(typid, GUARD_EXPR_VALIDATE);
+	TOMS_REFUSE(errmsg("cannot validate a constraint on domain \"%s\", which a protected table uses",
+					   format_type_be(typid)),
+				hint_validation());
+}
+
+/* A domain a protected table uses (guard_fk.c). */
+bool
+toms_guard_domain_guarded(Oid typid)
+{
+	return guarded_domain(typid);
 }
 
 /* A policy's table and name, by the policy's oid. */
@@ -597,8 +728,8 @@ toms_guard_check_function_change(Oid funcid)
 /*
  * toms.protect(): restrictive policies already on the table run before the
  * tenant filter.  toms_admin protecting the table vets them; say which
- * ones call a user-defined function (that function can no longer be
- * changed by others, see above).
+ * ones call a function that is not leakproof (a user-defined one can no
+ * longer be changed by others, see above).
  */
 void
 toms_warn_policy_functions(Oid relid)
@@ -619,10 +750,10 @@ toms_warn_policy_functions(Oid relid)
 		Datum		qual = heap_getattr(tup, Anum_pg_policy_polqual, RelationGetDescr(rel), &qnull);
 		Datum		check = heap_getattr(tup, Anum_pg_policy_polwithcheck, RelationGetDescr(rel), &cnull);
 
-		if (stored_expr_calls_user_function(qual, qnull) ||
-			stored_expr_calls_user_function(check, cnull))
+		if (stored_expr_leaky(qual, qnull) ||
+			stored_expr_leaky(check, cnull))
 			ereport(WARNING,
-					(errmsg("policy \"%s\" on table \"%s\" calls a user-defined function",
+					(errmsg("policy \"%s\" on table \"%s\" calls a function that is not leakproof",
 							NameStr(pol->polname), get_rel_name(relid)),
 					 errdetail("Restrictive policies run before toms' tenant filter: the function sees every tenant's rows that a query reads."),
 					 errhint("Drop the policy unless the function is trusted.")));

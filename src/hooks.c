@@ -17,11 +17,14 @@
  *	    4. the statement
  *	    5. guard:     a restored policy is checked            (guard.c),
  *	                  then new partitions protected (guard_partition.c)
- *	    -- end of PG_TRY; on error: audit records a failed COPY --
+ *	    -- end of PG_TRY; on error: the guard's statement level ends,
+ *	       the audit records a failed COPY --
  *	    6. audit:     COPY/TRUNCATE records completed          (audit_capture.c)
  *	    7. password:  history follows a renamed role          (password.c)
  *
  *	  ExecutorStart
+ *	    0. guard:     direct writes of toms' tables; a materialized view
+ *	                  filled from a protected table  (guard.c, guard_self.c)
  *	    1. tenant:    fail closed without a context; privileged views and
  *	                  SECURITY DEFINER paths; WITH HOLD  (tenant_exec.c)
  *	    2. the executor starts
@@ -33,7 +36,10 @@
  *	  ExecutorEnd     audit: records completed with their row counts
  *
  *	  object_access_hook       guard (guard.c), after the other libraries
- *	  fmgr_hook                SECURITY DEFINER stack (tenant_exec.c)
+ *	  fmgr_hook                SECURITY DEFINER stack (tenant_exec.c), then
+ *	                           toms' own functions running (guard_self.c)
+ *	  needs_fmgr_hook          other libraries, then toms' functions that may
+ *	                           write (guard_self.c)
  *	  check_password_hook      password policy (password.c)
  *	  ClientAuthentication_hook  TLS, login audit, lock-out (account.c)
  *	  emit_log_hook            secrets out of the server log (redact.c)
@@ -64,6 +70,7 @@ static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
 static object_access_hook_type prev_object_access = NULL;
 static fmgr_hook_type prev_fmgr = NULL;
+static needs_fmgr_hook_type prev_needs_fmgr = NULL;
 static check_password_hook_type prev_check_password = NULL;
 static ClientAuthentication_hook_type prev_client_auth = NULL;
 static emit_log_hook_type prev_emit_log = NULL;
@@ -110,6 +117,7 @@ toms_hook_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readO
 	}
 	PG_CATCH();
 	{
+		toms_guard_utility_failed();
 		if (audit)
 			toms_audit_utility_failed(audit);
 		PG_RE_THROW();
@@ -126,6 +134,7 @@ toms_hook_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	char		tenant[TOMS_MAX_TENANT_LEN + 1];
 	Oid			filtered;
 
+	toms_guard_executor_start(queryDesc);
 	filtered = toms_tenant_executor_check(queryDesc, eflags, tenant);
 	if (prev_ExecutorStart)
 		prev_ExecutorStart(queryDesc, eflags);
@@ -198,8 +207,18 @@ toms_hook_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 
 /*
  * PostgreSQL calls fmgr_hook for SECURITY DEFINER functions and functions
- * with SET clauses without asking needs_fmgr_hook; toms needs no others.
+ * with SET clauses without asking needs_fmgr_hook; besides those, the
+ * guard wants toms' own functions that may write (guard_self.c: writes of
+ * toms' tables come only from them).
  */
+static bool
+toms_hook_needs_fmgr(Oid fn_oid)
+{
+	if (prev_needs_fmgr && prev_needs_fmgr(fn_oid))
+		return true;
+	return toms_guard_needs_fmgr(fn_oid);
+}
+
 static void
 toms_hook_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 {
@@ -209,8 +228,10 @@ toms_hook_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 		if (prev_fmgr)
 			prev_fmgr(event, flinfo, private);
 		toms_tenant_fmgr(event, flinfo);
+		toms_guard_fmgr(event, flinfo);
 		return;
 	}
+	toms_guard_fmgr(event, flinfo);
 	toms_tenant_fmgr(event, flinfo);
 	if (prev_fmgr)
 		prev_fmgr(event, flinfo, private);
@@ -265,6 +286,8 @@ toms_hooks_install(void)
 	object_access_hook = toms_hook_object_access;
 	prev_fmgr = fmgr_hook;
 	fmgr_hook = toms_hook_fmgr;
+	prev_needs_fmgr = needs_fmgr_hook;
+	needs_fmgr_hook = toms_hook_needs_fmgr;
 	prev_check_password = check_password_hook;
 	check_password_hook = toms_hook_check_password;
 	prev_client_auth = ClientAuthentication_hook;

@@ -630,6 +630,10 @@ toms_lifecycle_worker_main(Datum arg)
 	reconcile();
 	run_deletions();
 	run_retention();
+	/* toms' functions as its scripts made them (guard_self.c, issue 16) */
+	unit_begin("checking toms' functions");
+	toms_guard_verify_functions();
+	unit_end();
 	proc_exit(0);
 }
 

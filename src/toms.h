@@ -291,6 +291,8 @@ extern void toms_context_init(void);
 /* guard.c: ProcessUtility and object_access checks, called by hooks.c */
 extern void toms_guard_utility_before(PlannedStmt *pstmt);
 extern void toms_guard_utility_after(void);
+extern void toms_guard_utility_failed(void);
+extern void toms_guard_executor_start(QueryDesc *queryDesc);
 extern void toms_guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 									 int subId, void *arg);
 
@@ -321,6 +323,9 @@ extern void toms_protect_partition(Oid child, Oid parent);
  */
 #define TOMS_REFUSE(msg, hint) \
 	ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), msg, hint, toms_audit_refused()))
+/* The same, where the caller recorded the denial itself (toms_audit_denied). */
+#define TOMS_REFUSE_RECORDED(msg, hint) \
+	ereport(ERROR, (errcode(ERRCODE_INSUFFICIENT_PRIVILEGE), msg, hint))
 extern bool toms_guard_is_admin(void);
 extern bool toms_guard_policy_info(Oid policyid, Oid *relid, char **name);
 extern bool toms_guard_trigger_info(Oid trigid, Oid *relid, char **name);
@@ -331,6 +336,24 @@ extern void toms_guard_check_retype(Oid relid, const char *relname, const char *
 extern void toms_guard_check_validate(Oid relid, const char *conname);
 extern void toms_guard_check_alter_domain(const AlterDomainStmt *stmt);
 extern void toms_warn_policy_functions(Oid relid);
+extern bool toms_guard_domain_guarded(Oid typid);
+
+/* guard_fk.c: foreign and unique keys around the filter (issue 16) */
+extern void toms_guard_check_constraint_keys(Oid conoid);
+extern void toms_guard_check_unique_index(Oid indexid);
+extern void toms_guard_check_truncate(const TruncateStmt *stmt);
+
+/* guard_self.c: toms' own functions and tables (issue 16) */
+extern bool toms_guard_needs_fmgr(Oid fn_oid);
+extern void toms_guard_fmgr(FmgrHookEventType event, FmgrInfo *flinfo);
+extern void toms_guard_self_function(ObjectAccessType access, Oid funcid);
+extern void toms_guard_self_utility(Node *parsetree);
+extern void toms_guard_self_executor(QueryDesc *queryDesc);
+extern void toms_guard_self_dropping(bool on);
+extern void toms_guard_audit_ddl(Node *parsetree);
+extern void toms_guard_record_fingerprints(void);
+extern void toms_guard_verify_functions(void);
+extern void toms_guard_init(void);
 
 /* tenant_exec.c: the filter at execution time, called by hooks.c */
 extern Oid	toms_tenant_executor_check(QueryDesc *queryDesc, int eflags, char *tenant);

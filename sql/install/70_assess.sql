@@ -787,6 +787,17 @@ BEGIN
 	ELSE
 		e := e || 'every protected table forces row security with its toms_tenant policy intact'::text;
 	END IF;
+	-- toms' own functions as its extension scripts created them (the filter
+	-- calls toms.current_tenant()); a superuser's edit of pg_proc has no
+	-- hook: toms.check_functions() compares fingerprints and raises an
+	-- incident (issue 16).
+	SELECT array_agg(format('%s (%s)', f.function, f.problem) ORDER BY f.function)
+	  INTO items FROM @extschema@.check_functions() f;
+	IF cardinality(items) > 0 THEN
+		s := 'fail';
+		e := e || format('toms'' functions differ from what its extension scripts created: %s (restore them; toms.function_fingerprints says what they were)',
+						 @extschema@._assess_list(items));
+	END IF;
 	-- Paths around the filter that PostgreSQL cannot close (docs/tenancy.md,
 	-- Known limits): warned about, naming the objects.
 	-- SECURITY DEFINER functions of roles outside row security whose body
