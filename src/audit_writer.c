@@ -126,10 +126,13 @@ prepare_plans(void)
 								" DO UPDATE SET last_seen = greatest(i.last_seen, excluded.last_seen),"
 								" count = i.count + excluded.count, severity = excluded.severity"
 								" RETURNING id, count,"
+		/*
+		 * Any role may LISTEN: the payload says that something happened and
+		 * where to look, never whose (no tenant, no detail naming roles or
+		 * actors, no timing); toms_auditor reads the row (issue 16).
+		 */
 								" pg_catalog.json_build_object('id', id, 'kind', kind, 'severity', severity,"
-								" 'tenant', tenant, 'detail', detail, 'count', count,"
-								" 'first_seen', first_seen, 'last_seen', last_seen,"
-								" 'database', pg_catalog.current_database())::text",
+								" 'count', count, 'database', pg_catalog.current_database())::text",
 								7, it);
 	}
 }
