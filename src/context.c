@@ -634,6 +634,7 @@ toms_context(bool missing_ok)
 	TomsContext ctx;
 	Denial		denial;
 	uint64		key;
+	uint64		generation;
 	bool		found;
 
 	if (context_scope == SCOPE_TRANSACTION && context_outlives_transaction())
@@ -672,11 +673,18 @@ toms_context(bool missing_ok)
 		return &e->ctx;
 	}
 
-	if (!verify_context(context_value, session_user, &ctx, &denial))
+	/* verified by another backend? (context_cache.c) */
+	if (!toms_context_cache_get(context_value, session_user, watched_tenants,
+								now, &ctx, &generation))
 	{
-		if (missing_ok)
-			return NULL;
-		deny(&denial);
+		if (!verify_context(context_value, session_user, &ctx, &denial))
+		{
+			if (missing_ok)
+				return NULL;
+			deny(&denial);
+		}
+		toms_context_cache_put(context_value, session_user, watched_tenants,
+							   now, &ctx, generation);
 	}
 
 	/* verification reads tables, which may have processed invalidations */
@@ -828,6 +836,7 @@ toms_context_init(void)
 							 0,
 							 NULL, NULL, NULL);
 
+	toms_context_cache_init();
 	toms_on_relcache(context_relcache_cb);
 	CacheRegisterSyscacheCallback(AUTHMEMMEMROLE, context_syscache_cb, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHOID, context_syscache_cb, (Datum) 0);

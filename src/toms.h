@@ -246,6 +246,13 @@ typedef struct TomsContext
 extern const TomsContext *toms_context(bool missing_ok);
 /* bumped by every change of toms.context (SET, RESET, rollback) */
 extern uint64 toms_context_version;
+/* context_cache.c: verified contexts shared by all backends */
+extern bool toms_context_cache_get(const char *value, Oid session_user, Oid tenants,
+								   TimestampTz now, TomsContext *ctx, uint64 *generation);
+extern void toms_context_cache_put(const char *value, Oid session_user, Oid tenants,
+								   TimestampTz now, const TomsContext *ctx, uint64 generation);
+extern void toms_context_cache_init(void);
+
 extern void toms_context_check_scope(bool is_local, const char *value);
 extern void toms_validate_tenant_id(const char *tenant);
 extern void toms_context_init(void);

@@ -12,7 +12,8 @@ SRC=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PACKAGES="postgresql-$PGVER postgresql-server-dev-$PGVER libsodium-dev
   postgresql-$PGVER-pgtap libtap-parser-sourcehandler-pgtap-perl
   postgresql-$PGVER-pgaudit libipc-run-perl make gcc clang
-  libclang-rt-14-dev cppcheck clang-tidy openssl libkrb5-dev"
+  libclang-rt-14-dev cppcheck clang-tidy openssl libkrb5-dev
+  pgbouncer"
 
 say() { printf '%s\n' "$*"; }
 die() { printf 'error: %s\n' "$*" >&2; exit 2; }
