@@ -90,6 +90,9 @@ SET LOCAL toms.context = '42';
 SELECT v FROM regress_ids_rows;
 SELECT set_config('toms.context', '-7', true) IS NOT NULL AS local_config;
 SELECT v FROM regress_ids_rows;
+-- a parallel worker gets the context as a session-level value: still fine
+SET LOCAL force_parallel_mode = on;
+SELECT v FROM regress_ids_rows;
 COMMIT;
 SELECT toms.clear_tenant();             -- clearing is always allowed
 SELECT regress_ids_try('SELECT v FROM regress_ids_rows') AS after_clear;

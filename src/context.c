@@ -29,6 +29,7 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/parallel.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -637,7 +638,12 @@ toms_context(bool missing_ok)
 	uint64		generation;
 	bool		found;
 
-	if (context_scope == SCOPE_TRANSACTION && context_outlives_transaction())
+	/*
+	 * A parallel worker gets the leader's settings as session-level values;
+	 * the leader checked the scope at executor start.
+	 */
+	if (context_scope == SCOPE_TRANSACTION && !IsParallelWorker() &&
+		context_outlives_transaction())
 	{
 		Denial		scope = {DENY_SESSION_SCOPE, NULL, NULL, NULL, false};
 

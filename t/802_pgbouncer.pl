@@ -146,6 +146,27 @@ is(scalar(@seen), 6, 'six clients alternated acme and globex on one server conne
 $o = client('app', q{RESET toms.context; SELECT string_agg(item, ',') FROM orders;});
 like($o, qr/ERROR:  42501: no tenant context/, 'RESET clears the leftover: no tenant context, fail closed');
 
+# --- the shared verified-context cache (context_cache.c) -------------------
+# A fresh server connection finds a context another one verified; a
+# membership removed meanwhile is not found (the committing transaction
+# bumps the cache's generation), in a fresh connection that never verified
+# it itself.
+sub direct
+{
+	my ($sql) = @_;
+	my ($ret, $out, $err) = $node->psql('appdb', "\\set VERBOSITY verbose\n" . $sql,
+		connstr => "host=127.0.0.1 port=$port dbname=appdb user=app password=$pw");
+	return ($out // '') . "\n" . ($err // '');
+}
+my $enter = q{BEGIN; SELECT toms.set_tenant('acme', true); SELECT 'rows=' || count(*) FROM orders; COMMIT;};
+like(direct($enter), qr/^rows=2$/m, 'shared cache: a fresh connection enters acme');
+like(direct($enter), qr/^rows=2$/m, 'shared cache: another fresh connection too');
+$node->safe_psql('appdb', q{SELECT toms.remove_member('app', 'acme')});
+like(direct($enter), qr/ERROR:  42501: role "app" is not a member of tenant "acme"/,
+	'shared cache: after remove_member a fresh connection is refused');
+$node->safe_psql('appdb', q{SELECT toms.add_member('app', 'acme')});
+like(direct($enter), qr/^rows=2$/m, 'shared cache: and enters again after add_member');
+
 # --- a role left at session scope: the leak the setting closes -------------
 $o = client('legacy', q{SELECT toms.set_tenant('acme');});
 unlike($o, qr/ERROR/, 'legacy (session scope): set_tenant(t) for the session is allowed');
