@@ -8,11 +8,17 @@
  *	  It is never trusted because it was set: toms_context() verifies it
  *	  where it is used -- the session user's membership or live grant for a
  *	  bare id, the signature, expiry and toms_app membership for a token --
- *	  and caches the result per backend, keyed by the setting's value.  The
- *	  cache is dropped whenever one of toms' tenant tables changes (their
- *	  triggers send relcache invalidations, which are transactional) or role
+ *	  and caches the result per backend, keyed by the setting's value, and
+ *	  for all backends in shared memory (context_cache.c).  The caches are
+ *	  dropped whenever one of toms' tenant tables changes (their triggers
+ *	  send relcache invalidations, which are transactional) or role
  *	  membership changes, and an entry never outlives its token's exp or its
  *	  grant's end.
+ *
+ *	  toms.context_scope = transaction (for roles behind a transaction-
+ *	  pooling connection pool) refuses a context set for the session and
+ *	  never uses one left from an earlier transaction.  Errors do not tell a
+ *	  role that may not read toms.tenants whether a tenant exists.
  *
  *	  A protected table carries the toms-owned policy "toms_tenant", whose
  *	  filter compares the tenant column with toms.current_tenant(); guard.c
