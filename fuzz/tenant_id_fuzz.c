@@ -51,6 +51,15 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();				/* verdict differs from the stated rules */
 	if (why != NULL && strlen(why) == 0)
 		abort();
+	{
+		/* a look-alike's canonical spelling differs and is canonical itself */
+		char		canon[TOMS_MAX_TENANT_LEN + 1];
+		char		again[TOMS_MAX_TENANT_LEN + 1];
+		const char *c = toms_tenant_id_lookalike(s, canon);
+
+		if (c != NULL && (strcmp(c, s) == 0 || toms_tenant_id_lookalike(c, again) != NULL))
+			abort();
+	}
 	free(s);
 	return 0;
 }

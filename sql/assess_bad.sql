@@ -135,6 +135,11 @@ SELECT status FROM toms.assess() WHERE control = '9b';
 
 -- Least privilege: admin functions and protected tables of application roles
 CREATE ROLE regress_assess_app LOGIN IN ROLE toms_app;
+-- Pools: a token-using login role left at toms.context_scope = session
+SELECT status, says ~ 'context_scope = session.*regress_assess_app' AS warns
+  FROM regress_assess_says('9b') WHERE says ~ 'context_scope';
+ALTER ROLE regress_assess_app SET toms.context_scope = 'transaction';
+SELECT count(*) AS warnings FROM regress_assess_says('9b') WHERE says ~ 'context_scope';
 GRANT EXECUTE ON FUNCTION toms.create_tenant(text, text) TO regress_assess_app;
 GRANT EXECUTE ON FUNCTION toms.assess() TO PUBLIC;
 ALTER TABLE regress_assess_notes OWNER TO regress_assess_app;

@@ -113,11 +113,14 @@ prepare(const char *sql, int nargs, Oid *types)
  * update; 0.1.0's table (until ALTER EXTENSION UPDATE) has closed_at and a
  * unique index over its open incidents.
  */
+/*
+ * The NOTIFY payload: any role may LISTEN, so it says that something
+ * happened and where to look, never whose (no tenant, no detail naming
+ * roles or actors, no timing); toms_auditor reads the row (issue 16).
+ */
 #define INCIDENT_RETURNING \
 	" pg_catalog.json_build_object('id', id, 'kind', kind, 'severity', severity," \
-	" 'tenant', tenant, 'detail', detail, 'count', count," \
-	" 'first_seen', first_seen, 'last_seen', last_seen," \
-	" 'database', pg_catalog.current_database())::text"
+	" 'count', count, 'database', pg_catalog.current_database())::text"
 static int	incident_plan_v2 = -1;
 
 static void

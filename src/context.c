@@ -8,11 +8,17 @@
  *	  It is never trusted because it was set: toms_context() verifies it
  *	  where it is used -- the session user's membership or live grant for a
  *	  bare id, the signature, expiry and toms_app membership for a token --
- *	  and caches the result per backend, keyed by the setting's value.  The
- *	  cache is dropped whenever one of toms' tenant tables changes (their
- *	  triggers send relcache invalidations, which are transactional) or role
+ *	  and caches the result per backend, keyed by the setting's value, and
+ *	  for all backends in shared memory (context_cache.c).  The caches are
+ *	  dropped whenever one of toms' tenant tables changes (their triggers
+ *	  send relcache invalidations, which are transactional) or role
  *	  membership changes, and an entry never outlives its token's exp or its
  *	  grant's end.
+ *
+ *	  toms.context_scope = transaction (for roles behind a transaction-
+ *	  pooling connection pool) refuses a context set for the session and
+ *	  never uses one left from an earlier transaction.  Errors do not tell a
+ *	  role that may not read toms.tenants whether a tenant exists.
  *
  *	  A protected table carries the toms-owned policy "toms_tenant", whose
  *	  filter compares the tenant column with toms.current_tenant(); guard.c
@@ -29,6 +35,7 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/parallel.h"
 #include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -50,6 +57,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/guc_tables.h"
 #include "utils/hsearch.h"
 #include "common/hashfn.h"
 #include "utils/inval.h"
@@ -80,6 +88,24 @@ PG_FUNCTION_INFO_V1(toms_validate_tenant);
 
 /* toms.context: a tenant id or a token; verified where used */
 static char *context_value = NULL;
+
+/* toms.context_scope: may a context outlive its transaction? */
+typedef enum ContextScope
+{
+	SCOPE_SESSION = 0,
+	SCOPE_TRANSACTION
+} ContextScope;
+
+static const struct config_enum_entry scope_options[] = {
+	{"session", SCOPE_SESSION, false},
+	{"transaction", SCOPE_TRANSACTION, false},
+	{NULL, 0, false}
+};
+
+static int	context_scope = SCOPE_SESSION;
+
+/* toms.context's own GUC record, for its stack of saved values */
+static struct config_generic *context_guc = NULL;
 
 /* Bumped by the setting's assign hook: every change, SET, RESET, rollback. */
 uint64		toms_context_version = 1;
@@ -259,7 +285,8 @@ typedef enum DenialKind
 	DENY_NO_TOKENS,				/* role may not use tokens */
 	DENY_NO_TENANT,
 	DENY_INACTIVE,
-	DENY_NOT_MEMBER
+	DENY_NOT_MEMBER,
+	DENY_SESSION_SCOPE			/* toms.context_scope = transaction */
 } DenialKind;
 
 typedef struct Denial
@@ -268,6 +295,7 @@ typedef struct Denial
 	const char *why;			/* DENY_TOKEN, DENY_TENANT_ID */
 	const char *tenant;			/* if known */
 	const char *role;			/* DENY_NO_TOKENS, DENY_NOT_MEMBER */
+	bool		as_not_member;	/* raise DENY_NOT_MEMBER's error instead */
 } Denial;
 
 /* The audit record's action: the same words as the error. */
@@ -291,6 +319,8 @@ denial_action(const Denial *d)
 			return psprintf("tenant \"%s\" is not active", d->tenant);
 		case DENY_NOT_MEMBER:
 			return psprintf("role \"%s\" is not a member of tenant \"%s\"", d->role, d->tenant);
+		case DENY_SESSION_SCOPE:
+			return "tenant context set for the session";
 	}
 	return "tenant context refused";
 }
@@ -306,7 +336,12 @@ deny(const Denial *d)
 	/* a refused tenant is claimed, not verified: it goes into the detail */
 	toms_audit_denied_claim(denial_action(d), d->tenant, InvalidOid);
 
-	switch (d->kind)
+	/*
+	 * A role that may not read toms.tenants is not told whether a tenant it
+	 * is no member of exists: "does not exist", "is not active" and "is not
+	 * a member" raise the same error (the audit record keeps the reason).
+	 */
+	switch (d->as_not_member ? DENY_NOT_MEMBER : d->kind)
 	{
 		case DENY_NO_CONTEXT:
 			ereport(ERROR,
@@ -361,8 +396,31 @@ deny(const Denial *d)
 					 errhint("Ask a toms_admin for toms.add_member() or toms.grant_access()."),
 					 errhidestmt(true), errhidecontext(true)));
 			break;
+		case DENY_SESSION_SCOPE:
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("tenant context set for the session"),
+					 errdetail("toms.context_scope is \"transaction\": a tenant context lasts only for the transaction that sets it."),
+					 errhint("Inside a transaction, use toms.set_tenant(tenant, true), toms.enter_tenant(token, true) or SET LOCAL toms.context; RESET toms.context clears it."),
+					 errhidestmt(true), errhidecontext(true)));
+			break;
 	}
 	pg_unreachable();
+}
+
+/*
+ * May the session user know which tenants exist?  Those who may read
+ * toms.tenants: superusers, toms_admin and toms_auditor.
+ */
+static bool
+may_know_tenants(Oid session_user)
+{
+	Oid			admin = get_role_oid("toms_admin", true);
+	Oid			auditor = get_role_oid("toms_auditor", true);
+
+	return superuser_arg(session_user) ||
+		(OidIsValid(admin) && has_privs_of_role(session_user, admin)) ||
+		(OidIsValid(auditor) && has_privs_of_role(session_user, auditor));
 }
 
 static bool
@@ -445,28 +503,40 @@ verify_context(const char *value, Oid session_user, TomsContext *ctx, Denial *d)
 	{
 		AccessCheck ac;
 
+		bool		active;
+
 		if ((d->why = toms_tenant_id_problem(value)) != NULL)
 		{
 			d->kind = DENY_TENANT_ID;
 			return false;
 		}
-		if (!tenant_active(value, d))
-			return false;
+		active = tenant_active(value, d);
 
+		/*
+		 * Membership is looked up whether or not the tenant exists, so that
+		 * a non-member learns nothing from the error (deny()) -- nor from
+		 * the time it takes.
+		 */
 		memset(&ac, 0, sizeof(ac));
 		ac.member = session_user;
 		ac.now = now;
 		toms_scan_by_text("members", "members_tenant_idx", 2, value, member_cb, &ac);
 		if (!ac.is_member)
-		{
 			toms_scan_by_text("grants", "grants_tenant_idx", 3, value, grant_cb, &ac);
-			if (ac.grant_id == 0)
-			{
+		if (!ac.is_member && ac.grant_id == 0)
+		{
+			d->role = GetUserNameFromId(session_user, false);
+			d->tenant = value;
+			if (active)
 				d->kind = DENY_NOT_MEMBER;
-				d->role = GetUserNameFromId(session_user, false);
-				d->tenant = value;
-				return false;
-			}
+			else
+				d->as_not_member = !may_know_tenants(session_user);
+			return false;
+		}
+		if (!active)
+			return false;
+		if (!ac.is_member)
+		{
 			ctx->grant_id = ac.grant_id;
 			ctx->justification = ac.justification;
 			ctx->valid_until = ac.valid_until;
@@ -517,6 +587,52 @@ ctx_cache_prepare(void)
 	ctx_last = NULL;
 }
 
+/*
+ * Is toms.context's value one that outlives the transaction -- set at
+ * session level in an earlier transaction (nothing saved in this one), or
+ * by a session-level SET, set_config(..., false) in this one?  A value set
+ * with SET LOCAL, set_config(..., true) or a function's SET clause is
+ * undone when its transaction or function ends.  Only asked under
+ * toms.context_scope = transaction, where such a value is never used: a
+ * transaction-pooling connection pool then cannot hand it to the next
+ * client.
+ */
+static bool
+context_outlives_transaction(void)
+{
+	if (context_value == NULL || context_value[0] == '\0')
+		return false;
+	if (context_guc == NULL)
+	{
+		struct config_generic **vars = get_guc_variables();
+		int			n = GetNumConfigOptions();
+		int			i;
+
+		for (i = 0; i < n; i++)
+			if (strcmp(vars[i]->name, "toms.context") == 0)
+				context_guc = vars[i];
+		if (context_guc == NULL)
+			return true;		/* cannot tell: fail closed */
+	}
+	return context_guc->stack == NULL || context_guc->stack->state == GUC_SET;
+}
+
+/*
+ * Under toms.context_scope = transaction, refuse to set a context for the
+ * session (set_tenant/enter_tenant with is_local => false, and the
+ * statement SET toms.context, from guard.c); clearing it is always allowed.
+ */
+void
+toms_context_check_scope(bool is_local, const char *value)
+{
+	Denial		scope = {DENY_SESSION_SCOPE, NULL, NULL, NULL, false};
+
+	if (context_scope != SCOPE_TRANSACTION || is_local ||
+		value == NULL || value[0] == '\0')
+		return;
+	deny(&scope);
+}
+
 const TomsContext *
 toms_context(bool missing_ok)
 {
@@ -526,7 +642,22 @@ toms_context(bool missing_ok)
 	TomsContext ctx;
 	Denial		denial;
 	uint64		key;
+	uint64		generation;
 	bool		found;
+
+	/*
+	 * A parallel worker gets the leader's settings as session-level values;
+	 * the leader checked the scope at executor start.
+	 */
+	if (context_scope == SCOPE_TRANSACTION && !IsParallelWorker() &&
+		context_outlives_transaction())
+	{
+		Denial		scope = {DENY_SESSION_SCOPE, NULL, NULL, NULL, false};
+
+		if (missing_ok)
+			return NULL;
+		deny(&scope);
+	}
 
 	/* Fast path: the same setting as last time, nothing invalidated. */
 	e = ctx_last;
@@ -537,7 +668,7 @@ toms_context(bool missing_ok)
 
 	if (context_value == NULL || context_value[0] == '\0')
 	{
-		Denial		none = {DENY_NO_CONTEXT, NULL, NULL, NULL};
+		Denial		none = {DENY_NO_CONTEXT, NULL, NULL, NULL, false};
 
 		if (missing_ok)
 			return NULL;
@@ -555,11 +686,18 @@ toms_context(bool missing_ok)
 		return &e->ctx;
 	}
 
-	if (!verify_context(context_value, session_user, &ctx, &denial))
+	/* verified by another backend? (context_cache.c) */
+	if (!toms_context_cache_get(context_value, session_user, watched_tenants,
+								now, &ctx, &generation))
 	{
-		if (missing_ok)
-			return NULL;
-		deny(&denial);
+		if (!verify_context(context_value, session_user, &ctx, &denial))
+		{
+			if (missing_ok)
+				return NULL;
+			deny(&denial);
+		}
+		toms_context_cache_put(context_value, session_user, watched_tenants,
+							   now, &ctx, generation);
 	}
 
 	/* verification reads tables, which may have processed invalidations */
@@ -633,6 +771,7 @@ toms_set_tenant(PG_FUNCTION_ARGS)
 				 errmsg("tenant id must not be null")));
 	tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	toms_validate_tenant_id(tenant);
+	toms_context_check_scope(PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1), tenant);
 	set_context(tenant, PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1));
 	(void) toms_context(false);
 	PG_RETURN_VOID();
@@ -650,10 +789,11 @@ toms_enter_tenant(PG_FUNCTION_ARGS)
 	token = text_to_cstring(PG_GETARG_TEXT_PP(0));
 	if (strncmp(token, "v4.public.", 10) != 0)
 	{
-		Denial		d = {DENY_NOT_A_TOKEN, NULL, NULL, NULL};
+		Denial		d = {DENY_NOT_A_TOKEN, NULL, NULL, NULL, false};
 
 		deny(&d);
 	}
+	toms_context_check_scope(PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1), token);
 	set_context(token, PG_ARGISNULL(1) ? false : PG_GETARG_BOOL(1));
 	(void) toms_context(false);
 	PG_RETURN_VOID();
@@ -666,10 +806,24 @@ toms_clear_tenant(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/*
+ * For create_tenant(): the rules of every id, and the canonical spelling
+ * of an id that an int or uuid tenant column would read as a value.
+ */
 Datum
 toms_validate_tenant(PG_FUNCTION_ARGS)
 {
-	toms_validate_tenant_id(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+	char	   *tenant = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	char		canon[TOMS_MAX_TENANT_LEN + 1];
+
+	toms_validate_tenant_id(tenant);
+	if (toms_tenant_id_lookalike(tenant, canon))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("tenant id \"%s\" is not canonical", tenant),
+				 errdetail("An int or uuid tenant column reads it as \"%s\", so two tenants could read the same rows.",
+						   canon),
+				 errhint("Create the tenant as \"%s\", or use an id that is no number or uuid.", canon)));
 	PG_RETURN_VOID();
 }
 
@@ -685,6 +839,17 @@ toms_context_init(void)
 							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE,
 							   NULL, context_assign_hook, NULL);
 
+	DefineCustomEnumVariable("toms.context_scope",
+							 gettext_noop("Whether a tenant context may be set for the session or only for a transaction."),
+							 gettext_noop("Set to transaction for roles that connect through a transaction-pooling connection pool."),
+							 &context_scope,
+							 SCOPE_SESSION,
+							 scope_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	toms_context_cache_init();
 	toms_on_relcache(context_relcache_cb);
 	CacheRegisterSyscacheCallback(AUTHMEMMEMROLE, context_syscache_cb, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHOID, context_syscache_cb, (Datum) 0);

@@ -684,6 +684,8 @@ hide_context_value(Node *parsetree)
 	pgstat_report_activity(STATE_RUNNING, vs->is_local ?
 						   "SET LOCAL toms.context = <hidden>" :
 						   "SET toms.context = <hidden>");
+	/* toms.context_scope = transaction refuses a session-level SET */
+	toms_context_check_scope(vs->is_local, ExtractSetVariableArgs(vs));
 }
 
 /* CREATE or ALTER EXTENSION toms: its functions' fingerprints follow. */

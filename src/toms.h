@@ -52,6 +52,8 @@ extern const char *toms_tenant_id_problem(const char *tenant);
 #define TOMS_TENANT_ID_TOO_LONG	"tenant id is too long"
 #define TOMS_TENANT_ID_CONTROL	"tenant id must not contain control characters"
 #define TOMS_TENANT_ID_V4		"tenant id must not start with \"v4.\""
+/* The canonical spelling of an int/uuid look-alike id (into canon), or NULL. */
+extern const char *toms_tenant_id_lookalike(const char *tenant, char *canon);
 
 /* The reasons a token is refused (paseto.c, token.c); also audit actions. */
 #define TOMS_TOKEN_MALFORMED		"token malformed"
@@ -283,6 +285,14 @@ typedef struct TomsContext
 extern const TomsContext *toms_context(bool missing_ok);
 /* bumped by every change of toms.context (SET, RESET, rollback) */
 extern uint64 toms_context_version;
+/* context_cache.c: verified contexts shared by all backends */
+extern bool toms_context_cache_get(const char *value, Oid session_user, Oid tenants,
+								   TimestampTz now, TomsContext *ctx, uint64 *generation);
+extern void toms_context_cache_put(const char *value, Oid session_user, Oid tenants,
+								   TimestampTz now, const TomsContext *ctx, uint64 generation);
+extern void toms_context_cache_init(void);
+
+extern void toms_context_check_scope(bool is_local, const char *value);
 extern void toms_validate_tenant_id(const char *tenant);
 extern void toms_context_init(void);
 

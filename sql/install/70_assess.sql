@@ -863,6 +863,35 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
+-- Login roles that may use tenant tokens (toms_app members) and would start
+-- a session at toms.context_scope = session: the setting a transaction-
+-- pooling connection pool needs is 'transaction' (issue 16; docs/tenancy.md,
+-- "Behind PgBouncer").  The value a login gets: database-and-role setting,
+-- else role, else database, else the server's configuration files.
+CREATE FUNCTION @extschema@._assess_session_scope_roles() RETURNS text[]
+	LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+	SELECT coalesce(array_agg(r.rolname::text ORDER BY r.rolname), '{}')
+	  FROM pg_roles r
+	 WHERE r.rolcanlogin AND NOT r.rolsuper
+	   AND r.oid <> (SELECT oid FROM pg_roles WHERE rolname = 'toms_app')
+	   AND pg_has_role(r.oid, 'toms_app', 'MEMBER')
+	   AND coalesce(
+			(SELECT substr(c, length('toms.context_scope=') + 1)
+			   FROM pg_db_role_setting s, unnest(s.setconfig) c
+			  WHERE c LIKE 'toms.context\_scope=%'
+				AND (s.setrole, s.setdatabase) IN ((r.oid, (SELECT oid FROM pg_database WHERE datname = current_database())),
+												   (r.oid, 0::oid),
+												   (0::oid, (SELECT oid FROM pg_database WHERE datname = current_database())))
+			  ORDER BY s.setrole = 0, s.setdatabase = 0
+			  LIMIT 1),
+			(SELECT f.setting FROM pg_file_settings f
+			  WHERE f.name = 'toms.context_scope' AND f.applied AND f.error IS NULL
+			  ORDER BY f.seqno DESC LIMIT 1),
+			'session') <> 'transaction'
+$$;
+REVOKE ALL ON FUNCTION @extschema@._assess_session_scope_roles() FROM PUBLIC;
+
 -- 9b: the tenant identifier at every step (side channels).
 CREATE FUNCTION @extschema@._assess_9b(OUT control text, OUT title text, OUT status text, OUT evidence text)
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
@@ -931,8 +960,16 @@ BEGIN
 		s := 'fail';
 		e := e || format('tenant column not filled from the tenant context: %s', @extschema@._assess_list(items));
 	END IF;
+	-- Pools (issue 16): a context left at session level by one client of a
+	-- transaction-pooling pool is the next client's context.
+	items := @extschema@._assess_session_scope_roles();
+	IF cardinality(items) > 0 THEN
+		s := @extschema@._assess_worst(s, 'warn');
+		e := e || format('token-using login roles (toms_app) at toms.context_scope = session (behind a transaction-pooling pool one client''s tenant context reaches the next): %s (ALTER ROLE ... SET toms.context_scope = ''transaction'')',
+						 @extschema@._assess_list(items));
+	END IF;
 	IF s = 'pass' THEN
-		e := e || 'every unique index and foreign key of protected tables includes the tenant column; no shared sequences; tenant columns filled from the context'::text;
+		e := e || 'every unique index and foreign key of protected tables includes the tenant column; no shared sequences; tenant columns filled from the context; token-using login roles at toms.context_scope = transaction'::text;
 	END IF;
 	status := s;
 	evidence := array_to_string(e, '; ');

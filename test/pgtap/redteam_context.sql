@@ -73,9 +73,9 @@ RESET toms.context;
 ALTER ROLE regress_rt_eve RESET toms.context;
 -- near misses of the id
 SET toms.context = 'RT_A';
-SELECT throws_ok('SELECT count(*) FROM rt.secrets', '42501', 'tenant "RT_A" does not exist', 'case variant of a tenant id is another (unknown) tenant');
+SELECT throws_ok('SELECT count(*) FROM rt.secrets', '42501', 'role "regress_rt_eve" is not a member of tenant "RT_A"', 'case variant of a tenant id is another (unknown) tenant, refused as a non-member''s');
 SET toms.context = 'rt_a ';
-SELECT throws_ok('SELECT count(*) FROM rt.secrets', '42501', 'tenant "rt_a " does not exist', 'trailing blank is another (unknown) tenant');
+SELECT throws_ok('SELECT count(*) FROM rt.secrets', '42501', 'role "regress_rt_eve" is not a member of tenant "rt_a "', 'trailing blank is another (unknown) tenant, refused as a non-member''s');
 RESET toms.context;
 
 -- 3. Borrowing identities.
