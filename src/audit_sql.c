@@ -18,6 +18,7 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "access/xlog.h"
+#include "catalog/pg_inherits.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
@@ -539,12 +540,21 @@ toms_set_audit_reads(PG_FUNCTION_ARGS)
 	args[1] = BoolGetDatum(on);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("UPDATE " TOMS_SCHEMA ".protected_tables SET audit_reads = $2 WHERE relid = $1",
+	/* a partitioned table: its partitions too (each is read directly as well) */
+	if (SPI_execute_with_args("UPDATE " TOMS_SCHEMA ".protected_tables SET audit_reads = $2"
+							  " WHERE relid::pg_catalog.oid = $1 OR relid::pg_catalog.oid IN (SELECT t.relid::pg_catalog.oid"
+							  " FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass) t)",
 							  2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update toms.protected_tables");
 	SPI_finish();
-	/* every backend's cache of the table's protection */
-	CacheInvalidateRelcacheByRelid(relid);
+	/* every backend's cache of the tables' protection */
+	{
+		List	   *tree = find_all_inheritors(relid, NoLock, NULL);
+		ListCell   *lc;
+
+		foreach(lc, tree)
+			CacheInvalidateRelcacheByRelid(lfirst_oid(lc));
+	}
 	toms_audit_admin_rel("set_audit_reads", NULL, relid,
 						 on ? "{\"audit_reads\": true}" : "{\"audit_reads\": false}");
 	PG_RETURN_VOID();

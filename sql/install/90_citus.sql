@@ -14,6 +14,7 @@
 CREATE FUNCTION @extschema@._citus_tables() RETURNS text[]
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
 	RETURN ARRAY['tenants', 'members', 'grants', 'trusted_keys', 'tenant_keys'];
+REVOKE ALL ON FUNCTION @extschema@._citus_tables() FROM PUBLIC;
 
 CREATE FUNCTION @extschema@.citus_setup() RETURNS void
 	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp

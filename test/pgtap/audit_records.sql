@@ -5,7 +5,7 @@
 -- committed before it opens a new one.  Cleans up at the end.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(53);
+SELECT plan(55);
 
 CREATE ROLE regress_rec_app LOGIN;
 CREATE ROLE regress_rec_aud IN ROLE toms_auditor;
@@ -139,6 +139,20 @@ SELECT is((SELECT row(relname, detail)::text FROM toms.audit_log
 	row('rec_s.log', '{"audit_reads": true}'::jsonb)::text, 'the switch is an admin act naming the table');
 SELECT is((SELECT audit_reads FROM toms.protected_tables WHERE relid = 'rec_s.log'::regclass), true,
 	'toms.protected_tables follows');
+-- on a partitioned table, the switch covers every partition (each can be read directly)
+CREATE TABLE rec_s.parted (tenant_id text NOT NULL, at date NOT NULL) PARTITION BY RANGE (at);
+CREATE TABLE rec_s.parted_2026 PARTITION OF rec_s.parted FOR VALUES FROM ('2026-01-01') TO ('2027-01-01');
+CREATE TABLE rec_s.parted_2027 PARTITION OF rec_s.parted FOR VALUES FROM ('2027-01-01') TO ('2028-01-01')
+	PARTITION BY LIST (tenant_id);
+CREATE TABLE rec_s.parted_2027_r PARTITION OF rec_s.parted_2027 DEFAULT;
+SELECT toms.protect('rec_s.parted');
+SELECT lives_ok($$SELECT toms.set_audit_reads('rec_s.parted', false)$$, 'the switch on a partitioned table');
+SELECT is((SELECT string_agg(relid::text || '=' || audit_reads, ',' ORDER BY relid::text) FROM toms.protected_tables
+			WHERE relid::text LIKE 'rec_s.parted%'),
+	'rec_s.parted=false,rec_s.parted_2026=false,rec_s.parted_2027=false,rec_s.parted_2027_r=false',
+	'every partition, at every level, follows its partitioned table');
+SELECT toms.unprotect('rec_s.parted');
+DROP TABLE rec_s.parted;
 SET SESSION AUTHORIZATION regress_rec_app;
 SELECT toms.set_tenant('rec1');
 SELECT is((SELECT count(*) FROM rec_s.log), 1::bigint, 'the member reads again');
