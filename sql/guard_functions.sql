@@ -6,7 +6,7 @@
 SELECT count(*) > 50 AS fingerprinted FROM toms.function_fingerprints;
 SELECT * FROM toms.check_functions();
 SELECT count(*) AS open_before FROM toms.incidents
- WHERE kind = 'toms_function_changed' AND closed_at IS NULL;
+ WHERE kind = 'toms_function_changed' AND NOT EXISTS (SELECT 1 FROM toms.incident_closures c WHERE c.incident_id = incidents.id);
 -- The edit, committed.
 UPDATE pg_proc SET prosrc = prosrc || ' '
  WHERE oid = 'toms.assess_report(text)'::regprocedure;
@@ -16,13 +16,13 @@ BEGIN
 	FOR i IN 1..600 LOOP
 		PERFORM toms.audit_flush();
 		EXIT WHEN EXISTS (SELECT 1 FROM toms.incidents
-						   WHERE kind = 'toms_function_changed' AND closed_at IS NULL);
+						   WHERE kind = 'toms_function_changed' AND NOT EXISTS (SELECT 1 FROM toms.incident_closures c WHERE c.incident_id = incidents.id));
 		PERFORM pg_sleep(0.1);
 	END LOOP;
 END
 $$;
 SELECT kind, severity, detail FROM toms.incidents
- WHERE kind = 'toms_function_changed' AND closed_at IS NULL;
+ WHERE kind = 'toms_function_changed' AND NOT EXISTS (SELECT 1 FROM toms.incident_closures c WHERE c.incident_id = incidents.id);
 SELECT * FROM toms.check_functions();
 -- Put it back: nothing differs any more.
 UPDATE pg_proc SET prosrc = left(prosrc, -1)

@@ -307,7 +307,11 @@ toms_guard_self_utility(Node *parsetree)
 {
 	ListCell   *lc;
 
-	if (self_change_allowed() || !toms_extension_exists())
+	/*
+	 * toms' own superuser-only functions change its tables' structure
+	 * (toms.citus_setup: reference tables on Citus); nothing else does.
+	 */
+	if (self_change_allowed() || !toms_extension_exists() || (toms_calls > 0 && superuser()))
 		return;
 	switch (nodeTag(parsetree))
 	{
@@ -361,7 +365,7 @@ toms_guard_self_utility(Node *parsetree)
 					break;
 				relid = RangeVarGetRelid(stmt->relation, NoLock, true);
 				if (is_toms_table(relid))
-					toms_audit_admin("direct load of a toms table", NULL, get_rel_name(relid));
+					toms_audit_admin_rel("direct load of a toms table", NULL, relid, NULL);
 			}
 			break;
 		case T_AlterExtensionContentsStmt:
@@ -407,7 +411,7 @@ toms_guard_self_executor(QueryDesc *queryDesc)
 			continue;
 		if (allow_catalog_edits && superuser())
 		{
-			toms_audit_admin("direct edit of a toms table", NULL, get_rel_name(rte->relid));
+			toms_audit_admin_rel("direct edit of a toms table", NULL, rte->relid, NULL);
 			continue;
 		}
 		toms_audit_denied("direct edit of a toms table", NULL, rte->relid, NULL);

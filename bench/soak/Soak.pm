@@ -431,7 +431,7 @@ sub check
 					WHERE (s->>'replay_lsn')::pg_lsn < (c->>'purge_lsn')::pg_lsn) THEN 'standby behind' END,
 				CASE WHEN '$r->{scope}' = 'tenant' AND NOT coalesce((c->'keys'->>'destroyed')::bool, false) THEN 'keys not destroyed' END,
 				CASE WHEN NOT EXISTS (SELECT FROM toms.audit_log WHERE action = 'deletion_certificate'
-					AND tenant = '$r->{tenant}' AND detail LIKE '%$r->{id}%' AND seq IS NOT NULL) THEN 'not in the chain' END,
+					AND tenant = '$r->{tenant}' AND detail::text LIKE '%$r->{id}%' AND seq IS NOT NULL) THEN 'not in the chain' END,
 				CASE WHEN EXISTS (SELECT FROM soak_items WHERE tenant_id = '$r->{tenant}'$col) THEN 'rows left' END)
 			  FROM c});
 		is($res, '', "deletion $r->{scope} $r->{tenant}: valid certificate");

@@ -117,7 +117,7 @@ SELECT current_setting('data_directory') || '/su_tenants.copy' AS su_f \gset
 COPY (SELECT 'su_copied', 'Loaded') TO :'su_f';
 COPY toms.tenants (tenant, name) FROM :'su_f';
 SELECT is((SELECT count(*) FROM toms.audit_log WHERE kind = 'admin' AND action = 'direct load of a toms table'
-			AND detail = 'tenants' AND ts >= now()), 1::bigint, 'superuser: COPY FROM into toms'' table is audited');
+			AND relname = 'toms.tenants' AND ts >= now()), 1::bigint, 'superuser: COPY FROM into toms'' table is audited');
 
 -- 6. No hook: an UPDATE of pg_proc itself is detected.
 UPDATE pg_proc SET prosrc = prosrc || ' ' WHERE oid = 'toms.assess_report(text)'::regprocedure;
