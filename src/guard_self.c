@@ -393,8 +393,13 @@ toms_guard_self_executor(QueryDesc *queryDesc)
 
 	if (pstmt->commandType == CMD_SELECT && !pstmt->hasModifyingCTE)
 		return;
+	/*
+	 * Citus writes the copies of toms' reference tables on every node from
+	 * its own sessions (citus_guard.c: superuser or toms_admin; the act
+	 * itself was a toms function on the coordinator).
+	 */
 	if (self_change_allowed() || toms_calls > 0 || IsBackgroundWorker ||
-		!toms_extension_exists())
+		!toms_extension_exists() || toms_citus_forwarded())
 		return;
 	foreach(lc, pstmt->rtable)
 	{

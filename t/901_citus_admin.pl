@@ -33,7 +33,7 @@ isnt($coord->safe_psql('postgres', q{SELECT 'alice'::regrole::oid}),
 # Before setup the tables are per node: the worker does not know acme.
 my ($ret, $out, $err) = $w1->psql('postgres',
 	q{SET toms.context = 'acme'; SELECT toms.current_tenant()}, extra_params => [ '-U', 'alice' ]);
-like($err, qr/tenant "acme" does not exist/, 'before citus_setup a worker does not know the tenant');
+like($err, qr/role "alice" is not a member of tenant "acme"/, 'before citus_setup a worker does not know the tenant (and, to a non-member, does not say whether it exists)');
 
 # citus_setup() refuses what would not work, saying why.
 ($ret, $out, $err) = $coord->psql('postgres',

@@ -16,6 +16,29 @@ CREATE FUNCTION @extschema@._citus_tables() RETURNS text[]
 	RETURN ARRAY['tenants', 'members', 'grants', 'trusted_keys', 'tenant_keys'];
 REVOKE ALL ON FUNCTION @extschema@._citus_tables() FROM PUBLIC;
 
+-- On every node, before toms' administrative tables become reference
+-- tables: the foreign keys among toms' tables that point at them go (the
+-- coordinator adds back those between reference tables).  A toms function,
+-- so that the guard lets it change toms' tables; superusers only.
+CREATE FUNCTION @extschema@._citus_drop_fks() RETURNS void
+	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	fk			record;
+BEGIN
+	FOR fk IN
+		SELECT c.conrelid::regclass AS rel, c.conname
+		  FROM pg_constraint c
+		 WHERE c.contype = 'f' AND c.connamespace = '@extschema@'::regnamespace
+		   AND c.confrelid::regclass::text IN
+			   (SELECT format('@extschema@.%I', u) FROM unnest(@extschema@._citus_tables()) u)
+	LOOP
+		EXECUTE format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', fk.rel, fk.conname);
+	END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._citus_drop_fks() FROM PUBLIC;
+
 CREATE FUNCTION @extschema@.citus_setup() RETURNS void
 	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
 	AS $$
@@ -94,7 +117,7 @@ BEGIN
 		END LOOP;
 		IF drops <> '' THEN
 			SELECT string_agg(format('%s:%s', r.nodename, r.nodeport), ', ') INTO bad
-			  FROM run_command_on_workers(drops) r WHERE NOT r.success;
+			  FROM run_command_on_workers('SELECT @extschema@._citus_drop_fks()') r WHERE NOT r.success;
 			IF bad IS NOT NULL THEN
 				RAISE EXCEPTION 'toms could not prepare its tables on every node'
 					USING ERRCODE = 'object_not_in_prerequisite_state',
