@@ -125,8 +125,9 @@ my $N = 3000;
 my $file = PostgreSQL::Test::Utils::tempdir() . '/reads.sql';
 open(my $fh, '>', $file) or die;
 print $fh "SET application_name = 'load';\nSET toms.context = 't1';\n";
-# paced (8 ms a read) so that the reads span the 20 rounds
-print $fh 'SELECT count(*) FROM items WHERE id = ' . (1 + $_ % 100) . " AND pg_sleep(0.008) IS NOT NULL;\n"
+# paced (8 ms after each read, a statement of its own, unaudited) so
+# that the reads span the 20 rounds
+print $fh 'SELECT count(*) FROM items WHERE id = ' . (1 + $_ % 100) . ";\nSELECT pg_sleep(0.008);\n"
   for 1 .. $N;
 close $fh;
 $node->safe_psql('postgres', q{ALTER SYSTEM SET toms.audit_sync = on; SELECT pg_reload_conf()});
