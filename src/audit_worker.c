@@ -23,6 +23,9 @@
  *	  SIGTERM ends the drain.  A batch cut short is rolled back and its records go back to
  *	  the queue (worker_detach): the next worker writes them, or in a
  *	  shutdown the launcher puts them in the server log (launcher_exit).
+ *	  A SIGTERM outside a shutdown (pg_terminate_backend) leaves the queue
+ *	  as it is: it lives in shared memory, and the launcher the postmaster
+ *	  starts again a second later serves it (postmaster_stopping).
  *	  docs/operations.md, "Shutdown".
  *
  *	  The launcher also watches the synchronous standbys: one that stays
@@ -51,6 +54,7 @@
 #include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
+#include "utils/pidfile.h"
 #include "utils/timestamp.h"
 
 #include "toms.h"
@@ -114,11 +118,46 @@ begin_drain(void)
 	ereport(DEBUG1, (errmsg("toms audit worker draining its queue before it exits")));
 }
 
+/*
+ * Is the server shutting down?  In PG15 a background worker gets the same
+ * SIGTERM from pg_terminate_backend() as from a smart or fast shutdown, and
+ * no flag in shared memory tells them apart; but the postmaster writes
+ * "stopping" into the status line of postmaster.pid before it signals any
+ * child (smart, fast and immediate alike), as pg_ctl reads it.  A file we
+ * cannot read counts as a shutdown: the queue then goes to the server log,
+ * as before, never away.  Reads a file: never call it under the audit lock.
+ */
+static bool
+postmaster_stopping(void)
+{
+	char		path[MAXPGPATH];
+	char		line[MAXPGPATH + 64];
+	FILE	   *f;
+	int			n = 0;
+	bool		stopping = true;
+
+	snprintf(path, sizeof(path), "%s/postmaster.pid", DataDir);
+	f = fopen(path, "r");
+	if (f == NULL)
+		return true;
+	while (fgets(line, sizeof(line), f) != NULL)
+	{
+		if (++n == LOCK_FILE_LINE_PM_STATUS)
+		{
+			stopping = strncmp(line, PM_STATUS_STOPPING, strlen(PM_STATUS_STOPPING)) == 0;
+			break;
+		}
+	}
+	fclose(f);
+	return stopping;
+}
+
 static void
 worker_detach(int code, Datum arg)
 {
 	AuditShared *sh = toms_audit_shared;
 	AuditDb    *db;
+	bool		shutdown = (stopping || got_sigterm) && postmaster_stopping();
 
 	LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
 	db = toms_audit_db_slot(my_dbid, false);
@@ -131,8 +170,11 @@ worker_detach(int code, Datum arg)
 	}
 	/* whatever we took but did not commit goes back to the queue */
 	toms_audit_queue_release(MyProcPid);
-	/* told to stop, and no launcher left to do it: the server log has it */
-	if ((stopping || got_sigterm) && sh->launcher_pid == 0)
+	/*
+	 * a shutdown, and no launcher left to do it: the server log has it.
+	 * Outside a shutdown the records stay queued for the next launcher.
+	 */
+	if (shutdown && sh->launcher_pid == 0)
 		toms_audit_queue_drop(my_dbid, false);
 	if (sh->launcher_latch)
 		SetLatch(sh->launcher_latch);
@@ -333,7 +375,9 @@ resolve_unassigned(void)
  * queues on their own SIGTERM.  Give them a moment, then whatever is still
  * queued (for a database whose worker was not running, or a batch a stop
  * cut short) goes to the server log rather than nowhere.  Exiting for any
- * other reason, it leaves the queue to the launcher that follows.
+ * other reason -- a SIGTERM outside a shutdown (pg_terminate_backend)
+ * among them -- it leaves the queue, in shared memory, to the launcher the
+ * postmaster starts a second later (exit code 1, bgw_restart_time 1 s).
  */
 static void
 launcher_exit(int code, Datum arg)
@@ -342,7 +386,7 @@ launcher_exit(int code, Datum arg)
 	int			waited;
 	uint64		i;
 
-	if (!got_sigterm)
+	if (!got_sigterm || !postmaster_stopping())
 	{
 		LWLockAcquire(toms_audit_lock(), LW_EXCLUSIVE);
 		sh->launcher_pid = 0;
