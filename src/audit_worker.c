@@ -134,7 +134,7 @@ postmaster_stopping(void)
 	char		line[MAXPGPATH + 64];
 	FILE	   *f;
 	int			n = 0;
-	bool		stopping = true;
+	bool		pm_stopping = true;
 
 	snprintf(path, sizeof(path), "%s/postmaster.pid", DataDir);
 	f = fopen(path, "r");
@@ -144,12 +144,12 @@ postmaster_stopping(void)
 	{
 		if (++n == LOCK_FILE_LINE_PM_STATUS)
 		{
-			stopping = strncmp(line, PM_STATUS_STOPPING, strlen(PM_STATUS_STOPPING)) == 0;
+			pm_stopping = strncmp(line, PM_STATUS_STOPPING, strlen(PM_STATUS_STOPPING)) == 0;
 			break;
 		}
 	}
 	fclose(f);
-	return stopping;
+	return pm_stopping;
 }
 
 static void
