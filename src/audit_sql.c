@@ -405,8 +405,25 @@ toms_audit_flush(PG_FUNCTION_ARGS)
 	LWLockRelease(toms_audit_lock());
 	for (;;)
 	{
+		uint64		q;
+
+		/*
+		 * Done when every record of this database that was queued before
+		 * the call and whose transaction has ended is written.  Not the
+		 * global tail: a record still reserved by a transaction that is
+		 * open (a worker's long batch, another session) or one of another
+		 * database would hold every caller back.
+		 */
 		LWLockAcquire(toms_audit_lock(), LW_SHARED);
-		done = sh->tail >= target;
+		done = true;
+		for (q = sh->tail; q < target && done; q++)
+		{
+			AuditSlot  *slot = &sh->slots[q % sh->nslots];
+
+			if ((slot->state == SLOT_FULL || slot->state == SLOT_TAKEN) &&
+				slot->dbid == MyDatabaseId)
+				done = false;
+		}
 		if (!done)
 		{
 			for (i = 0; i < AUDIT_MAX_DBS; i++)
