@@ -283,26 +283,26 @@ audit_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 					   SubTransactionId parentSubid, void *arg)
 {
 	PendingRec *pr;
-	PendingRec **link;
 
+	/*
+	 * The list is newest first, and every record made since mySubid began
+	 * now carries mySubid (its committed children's were relabelled, its
+	 * aborted children's removed): they are a prefix of the list, and the
+	 * older records behind them belong to its ancestors.  Stopping there
+	 * keeps a transaction of many subtransactions (a function called per
+	 * row, each call a subtransaction) linear.
+	 */
 	switch (event)
 	{
 		case SUBXACT_EVENT_COMMIT_SUB:
-			for (pr = pending_recs; pr; pr = pr->next)
-				if (pr->subid == mySubid)
-					pr->subid = parentSubid;
+			for (pr = pending_recs; pr && pr->subid == mySubid; pr = pr->next)
+				pr->subid = parentSubid;
 			break;
 		case SUBXACT_EVENT_ABORT_SUB:
-			link = &pending_recs;
-			while ((pr = *link) != NULL)
+			while ((pr = pending_recs) != NULL && pr->subid == mySubid)
 			{
-				if (pr->subid == mySubid)
-				{
-					requeue_rolled_back(pr);
-					*link = pr->next;
-				}
-				else
-					link = &pr->next;
+				requeue_rolled_back(pr);
+				pending_recs = pr->next;
 			}
 			break;
 		default:

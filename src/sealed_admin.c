@@ -145,24 +145,18 @@ toms_destroy_tenant_keys_sql(PG_FUNCTION_ARGS)
  * Rewrap every live tenant key that is not wrapped under the current master
  * key (it must be wrapped under the previous one, which must be loaded).
  */
-Datum
-toms_rotate_master_key(PG_FUNCTION_ARGS)
+/*
+ * Rewrap every tenant key that is not under the current master key; key is
+ * secure scratch memory for one unwrapped key at a time.
+ */
+static int64
+rewrap_tenant_keys(unsigned char *key)
 {
-	TomsKeysAccess ka;
 	int64		n = 0;
 	uint64		i;
 	uint64		nrows;
 	SPITupleTable *tt;
-	unsigned char *key;
-	char		detail[128];
 
-	toms_require_master_key();
-	key = sodium_malloc(TOMS_KEY_LEN);
-	if (key == NULL)
-		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
-						errmsg("could not allocate secure memory for a tenant key")));
-	toms_tenant_keys_open(&ka);
-	lock_keys();
 	if (SPI_execute("SELECT tenant, purpose, version, wrapped, master_key_id "
 					"FROM toms.tenant_keys WHERE status <> 'destroyed' ORDER BY 1, 2, 3",
 					false, 0) != SPI_OK_SELECT)
@@ -216,7 +210,34 @@ toms_rotate_master_key(PG_FUNCTION_ARGS)
 			elog(ERROR, "could not rewrap tenant key");
 		n++;
 	}
-	sodium_free(key);
+	return n;
+}
+
+Datum
+toms_rotate_master_key(PG_FUNCTION_ARGS)
+{
+	TomsKeysAccess ka;
+	volatile int64 n = 0;
+	unsigned char *key;
+	char		detail[128];
+
+	toms_require_master_key();
+	toms_tenant_keys_open(&ka);
+	lock_keys();
+	key = sodium_malloc(TOMS_KEY_LEN);
+	if (key == NULL)
+		ereport(ERROR, (errcode(ERRCODE_OUT_OF_MEMORY),
+						errmsg("could not allocate secure memory for a tenant key")));
+	/* the key's secure memory is freed (and wiped) on error too */
+	PG_TRY();
+	{
+		n = rewrap_tenant_keys(key);
+	}
+	PG_FINALLY();
+	{
+		sodium_free(key);
+	}
+	PG_END_TRY();
 	toms_tenant_keys_invalidate();
 	toms_tenant_keys_close(&ka);
 	toms_tenant_keys_forget();

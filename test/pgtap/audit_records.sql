@@ -5,7 +5,7 @@
 -- committed before it opens a new one.  Cleans up at the end.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(55);
+SELECT plan(56);
 
 CREATE ROLE regress_rec_app LOGIN;
 CREATE ROLE regress_rec_aud IN ROLE toms_auditor;
@@ -213,6 +213,33 @@ SELECT is((SELECT array_agg(row(id = :inc_id, count = CASE WHEN id = :inc_id THE
 			WHERE kind = 'privileged_access' AND detail ~ 'rec_s\.log'),
 	ARRAY['(t,t)', '(f,t)'], 'a new incident is opened, the closed one is left alone');
 
+-- Admin acts in nested savepoints: each record's fate follows its own
+-- subtransaction (audit_emit.c walks only the innermost one's records).
+BEGIN;
+SAVEPOINT a;
+SELECT toms.create_tenant('recsx1', 'kept');
+SAVEPOINT b;
+SELECT toms.create_tenant('recsx2', 'rolled back');
+ROLLBACK TO b;
+SAVEPOINT c;
+SELECT toms.create_tenant('recsx3', 'rolled back with c');
+SAVEPOINT d;
+SELECT toms.create_tenant('recsx4', 'released into c, rolled back with it');
+RELEASE d;
+ROLLBACK TO c;
+SAVEPOINT e;
+SELECT toms.create_tenant('recsx5', 'released into a');
+RELEASE e;
+RELEASE a;
+SELECT toms.create_tenant('recsx6', 'top level');
+COMMIT;
+SELECT toms.audit_flush();
+SELECT is((SELECT array_agg(row(tenant, fate)::text ORDER BY tenant) FROM toms.audit_log
+			WHERE kind = 'admin' AND action = 'create_tenant' AND tenant LIKE 'recsx%'),
+	ARRAY['(recsx1,committed)', '(recsx2,"rolled back")', '(recsx3,"rolled back")',
+		  '(recsx4,"rolled back")', '(recsx5,committed)', '(recsx6,committed)'],
+	'admin records in nested savepoints: committed or rolled back with their subtransaction');
+
 SELECT * FROM finish();
 
 SELECT toms.unprotect('rec_s.pat'), toms.unprotect('rec_s.log'), toms.unprotect('rec_s2.solo');
@@ -220,5 +247,5 @@ DROP SCHEMA rec_s, rec_s2 CASCADE;
 SELECT toms.revoke_access(id) FROM toms.grants WHERE role = 'regress_rec_app'::regrole AND revoked_at IS NULL;
 DELETE FROM toms.grants WHERE role = 'regress_rec_app'::regrole;
 DELETE FROM toms.members WHERE role = 'regress_rec_app'::regrole;
-DELETE FROM toms.tenants WHERE tenant IN ('rec1', 'rec2');
+DELETE FROM toms.tenants WHERE tenant IN ('rec1', 'rec2', 'recsx1', 'recsx5', 'recsx6');
 DROP ROLE regress_rec_app, regress_rec_aud, regress_rec_nobody;
