@@ -142,6 +142,7 @@ sub assess
 	  split /\n/, $coord->safe_psql('postgres',
 		q{SELECT control, status, evidence FROM toms.assess() WHERE control IN ('7', '8a', '9a')},
 		extra_params => [ '-U', 'aud' ]);
+	note "assess $_ $r{$_}[0]: $r{$_}[1]" for sort keys %r;
 	return \%r;
 }
 # a streaming standby for worker 1 (8a counts each worker's own)
