@@ -1080,6 +1080,7 @@ DECLARE
 	verified_to bigint;
 	statuses	text[] := '{}';
 	controls	text[] := '{}';
+	citus		boolean := @extschema@._citus_coordinator();
 BEGIN
 	SELECT a.audit_verified_to INTO prev_verified
 	  FROM @extschema@.assessments a WHERE a.audit_verified_to IS NOT NULL
@@ -1094,6 +1095,11 @@ BEGIN
 		ELSE
 			EXECUTE format('SELECT * FROM @extschema@.%I()', '_assess_' || ctl)
 			   INTO control, title, status, evidence;
+		END IF;
+		-- on a Citus coordinator: every worker too (90_citus.sql)
+		IF citus AND ctl IN ('7', '8a', '9a') THEN
+			SELECT c.status, c.evidence INTO status, evidence
+			  FROM @extschema@._assess_citus(ctl, status, evidence) c;
 		END IF;
 		RETURN NEXT;
 		statuses := statuses || status;

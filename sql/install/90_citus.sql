@@ -166,3 +166,286 @@ $$;
 REVOKE ALL ON FUNCTION @extschema@.citus_setup() FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.citus_setup() IS
 	'toms: on a Citus coordinator, make toms'' administrative tables reference tables (one installation on every node)';
+
+-- Audit and self-assessment across the cluster (issue 15) -----------------
+--
+-- Every node audits what it executes into its own chain; on the
+-- coordinator, toms.citus_verify_audit() verifies every node's chain and
+-- toms.assess() adds every worker to measures 7, 8a and 9a.  The nodes are
+-- reached over Citus' own connections (master_run_on_worker, which
+-- run_command_on_all_nodes uses), as the current user.  On a node that is
+-- not a Citus coordinator with workers nothing changes.  docs/scaling.md.
+
+-- Is this the coordinator of a Citus cluster with workers?
+CREATE FUNCTION @extschema@._citus_coordinator() RETURNS boolean
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
+		RETURN false;
+	END IF;
+	RETURN (SELECT l.groupid FROM pg_dist_local_group l) = 0
+		   AND EXISTS (SELECT 1 FROM pg_dist_node n
+						WHERE n.groupid <> 0 AND n.noderole = 'primary'
+						  AND n.nodecluster = current_setting('citus.cluster_name'));
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._citus_coordinator() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._citus_coordinator() TO toms_auditor, toms_admin;
+
+-- The workers, as host:port, active or not (a disabled node is reported,
+-- not skipped).
+CREATE FUNCTION @extschema@._citus_workers() RETURNS SETOF text
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+	RETURN QUERY SELECT format('%s:%s', n.nodename, n.nodeport)
+				   FROM pg_dist_node n
+				  WHERE n.groupid <> 0 AND n.noderole = 'primary'
+					AND n.nodecluster = current_setting('citus.cluster_name')
+				  ORDER BY n.nodename, n.nodeport;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._citus_workers() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._citus_workers() TO toms_auditor, toms_admin;
+
+-- Run commands[i] on nodes[i] (host:port), in parallel, each in a new
+-- connection Citus opens as the current user; a node that cannot be
+-- reached gives success = false and Citus' message.
+CREATE FUNCTION @extschema@._citus_run(nodes text[], commands text[],
+	OUT node text, OUT success boolean, OUT result text)
+	RETURNS SETOF record
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	hosts		text[] := '{}';
+	ports		int[] := '{}';
+	i			int;
+BEGIN
+	FOR i IN 1 .. coalesce(cardinality(nodes), 0) LOOP
+		hosts := hosts || substring(nodes[i] FROM '^(.*):[0-9]+$');
+		ports := ports || substring(nodes[i] FROM ':([0-9]+)$')::int;
+	END LOOP;
+	IF cardinality(hosts) = 0 THEN
+		RETURN;
+	END IF;
+	RETURN QUERY SELECT format('%s:%s', r.node_name, r.node_port), r.success, r.result
+				   FROM pg_catalog.master_run_on_worker(hosts, ports, commands, true) r;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._citus_run(text[], text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._citus_run(text[], text[]) TO toms_auditor, toms_admin;
+
+-- This node's chain, verified in full (recorded, as every verify_audit()),
+-- and its open chain-break incidents: what the coordinator asks each node.
+CREATE FUNCTION @extschema@._citus_verify_node() RETURNS jsonb
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	v			record;
+	n			bigint;
+BEGIN
+	SELECT * INTO v FROM @extschema@.verify_audit();
+	SELECT count(*) INTO n FROM @extschema@.incidents i
+	 WHERE i.kind = 'audit_chain_break'
+	   AND NOT EXISTS (SELECT 1 FROM @extschema@.incident_closures c WHERE c.incident_id = i.id);
+	RETURN jsonb_build_object('ok', v.ok, 'first_bad', v.first_bad, 'detail', v.detail,
+							  'records', CASE WHEN v.ok THEN
+								  coalesce((regexp_match(v.detail, '^([0-9]+) records verified'))[1]::bigint, 0) END,
+							  'open_breaks', n);
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._citus_verify_node() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._citus_verify_node() TO toms_auditor, toms_admin;
+
+-- On a worker: which of these shards lost what protects them (row security
+-- enabled and forced, toms' policy on the tenant column, no other
+-- permissive policy).  {"checked": n, "problems": ["shard (problem)", …]}.
+CREATE FUNCTION @extschema@._citus_shard_problems(shards text[], tenant_columns text[]) RETURNS jsonb
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	items		text[];
+BEGIN
+	SELECT array_agg(format('%s (%s)', x.shard, x.problem) ORDER BY x.shard)
+	  INTO items
+	  FROM (
+		SELECT u.shard,
+			   CASE WHEN c.oid IS NULL THEN 'shard missing' ELSE
+			   concat_ws(', ',
+						 CASE WHEN NOT c.relrowsecurity THEN 'row security disabled' END,
+						 CASE WHEN NOT c.relforcerowsecurity THEN 'row security not forced' END,
+						 CASE WHEN p.oid IS NULL THEN 'policy toms_tenant missing'
+							  WHEN NOT p.polpermissive OR p.polcmd <> '*' OR p.polroles <> '{0}'
+								OR pg_get_expr(p.polqual, p.polrelid) IS DISTINCT FROM
+									@extschema@._assess_policy_expr(u.col::name, a.atttypid)
+								OR pg_get_expr(p.polwithcheck, p.polrelid) IS DISTINCT FROM
+									@extschema@._assess_policy_expr(u.col::name, a.atttypid)
+							  THEN 'policy toms_tenant altered' END,
+						 CASE WHEN EXISTS (SELECT 1 FROM pg_policy o
+											WHERE o.polrelid = c.oid AND o.polpermissive
+											  AND o.polname <> 'toms_tenant')
+							  THEN 'another permissive policy widens the filter' END,
+						 CASE WHEN a.attnum IS NULL THEN 'tenant column missing' END) END AS problem
+		  FROM unnest(shards, tenant_columns) u(shard, col)
+		  LEFT JOIN pg_class c ON c.oid = to_regclass(u.shard)
+		  LEFT JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = u.col AND NOT a.attisdropped
+		  LEFT JOIN pg_policy p ON p.polrelid = c.oid AND p.polname = 'toms_tenant'
+	  ) x
+	 WHERE x.problem <> '';
+	RETURN jsonb_build_object('checked', coalesce(cardinality(shards), 0),
+							  'problems', to_jsonb(coalesce(items, '{}')));
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._citus_shard_problems(text[], text[]) FROM PUBLIC;
+
+-- toms.citus_verify_audit(): on the coordinator, every node's chain, one
+-- row per node (the coordinator first).  A node that cannot be reached is
+-- not verified: ok = false, reachable = false, Citus' message in detail.
+-- SECURITY INVOKER: each node verifies as the caller (a toms_auditor or
+-- toms_admin member, a login role on every node, as Citus propagates
+-- roles), and records that verification in its own trail.
+CREATE FUNCTION @extschema@.citus_verify_audit(OUT node text, OUT ok boolean, OUT reachable boolean,
+	OUT records bigint, OUT first_bad bigint, OUT detail text)
+	RETURNS SETOF record
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	j			jsonb;
+	r			record;
+	nodes		text[];
+BEGIN
+	IF NOT @extschema@._citus_coordinator() THEN
+		RAISE EXCEPTION 'toms.citus_verify_audit() must run on the coordinator of a Citus cluster with workers'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				HINT = 'On one node, or on a worker, run toms.verify_audit().';
+	END IF;
+	-- the coordinator, in this session
+	SELECT coalesce(format('%s:%s', n.nodename, n.nodeport), 'coordinator') INTO node
+	  FROM pg_dist_node n WHERE n.groupid = 0 AND n.noderole = 'primary' LIMIT 1;
+	node := coalesce(node, 'coordinator');
+	j := @extschema@._citus_verify_node();
+	ok := (j ->> 'ok')::boolean;
+	reachable := true;
+	records := (j ->> 'records')::bigint;
+	first_bad := (j ->> 'first_bad')::bigint;
+	detail := j ->> 'detail';
+	RETURN NEXT;
+	-- every worker, over Citus' connections
+	nodes := ARRAY(SELECT w FROM @extschema@._citus_workers() w);
+	FOR r IN SELECT * FROM @extschema@._citus_run(nodes,
+						array_fill('SELECT @extschema@._citus_verify_node()'::text, ARRAY[cardinality(nodes)]))
+	LOOP
+		node := r.node;
+		IF r.success THEN
+			j := r.result::jsonb;
+			ok := (j ->> 'ok')::boolean;
+			reachable := true;
+			records := (j ->> 'records')::bigint;
+			first_bad := (j ->> 'first_bad')::bigint;
+			detail := j ->> 'detail';
+		ELSE
+			ok := false;
+			reachable := r.result NOT LIKE 'failed to connect%' AND r.result NOT LIKE 'connection%';
+			records := NULL;
+			first_bad := NULL;
+			detail := CASE WHEN reachable THEN format('not verified: %s', r.result)
+					  ELSE format('not verified: the node could not be reached (%s)', r.result) END;
+		END IF;
+		RETURN NEXT;
+	END LOOP;
+END
+$$;
+COMMENT ON FUNCTION @extschema@.citus_verify_audit() IS
+	'toms: on a Citus coordinator, verify the audit chain of every node (one row per node; an unreachable node is not ok)';
+REVOKE ALL ON FUNCTION @extschema@.citus_verify_audit() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@.citus_verify_audit() TO toms_auditor, toms_admin;
+
+-- toms.assess() on a coordinator: the workers' part of measures 7, 8a and
+-- 9a, merged into the row the coordinator's own check made.  Every part
+-- names its node; a node that cannot be reached fails the measure.
+CREATE FUNCTION @extschema@._assess_citus(ctl text, INOUT status text, INOUT evidence text)
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	s			text := 'pass';
+	e			text[] := '{}';
+	r			record;
+	j			jsonb;
+	nodes		text[];
+	cmds		text[];
+	n			bigint;
+BEGIN
+	IF ctl = '9a' THEN
+		-- every shard placed on a worker, of every table protected here
+		SELECT array_agg(x.node ORDER BY x.node),
+			   array_agg(format('SELECT @extschema@._citus_shard_problems(%L::text[], %L::text[])',
+								x.shards, x.cols) ORDER BY x.node)
+		  INTO nodes, cmds
+		  FROM (SELECT format('%s:%s', dn.nodename, dn.nodeport) AS node,
+					   array_agg(shard_name(sh.logicalrelid, sh.shardid, false)::text ORDER BY sh.shardid) AS shards,
+					   array_agg(pt.tenant_column::text ORDER BY sh.shardid) AS cols
+				  FROM @extschema@.protected_tables pt
+				  JOIN pg_dist_shard sh ON sh.logicalrelid = pt.relid
+				  JOIN pg_dist_placement pl ON pl.shardid = sh.shardid
+				  JOIN pg_dist_node dn ON dn.groupid = pl.groupid AND dn.noderole = 'primary'
+									  AND dn.groupid <> 0
+				 GROUP BY dn.nodename, dn.nodeport) x;
+	ELSE
+		nodes := ARRAY(SELECT w FROM @extschema@._citus_workers() w);
+		cmds := array_fill(CASE ctl
+			WHEN '7' THEN 'SELECT @extschema@._citus_verify_node()'
+			ELSE $q$SELECT pg_catalog.jsonb_build_object('streaming', count(*) FILTER (WHERE state = 'streaming'),
+					'standbys', coalesce(string_agg(format('%s (%s, %s)', application_name, state, sync_state),
+												', ' ORDER BY application_name), 'none'))
+					FROM pg_catalog.pg_stat_replication$q$ END, ARRAY[cardinality(nodes)]);
+	END IF;
+	FOR r IN SELECT * FROM @extschema@._citus_run(nodes, cmds) LOOP
+		IF NOT r.success THEN
+			s := 'fail';
+			e := e || format('node %s could not be checked: %s', r.node, r.result);
+			CONTINUE;
+		END IF;
+		j := r.result::jsonb;
+		IF ctl = '7' THEN
+			IF (j ->> 'ok')::boolean THEN
+				e := e || format('node %s: audit chain verified in full: %s', r.node, j ->> 'detail');
+			ELSE
+				s := 'fail';
+				e := e || format('node %s: audit chain BROKEN at record %s: %s', r.node,
+								 coalesce(j ->> 'first_bad', '?'), j ->> 'detail');
+			END IF;
+			IF (j ->> 'open_breaks')::bigint > 0 THEN
+				s := 'fail';
+				e := e || format('node %s: %s open audit chain break incident(s) (investigate, then toms.close_incident(id, note) on that node)',
+								 r.node, j ->> 'open_breaks');
+			END IF;
+		ELSIF ctl = '8a' THEN
+			n := (j ->> 'streaming')::bigint;
+			IF n < 2 THEN
+				s := @extschema@._assess_worst(s, 'warn');
+			END IF;
+			e := e || format('node %s: %s streaming standby(s) of 2 required for three copies: %s',
+							 r.node, n, j ->> 'standbys');
+		ELSE
+			IF jsonb_array_length(j -> 'problems') > 0 THEN
+				s := 'fail';
+				e := e || format('node %s: shards weakened: %s (toms.unprotect() and toms.protect() the table again)',
+								 r.node, @extschema@._assess_list(ARRAY(SELECT jsonb_array_elements_text(j -> 'problems'))));
+			ELSE
+				e := e || format('node %s: %s shard(s) force row security with their toms_tenant policy intact',
+								 r.node, j ->> 'checked');
+			END IF;
+		END IF;
+	END LOOP;
+	IF ctl = '9a' AND cardinality(e) = 0 THEN
+		e := e || 'no shard of a protected table on the workers'::text;
+	END IF;
+	status := @extschema@._assess_worst(status, s);
+	evidence := evidence || '; ' || array_to_string(e, '; ');
+EXCEPTION WHEN OTHERS THEN
+	status := 'fail';
+	evidence := evidence || '; the workers could not be checked: ' || SQLERRM;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._assess_citus(text, text, text) FROM PUBLIC;
