@@ -124,7 +124,10 @@ is(on_node($acme_node, 'postgres', "SELECT count(*) FROM $acme_learners WHERE em
 	'1', 'stage 1 keeps the rows (only hidden)');
 
 # --- Holds: placed on the coordinator, in force for stage 2 ---------------
-$coord->safe_psql('postgres', q{SELECT toms.hold('acme', 'litigation 2026-17')});
+$coord->safe_psql('postgres', q{SELECT toms.hold('acme', 'litigation 2026-17')}, extra_params => [ '-U', 'approver' ]);
+is(join('/', map { $_->safe_psql('postgres', q{SELECT held_by FROM toms.holds}) . ','
+	  . $_->safe_psql('postgres', "SELECT requested_by FROM toms.deletion_requests WHERE id = '$req'") } ($coord, $w1, $w2)),
+	'approver,postgres/approver,postgres/approver,postgres', 'who held and who requested: the same on every node');
 is($w2->safe_psql('postgres', q{SELECT reason FROM toms.holds WHERE tenant = 'acme'}), 'litigation 2026-17',
 	'the hold is on the workers too');
 my ($r, $o, $e) = $coord->psql('postgres', "SELECT toms.approve_deletion('$req')");
@@ -203,6 +206,19 @@ ok(poll_until($coord, "SELECT toms.deletion_certificate('$req3') IS NOT NULL", '
   or diag($coord->safe_psql('postgres', 'SELECT * FROM toms.deletion_progress'));
 is($coord->safe_psql('postgres', q{SELECT count(*) FROM learners WHERE email = 'l3@acme'}), '0',
 	'the retried deletion purged the subject');
+
+# --- A whole tenant: stage 1 on every node, and cancelled on every node --
+my ($globex_node, $globex_learners) = shard_of('learners', 'globex');
+my $req4 = $coord->safe_psql('postgres', q{SELECT toms.request_deletion('globex', reason => 'contract ended')});
+like(on_node($globex_node, 'bob', "BEGIN; SET LOCAL toms.context = 'globex'; SELECT count(*) FROM $globex_learners; COMMIT"),
+	qr/tenant "globex" is not active/, 'whole tenant, stage 1: a direct worker session cannot enter it');
+like(as_tenant('bob', 'globex', q{SELECT count(*) FROM learners}), qr/ERROR/,
+	'whole tenant, stage 1: nor a query through the coordinator');
+$coord->safe_psql('postgres', "SELECT toms.cancel_deletion('$req4')", extra_params => [ '-U', 'approver' ]);
+is(on_node($globex_node, 'bob', "BEGIN; SET LOCAL toms.context = 'globex'; SELECT count(*) FROM $globex_learners; COMMIT"),
+	'39', 'cancelled on the coordinator: the tenant is back on the workers');
+is($w1->safe_psql('postgres', "SELECT state || '/' || cancelled_by FROM toms.deletion_requests WHERE id = '$req4'"),
+	'cancelled/approver', 'the cancellation is on the workers');
 
 # --- Retention set on the coordinator is in force on the workers ---------
 $coord->safe_psql('postgres', q{SELECT toms.set_retention('events', 'at', '1 day')});
