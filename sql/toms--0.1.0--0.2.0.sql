@@ -1581,3 +1581,1056 @@ BEGIN
 	END IF;
 END
 $assess$;
+
+-- issue 15: deletions, holds and retention across a Citus cluster
+-- (the same objects as sql/install/50_lifecycle.sql, 55_partitions.sql, 90_citus.sql)
+ALTER TABLE @extschema@.deletion_requests ADD COLUMN nodes jsonb NOT NULL DEFAULT '{}';
+CREATE FUNCTION @extschema@._lifecycle_invalidate_trigger() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'toms_lifecycle_invalidate_trigger' LANGUAGE C;
+REVOKE ALL ON FUNCTION @extschema@._lifecycle_invalidate_trigger() FROM PUBLIC;
+CREATE TRIGGER toms_invalidate AFTER INSERT OR UPDATE OF tenant, subject, state OR DELETE OR TRUNCATE
+	ON @extschema@.deletion_requests FOR EACH STATEMENT
+	EXECUTE FUNCTION @extschema@._lifecycle_invalidate_trigger();
+
+CREATE OR REPLACE FUNCTION @extschema@._citus_table(relid oid) RETURNS bool
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+	AS $$
+BEGIN
+	IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+		RETURN false;
+	END IF;
+	RETURN EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = relid);
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._citus_table(oid) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@._citus_tables() RETURNS text[]
+	LANGUAGE sql IMMUTABLE PARALLEL SAFE
+	RETURN ARRAY['tenants', 'members', 'grants', 'trusted_keys', 'tenant_keys',
+				 'deletion_requests', 'holds', 'retention'];
+REVOKE ALL ON FUNCTION @extschema@._citus_tables() FROM PUBLIC;
+
+-- Is relid a Citus table (distributed or reference) here?  false without
+-- Citus.
+CREATE OR REPLACE FUNCTION @extschema@._citus_table(relid oid) RETURNS bool
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+	AS $$
+BEGIN
+	IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+		RETURN false;
+	END IF;
+	RETURN EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = relid);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@._citus_drop_fks() RETURNS void
+	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	fk			record;
+BEGIN
+	FOR fk IN
+		SELECT c.conrelid::regclass AS rel, c.conname
+		  FROM pg_constraint c
+		 WHERE c.contype = 'f' AND c.connamespace = '@extschema@'::regnamespace
+		   AND c.confrelid::regclass::text IN
+			   (SELECT format('@extschema@.%I', u) FROM unnest(@extschema@._citus_tables()) u)
+		   -- a key between two tables that are reference tables already
+		   -- (an earlier citus_setup) stays
+		   AND NOT (@extschema@._citus_table(c.conrelid) AND @extschema@._citus_table(c.confrelid))
+	LOOP
+		EXECUTE format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', fk.rel, fk.conname);
+	END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._citus_drop_fks() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.citus_setup() RETURNS void
+	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	t text;
+	fk record;
+	fks text[] := '{}';
+	bad text;
+	drops text := '';
+	saved text[] := '{}';
+	cols text;
+	vals text;
+	row record;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
+		RAISE EXCEPTION 'Citus is not installed in this database'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				HINT = 'toms.citus_setup() is for a Citus cluster; on one node there is nothing to set up.';
+	END IF;
+	IF NOT pg_catalog.citus_is_coordinator() THEN
+		RAISE EXCEPTION 'toms.citus_setup() must run on the coordinator'
+			USING ERRCODE = 'object_not_in_prerequisite_state';
+	END IF;
+	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_node WHERE groupid = 0) THEN
+		RAISE EXCEPTION 'the coordinator is not registered in the Citus metadata'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				DETAIL = 'toms reads its administrative tables on every node, the coordinator included.',
+				HINT = 'Run SELECT citus_set_coordinator_host(''<host>'', <port>) first.';
+	END IF;
+	-- regrole and regclass values must travel as names, not as OIDs, which
+	-- differ between nodes.
+	IF current_setting('citus.enable_binary_protocol')::bool THEN
+		RAISE EXCEPTION 'citus.enable_binary_protocol must be off on every node'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				DETAIL = 'toms'' tables hold role names (regrole), which Citus would copy between nodes as OIDs.',
+				HINT = 'Set citus.enable_binary_protocol = off in postgresql.conf on every node and reload.';
+	END IF;
+	-- Every node must have toms, preloaded, in the same version.
+	SELECT string_agg(format('%s:%s', r.nodename, r.nodeport), ', ') INTO bad
+	  FROM run_command_on_workers(format(
+			$q$SELECT (SELECT extversion FROM pg_extension WHERE extname = 'toms') IS NOT DISTINCT FROM %L
+			   AND current_setting('shared_preload_libraries') ~ '(^|[ ,])toms($|[ ,])'
+			   AND NOT current_setting('citus.enable_binary_protocol')::bool$q$,
+			(SELECT extversion FROM pg_extension WHERE extname = 'toms'))) r
+	 WHERE NOT r.success OR r.result <> 't';
+	IF bad IS NOT NULL THEN
+		RAISE EXCEPTION 'toms is not ready on every node'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				DETAIL = format('Nodes without toms (preloaded, same version, citus.enable_binary_protocol off) or unreachable: %s.', bad),
+				HINT = 'Every node needs shared_preload_libraries = ''citus,toms'' and CREATE EXTENSION toms.';
+	END IF;
+
+	IF EXISTS (SELECT 1 FROM unnest(@extschema@._citus_tables()) u(t)
+				WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition
+								   WHERE logicalrelid = format('@extschema@.%I', u.t)::regclass)) THEN
+		-- Citus distributes a table only with the tables its foreign keys
+		-- connect it to, which must all be Citus tables: the foreign keys
+		-- among toms' tables are dropped on every node (workers keep empty
+		-- copies of the tables, created with the extension), the tables
+		-- become reference tables, and the keys between them come back.
+		-- Tables that stay per node (deletion_steps, the coordinator's
+		-- stage-2 progress) lose their key to the reference tables.
+		FOR fk IN
+			SELECT c.conrelid::regclass AS rel, c.conname, pg_get_constraintdef(c.oid) AS def,
+				   cl.relname = ANY (@extschema@._citus_tables()) AS keep
+			  FROM pg_constraint c JOIN pg_class cl ON cl.oid = c.conrelid
+			 WHERE c.contype = 'f' AND c.connamespace = '@extschema@'::regnamespace
+			   AND c.confrelid::regclass::text IN
+				   (SELECT format('@extschema@.%I', u) FROM unnest(@extschema@._citus_tables()) u)
+			   AND NOT (@extschema@._citus_table(c.conrelid) AND @extschema@._citus_table(c.confrelid))
+		LOOP
+			drops := drops || format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I;', fk.rel, fk.conname);
+			EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', fk.rel, fk.conname);
+			IF fk.keep THEN
+				fks := fks || format('ALTER TABLE %s ADD CONSTRAINT %I %s', fk.rel, fk.conname, fk.def);
+			END IF;
+		END LOOP;
+		IF drops <> '' THEN
+			SELECT string_agg(format('%s:%s', r.nodename, r.nodeport), ', ') INTO bad
+			  FROM run_command_on_workers('SELECT @extschema@._citus_drop_fks()') r WHERE NOT r.success;
+			IF bad IS NOT NULL THEN
+				RAISE EXCEPTION 'toms could not prepare its tables on every node'
+					USING ERRCODE = 'object_not_in_prerequisite_state',
+						DETAIL = format('Failed on: %s.', bad);
+			END IF;
+		END IF;
+		SET LOCAL citus.enable_unsafe_triggers = on;
+		FOREACH t IN ARRAY @extschema@._citus_tables() LOOP
+			IF NOT EXISTS (SELECT 1 FROM pg_dist_partition
+							WHERE logicalrelid = format('@extschema@.%I', t)::regclass) THEN
+				-- Citus copies a table's rows to the new shards in binary,
+				-- which would carry role OIDs: rows with regrole/regclass
+				-- values are set aside and inserted again, by name.
+				IF EXISTS (SELECT 1 FROM pg_attribute
+							WHERE attrelid = format('@extschema@.%I', t)::regclass AND attnum > 0
+							  AND NOT attisdropped AND atttypid IN ('regrole'::regtype, 'regclass'::regtype)) THEN
+					EXECUTE format('CREATE TEMP TABLE %I ON COMMIT DROP AS SELECT * FROM @extschema@.%I',
+								   '_toms_citus_' || t, t);
+					EXECUTE format('DELETE FROM @extschema@.%I', t);
+					saved := saved || t;
+				END IF;
+				PERFORM create_reference_table(format('@extschema@.%I', t)::regclass);
+			END IF;
+		END LOOP;
+		FOREACH t IN ARRAY saved LOOP
+			SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum),
+				   string_agg(format('($1->>%L)::%s', attname, format_type(atttypid, atttypmod)), ', '
+							  ORDER BY attnum)
+			  INTO cols, vals
+			  FROM pg_attribute
+			 WHERE attrelid = format('@extschema@.%I', t)::regclass AND attnum > 0 AND NOT attisdropped;
+			FOR row IN EXECUTE format('SELECT to_jsonb(s) AS j FROM %I s', '_toms_citus_' || t) LOOP
+				EXECUTE format('INSERT INTO @extschema@.%I (%s) OVERRIDING SYSTEM VALUE VALUES (%s)',
+							   t, cols, vals) USING row.j;
+			END LOOP;
+		END LOOP;
+		FOREACH t IN ARRAY fks LOOP
+			EXECUTE t;
+		END LOOP;
+	END IF;
+	-- A node added since: give it its copy now.
+	PERFORM replicate_reference_tables('block_writes');
+	PERFORM @extschema@._audit_admin_event('citus_setup', NULL, NULL);
+END;
+$$;
+REVOKE ALL ON FUNCTION @extschema@.citus_setup() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@._citus_lifecycle() RETURNS bool
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+	AS $$
+BEGIN
+	RETURN @extschema@._citus_table('@extschema@.deletion_requests'::regclass);
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._citus_lifecycle() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@._citus_worker_node() RETURNS bool
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+	AS $$
+BEGIN
+	IF NOT @extschema@._citus_lifecycle() THEN
+		RETURN false;
+	END IF;
+	RETURN (SELECT groupid FROM pg_dist_local_group) <> 0;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._citus_worker_node() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@._citus_self() RETURNS text
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+	AS $$
+BEGIN
+	IF to_regclass('pg_catalog.pg_dist_node') IS NULL THEN
+		RETURN NULL;
+	END IF;
+	RETURN (SELECT format('%s:%s', n.nodename, n.nodeport)
+			  FROM pg_dist_node n JOIN pg_dist_local_group l USING (groupid)
+			 WHERE n.noderole = 'primary' ORDER BY n.nodeid LIMIT 1);
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._citus_self() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@._citus_on_workers(cmd text) RETURNS jsonb
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	w			record;
+	res			jsonb := '{}';
+BEGIN
+	IF NOT @extschema@._citus_lifecycle() OR @extschema@._citus_worker_node() THEN
+		RETURN res;
+	END IF;
+	FOR w IN SELECT * FROM run_command_on_workers(cmd) ORDER BY nodename, nodeport LOOP
+		IF NOT w.success THEN
+			RAISE EXCEPTION 'toms could not complete a deletion step on Citus node %:%', w.nodename, w.nodeport
+				USING ERRCODE = 'connection_failure',
+					DETAIL = format('The node answered: %s', w.result),
+					HINT = 'The step is retried; a deletion is certified only once every node has done its part.';
+		END IF;
+		res := res || jsonb_build_object(format('%s:%s', w.nodename, w.nodeport), w.result);
+	END LOOP;
+	RETURN res;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._citus_on_workers(text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@._deletion_node_horizon(xids jsonb) RETURNS bool
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+	AS $$
+BEGIN
+	RETURN @extschema@._lifecycle_horizon_passed((xids->>@extschema@._citus_self())::xid8);
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._deletion_node_horizon(jsonb) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@._citus_vacuum(tbl oid) RETURNS void
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	p			record;
+BEGIN
+	IF NOT @extschema@._citus_table(tbl) OR NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = tbl) THEN
+		RETURN;
+	END IF;
+	FOR p IN SELECT * FROM run_command_on_placements(tbl::regclass, 'VACUUM (INDEX_CLEANUP ON) %s')
+			  ORDER BY nodename, nodeport, shardid LOOP
+		IF NOT p.success THEN
+			RAISE EXCEPTION 'toms could not complete a deletion step on Citus node %:%', p.nodename, p.nodeport
+				USING ERRCODE = 'connection_failure',
+					DETAIL = format('VACUUM of shard %s of %s: %s', p.shardid, tbl::regclass, p.result),
+					HINT = 'The step is retried; a deletion is certified only once every node has done its part.';
+		END IF;
+	END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._citus_vacuum(oid) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@.request_deletion(tenant text, subject text DEFAULT NULL,
+	reason text DEFAULT NULL, grace interval DEFAULT NULL)
+	RETURNS uuid
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+	AS $fn$
+DECLARE
+	t			record;
+	dflt		interval := current_setting('toms.deletion_grace')::interval;
+	g			interval := coalesce(grace, dflt);
+	req			uuid;
+	who			name := session_user;	-- see set_retention()
+BEGIN
+	IF tenant IS NULL THEN
+		RAISE EXCEPTION 'tenant must not be null' USING ERRCODE = '22004';
+	END IF;
+	IF subject IS NOT NULL AND (length(subject) = 0 OR octet_length(subject) > 256) THEN
+		RAISE EXCEPTION 'subject must be between 1 and 256 bytes long' USING ERRCODE = '22023';
+	END IF;
+	IF g < interval '0' THEN
+		RAISE EXCEPTION 'grace period must not be negative' USING ERRCODE = '22023';
+	END IF;
+	IF g < dflt AND NOT (SELECT rolsuper FROM pg_roles WHERE rolname = session_user) THEN
+		RAISE EXCEPTION 'only a superuser may shorten the deletion grace period'
+			USING ERRCODE = '42501',
+				DETAIL = format('toms.deletion_grace is %s; the request asked for %s.', dflt, g);
+	END IF;
+
+	SELECT * INTO t FROM @extschema@.tenants AS x WHERE x.tenant = request_deletion.tenant FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'tenant "%" does not exist', tenant USING ERRCODE = '42704';
+	END IF;
+	IF t.status <> 'active' THEN
+		RAISE EXCEPTION 'tenant "%" is already being deleted', tenant
+			USING ERRCODE = '55000', DETAIL = format('Its status is %s.', t.status);
+	END IF;
+	IF subject IS NOT NULL AND EXISTS (
+		SELECT 1 FROM @extschema@.deletion_requests r
+		 WHERE r.tenant = request_deletion.tenant AND r.subject = request_deletion.subject
+		   AND r.state <> 'cancelled') THEN
+		RAISE EXCEPTION 'deletion of subject "%" of tenant "%" has already been requested', subject, tenant
+			USING ERRCODE = '55000';
+	END IF;
+
+	INSERT INTO @extschema@.deletion_requests AS r
+		(tenant, subject, reason, requested_by, grace, not_before, approval_required)
+	VALUES (request_deletion.tenant, request_deletion.subject, request_deletion.reason, who, g,
+			now() + g, current_setting('toms.deletion_approval')::bool)
+	RETURNING r.id INTO req;
+
+	IF subject IS NULL THEN
+		UPDATE @extschema@.tenants AS x SET status = 'deleting' WHERE x.tenant = request_deletion.tenant;
+	END IF;
+
+	PERFORM @extschema@._lifecycle_event('deletion_requested', tenant,
+		json_build_object('request', req, 'scope', CASE WHEN subject IS NULL THEN 'tenant' ELSE 'subject' END,
+						  'reason', reason, 'grace', g::text)::text, true);
+	RETURN req;
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION @extschema@.cancel_deletion(id uuid) RETURNS void
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+	AS $fn$
+DECLARE
+	r			record;
+	who			name := session_user;	-- see set_retention()
+BEGIN
+	SELECT * INTO r FROM @extschema@.deletion_requests x WHERE x.id = cancel_deletion.id FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'deletion request % does not exist', id USING ERRCODE = '42704';
+	END IF;
+	IF r.state <> 'pending' THEN
+		RAISE EXCEPTION 'deletion request can no longer be cancelled'
+			USING ERRCODE = '55000',
+				DETAIL = CASE WHEN r.state = 'cancelled' THEN format('Request %s was cancelled already.', id)
+						 ELSE format('Stage 2 of request %s started at %s.', id, r.started_at) END;
+	END IF;
+	UPDATE @extschema@.deletion_requests x
+	   SET state = 'cancelled', cancelled_by = who, cancelled_at = now()
+	 WHERE x.id = cancel_deletion.id;
+	IF r.subject IS NULL THEN
+		UPDATE @extschema@.tenants SET status = 'active' WHERE tenant = r.tenant;
+	END IF;
+	PERFORM @extschema@._lifecycle_event('deletion_cancelled', r.tenant,
+		json_build_object('request', id)::text, true);
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION @extschema@.approve_deletion(id uuid) RETURNS void
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+	AS $fn$
+DECLARE
+	r			record;
+	who			name := session_user;	-- see set_retention()
+BEGIN
+	SELECT * INTO r FROM @extschema@.deletion_requests x WHERE x.id = approve_deletion.id FOR UPDATE;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'deletion request % does not exist', id USING ERRCODE = '42704';
+	END IF;
+	IF r.state IN ('done', 'cancelled') THEN
+		RAISE EXCEPTION 'deletion request is %', r.state
+			USING ERRCODE = '55000', DETAIL = format('Request %s.', id);
+	END IF;
+	IF r.requested_by = session_user THEN
+		RAISE EXCEPTION 'a deletion must be approved by a role other than its requester'
+			USING ERRCODE = '42501', DETAIL = format('Role %s requested it.', r.requested_by);
+	END IF;
+	IF r.approved_by IS NOT NULL THEN
+		RAISE EXCEPTION 'deletion request is already approved'
+			USING ERRCODE = '55000', DETAIL = format('Role %s approved request %s.', r.approved_by, id);
+	END IF;
+	UPDATE @extschema@.deletion_requests x
+	   SET approved_by = who, approved_at = now()
+	 WHERE x.id = approve_deletion.id;
+	PERFORM @extschema@._lifecycle_event('deletion_approved', r.tenant,
+		json_build_object('request', id)::text, false);
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION @extschema@.hold(tenant text, reason text) RETURNS void
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+	AS $fn$
+DECLARE
+	who			name := session_user;	-- see set_retention()
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM @extschema@.tenants x WHERE x.tenant = hold.tenant) THEN
+		RAISE EXCEPTION 'tenant "%" does not exist', tenant USING ERRCODE = '42704';
+	END IF;
+	IF reason IS NULL OR length(btrim(reason)) = 0 THEN
+		RAISE EXCEPTION 'a legal hold needs a reason' USING ERRCODE = '22023';
+	END IF;
+	IF EXISTS (SELECT 1 FROM @extschema@.holds h WHERE h.tenant = hold.tenant) THEN
+		RAISE EXCEPTION 'tenant "%" is already on hold', tenant USING ERRCODE = '55000';
+	END IF;
+	INSERT INTO @extschema@.holds (tenant, reason, held_by) VALUES (hold.tenant, hold.reason, who);
+	PERFORM @extschema@._lifecycle_event('hold_placed', tenant,
+		json_build_object('reason', reason)::text, false);
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION @extschema@.set_retention(tbl regclass, time_column name, keep interval)
+	RETURNS void
+	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+	SET search_path = pg_catalog, pg_temp
+	AS $fn$
+DECLARE
+	typ			regtype;
+	-- a value, not session_user in the statement: on Citus the other
+	-- nodes would see the connection's user (also below)
+	who			name := session_user;
+	ts			timestamptz := now();
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM @extschema@.protected_tables p WHERE p.relid = tbl)
+	   AND NOT EXISTS (SELECT 1 FROM @extschema@.copies c WHERE c.relid = tbl) THEN
+		RAISE EXCEPTION 'table "%" is neither protected nor a registered copy', tbl
+			USING ERRCODE = '55000',
+				HINT = 'Protect it with toms.protect() or register it with toms.register_copy() first.';
+	END IF;
+	typ := @extschema@._lifecycle_column(tbl, time_column);
+	IF typ NOT IN ('timestamptz'::regtype, 'timestamp'::regtype, 'date'::regtype) THEN
+		RAISE EXCEPTION 'column "%" of relation "%" is of type %, not a date or timestamp', time_column, tbl, typ
+			USING ERRCODE = '42804';
+	END IF;
+	IF keep IS NULL OR keep <= interval '0' THEN
+		RAISE EXCEPTION 'retention period must be positive' USING ERRCODE = '22023';
+	END IF;
+	INSERT INTO @extschema@.retention AS r (relid, time_column, keep, set_by)
+	VALUES (tbl, time_column, keep, who)
+	ON CONFLICT (relid) DO UPDATE
+		SET time_column = excluded.time_column, keep = excluded.keep,
+			set_by = excluded.set_by, set_at = ts;
+	PERFORM @extschema@._lifecycle_event('retention_set', NULL,
+		json_build_object('table', tbl::text, 'time_column', time_column, 'keep', keep::text)::text, false);
+END
+$fn$;
+
+CREATE OR REPLACE FUNCTION @extschema@._deletion_batch(req uuid, tbl oid, batch int) RETURNS bigint
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+	SET synchronize_seqscans = off
+	SET max_parallel_workers_per_gather = 0
+	AS $fn$
+DECLARE
+	r			record;
+	s			record;
+	w			text;
+	n			bigint;
+	top			tid;
+	windowed	bool;
+	more		bool;
+BEGIN
+	SELECT * INTO r FROM @extschema@.deletion_requests WHERE id = req;
+	SELECT * INTO s FROM @extschema@.deletion_steps WHERE request = req AND relid = tbl FOR UPDATE;
+	IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = tbl) THEN
+		UPDATE @extschema@.deletion_steps SET purged_at = now(), vacuumed_at = now()
+		 WHERE request = req AND relid = tbl;
+		RETURN 0;
+	END IF;
+	w := coalesce(s.scope, @extschema@._lifecycle_scope(tbl, s.tenant_column, s.subject_column,
+														 r.subject IS NOT NULL));
+	-- Windows from the first batch on, and as long as the cursor is set;
+	-- the closing pass (batches > 0, no cursor) lets the planner choose.
+	-- (On Citus the pages are in the shards: a batch goes through the
+	-- scope, routed to the shard that holds it.)
+	windowed := (s.batches = 0 OR s.last_tid IS NOT NULL)
+		AND s.rows_estimated >= pg_relation_size(tbl) / current_setting('block_size')::int
+		AND NOT @extschema@._citus_table(tbl);
+	IF windowed THEN
+		EXECUTE format('SELECT ctid FROM ONLY %s WHERE ctid > $3 AND (%s) IS TRUE OFFSET %s LIMIT 1',
+					   tbl::regclass, w, batch - 1)
+			INTO top USING r.tenant, r.subject, coalesce(s.last_tid, '(0,0)'::tid);
+		EXECUTE format('DELETE FROM ONLY %s WHERE ctid > $3 AND ctid <= $4 AND %s', tbl::regclass, w)
+			USING r.tenant, r.subject, coalesce(s.last_tid, '(0,0)'::tid),
+				  coalesce(top, '(4294967295,65535)'::tid);
+		GET DIAGNOSTICS n = ROW_COUNT;
+		more := top IS NOT NULL;	-- else the window ran to the end of the table
+	ELSE
+		-- The DELETE repeats the scope: on Citus a tuple id names a row
+		-- only within one shard, and the scope keeps the statement to the
+		-- rows (and so the shard) of the request.
+		EXECUTE format('WITH d AS (DELETE FROM ONLY %1$s WHERE (%2$s) AND ctid = ANY (ARRAY('
+					   'SELECT ctid FROM ONLY %1$s WHERE %2$s%4$s LIMIT %3$s)) RETURNING ctid) '
+					   'SELECT count(*), max(ctid) FROM d', tbl::regclass, w, batch,
+					   CASE WHEN s.last_tid IS NOT NULL THEN ' AND ctid > $3' ELSE '' END)
+			INTO n, top USING r.tenant, r.subject, s.last_tid;
+		more := n >= batch;
+	END IF;
+	UPDATE @extschema@.deletion_steps
+	   SET rows_deleted = rows_deleted + n,
+		   batches = batches + 1,
+		   last_tid = CASE WHEN more THEN top END,
+		   purged_at = CASE WHEN NOT more AND s.last_tid IS NULL THEN now() END
+	 WHERE request = req AND relid = tbl;
+	RETURN n;
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@._deletion_batch(uuid, oid, int) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@._deletion_certify(req uuid, shortfall bool) RETURNS jsonb
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+	AS $fn$
+DECLARE
+	r			record;
+	cert		jsonb;
+BEGIN
+	SELECT * INTO r FROM @extschema@.deletion_requests WHERE id = req;
+	cert := jsonb_build_object(
+		'request', r.id,
+		'database', current_database(),
+		'system_identifier', (SELECT system_identifier::text FROM pg_control_system()),
+		'scope', CASE WHEN r.subject IS NULL THEN 'tenant' ELSE 'subject' END,
+		'tenant', r.tenant,
+		'subject', r.subject,
+		'reason', r.reason,
+		'requested_by', r.requested_by,
+		'requested_at', r.requested_at,
+		'grace', r.grace::text,
+		'approved_by', r.approved_by,
+		'approved_at', r.approved_at,
+		'started_at', r.started_at,
+		'purged_at', r.purged_at,
+		'finished_at', clock_timestamp(),
+		'tables', coalesce((SELECT jsonb_agg(jsonb_build_object(
+								'table', s.relname, 'kind', s.kind,
+								'rows_deleted', s.rows_deleted, 'batches', s.batches,
+								'vacuumed_at', s.vacuumed_at) ORDER BY s.ord, s.relname)
+							  FROM @extschema@.deletion_steps s WHERE s.request = req), '[]'),
+		'rows_deleted', coalesce((SELECT sum(s.rows_deleted) FROM @extschema@.deletion_steps s
+								   WHERE s.request = req), 0),
+		'keys', r.keys,
+		'purge_lsn', r.purge_lsn::text,
+		'copies_required', r.copies_required,
+		'copies_confirmed', (SELECT count(*) FROM jsonb_object_keys(r.copies)),
+		'standbys', coalesce((SELECT jsonb_agg(jsonb_build_object('application_name', k) || v ORDER BY k)
+								FROM jsonb_each(r.copies) AS e(k, v)), '[]'),
+		'proceeded_with_fewer_copies', shortfall,
+		'missing_standbys', CASE WHEN shortfall THEN
+			to_jsonb(ARRAY(SELECT x FROM unnest(r.expected_copies) x
+							WHERE NOT r.copies ? x ORDER BY x)) END);
+	-- Citus: every node, the coordinator first, with its own standbys
+	IF r.nodes <> '{}' THEN
+		cert := cert || jsonb_build_object('nodes',
+			jsonb_build_array(jsonb_build_object(
+				'node', @extschema@._citus_self(), 'role', 'coordinator',
+				'purge_lsn', cert->'purge_lsn', 'standbys', cert->'standbys',
+				'missing_standbys', cert->'missing_standbys'))
+			|| (SELECT jsonb_agg(jsonb_build_object(
+						'node', n.key, 'role', 'worker',
+						'purge_lsn', n.value->'purge_lsn',
+						'standbys', coalesce((SELECT jsonb_agg(jsonb_build_object('application_name', c.key) || c.value
+															   ORDER BY c.key)
+												FROM jsonb_each(n.value->'copies') c), '[]'),
+						'missing_standbys', CASE WHEN shortfall THEN
+							coalesce((SELECT jsonb_agg(x ORDER BY x)
+										FROM jsonb_array_elements_text(n.value->'expected') x
+									   WHERE NOT (n.value->'copies') ? x), '[]') END)
+					ORDER BY n.key)
+				  FROM jsonb_each(r.nodes) n));
+	END IF;
+	RETURN cert;
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@._deletion_certify(uuid, bool) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@._deletion_work(skip uuid[] DEFAULT '{}',
+	OUT action text, OUT request uuid, OUT relid oid)
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+	AS $fn$
+DECLARE
+	r			record;
+	s			record;
+	blocked		bool;
+	approval	bool := current_setting('toms.deletion_approval')::bool;
+	batch		int := current_setting('toms.deletion_batch_size')::int;
+	want		int := current_setting('toms.deletion_copies')::int;
+	patience	interval := current_setting('toms.deletion_copies_timeout')::interval;
+	nkeys		bigint;
+	confirmed	jsonb;
+	ok			bool;
+	cert		jsonb;
+	msg			text;
+	expected	text[];
+	nnodes		jsonb;
+	res			jsonb;
+	k			text;
+	v			jsonb;
+	cp			jsonb;
+	app			text;
+	lsn			pg_lsn;
+	waiting		text;
+	nodes_ok	bool;
+	changed		bool;
+	ts			timestamptz;
+	pxid		xid8;
+BEGIN
+	-- On a Citus worker the requests are a copy: the coordinator's
+	-- lifecycle worker carries out stage 2 for every node.
+	IF @extschema@._citus_worker_node() THEN
+		action := 'idle';
+		RETURN;
+	END IF;
+	FOR r IN SELECT * FROM @extschema@.deletion_requests d
+			  WHERE d.state NOT IN ('done', 'cancelled') AND d.id <> ALL (skip)
+			  ORDER BY d.requested_at, d.id
+	LOOP
+		request := r.id;
+		BEGIN
+		blocked := EXISTS (SELECT 1 FROM @extschema@.holds h WHERE h.tenant = r.tenant)
+			OR ((r.approval_required OR approval) AND r.approved_by IS NULL);
+
+		IF r.state = 'pending' THEN
+			CONTINUE WHEN blocked OR now() < r.not_before;
+			PERFORM @extschema@._deletion_plan(r.id);
+			-- (values, not volatile calls, in the UPDATEs of the request:
+			-- Citus refuses these in a reference table's UPDATE)
+			ts := clock_timestamp();
+			expected := ARRAY(SELECT application_name FROM pg_stat_replication
+							   WHERE state = 'streaming' ORDER BY 1);
+			-- Citus: each worker's streaming standbys, the same way
+			SELECT coalesce(jsonb_object_agg(w.key, jsonb_build_object('expected', w.value::jsonb,
+																	  'copies', '{}'::jsonb)), '{}')
+			  INTO nnodes
+			  FROM jsonb_each_text(@extschema@._citus_on_workers(
+					$q$SELECT coalesce(jsonb_agg(DISTINCT application_name), '[]')
+						 FROM pg_stat_replication WHERE state = 'streaming'$q$)) w;
+			UPDATE @extschema@.deletion_requests d
+			   SET state = 'purging', started_at = ts, last_error = NULL,
+				   expected_copies = expected,
+				   copies_required = CASE WHEN want >= 0 THEN want ELSE cardinality(expected) END,
+				   nodes = nnodes
+			 WHERE d.id = r.id;
+			PERFORM @extschema@._lifecycle_event('deletion_started', r.tenant,
+				json_build_object('request', r.id)::text, false);
+			action := 'batch';
+			RETURN;
+
+		ELSIF r.state = 'purging' THEN
+			CONTINUE WHEN blocked;
+			SELECT * INTO s FROM @extschema@.deletion_steps st
+			 WHERE st.request = r.id AND st.purged_at IS NULL ORDER BY st.ord, st.relid LIMIT 1;
+			IF FOUND THEN
+				PERFORM @extschema@._deletion_batch(r.id, s.relid, batch);
+				action := 'batch';
+				relid := s.relid;
+				RETURN;
+			END IF;
+			-- Citus: each worker's transaction id after the purge
+			IF r.nodes <> '{}' THEN
+				res := @extschema@._citus_on_workers('SELECT pg_current_xact_id()');
+				SELECT jsonb_object_agg(n.key, n.value || jsonb_build_object('purge_xid', res->>n.key))
+				  INTO nnodes FROM jsonb_each(r.nodes) n;
+			ELSE
+				nnodes := r.nodes;
+			END IF;
+			ts := clock_timestamp();
+			pxid := pg_current_xact_id();
+			UPDATE @extschema@.deletion_requests d
+			   SET state = CASE WHEN r.subject IS NULL THEN 'shredding' ELSE 'vacuuming' END,
+				   purged_at = ts, purge_xid = pxid,
+				   nodes = nnodes
+			 WHERE d.id = r.id;
+			action := 'step';
+			RETURN;
+
+		ELSIF r.state = 'shredding' THEN
+			CONTINUE WHEN blocked;
+			PERFORM set_config('synchronous_commit', 'on', true);
+			nkeys := @extschema@.destroy_tenant_keys(r.tenant);
+			ts := clock_timestamp();
+			UPDATE @extschema@.deletion_requests d
+			   SET keys = jsonb_build_object('destroyed', true, 'destroyed_at', ts,
+											 'keys_destroyed', nkeys)
+			 WHERE d.id = r.id;
+			UPDATE @extschema@.deletion_requests d SET state = 'vacuuming' WHERE d.id = r.id;
+			action := 'step';
+			RETURN;
+
+		ELSIF r.state = 'vacuuming' THEN
+			-- VACUUM can remove the deleted tuples only once no snapshot or
+			-- transaction older than the purge remains; until then, wait.
+			IF NOT @extschema@._lifecycle_horizon_passed(r.purge_xid) THEN
+				IF r.last_error IS DISTINCT FROM 'waiting for transactions older than the purge to end' THEN
+					UPDATE @extschema@.deletion_requests d
+					   SET last_error = 'waiting for transactions older than the purge to end'
+					 WHERE d.id = r.id;
+				END IF;
+				CONTINUE;
+			END IF;
+			-- Citus: and on every worker, against its own transaction id
+			IF r.nodes <> '{}' THEN
+				res := @extschema@._citus_on_workers(format('SELECT @extschema@._deletion_node_horizon(%L)',
+					(SELECT jsonb_object_agg(n.key, n.value->'purge_xid') FROM jsonb_each(r.nodes) n)));
+				SELECT string_agg(n.key, ', ' ORDER BY n.key) INTO waiting
+				  FROM jsonb_each_text(res) n WHERE n.value IS DISTINCT FROM 't';
+				IF waiting IS NOT NULL THEN
+					msg := format('waiting for transactions older than the purge to end on node %s', waiting);
+					IF r.last_error IS DISTINCT FROM msg THEN
+						UPDATE @extschema@.deletion_requests d SET last_error = msg WHERE d.id = r.id;
+					END IF;
+					CONTINUE;
+				END IF;
+			END IF;
+			SELECT * INTO s FROM @extschema@.deletion_steps st
+			 WHERE st.request = r.id AND st.vacuumed_at IS NULL ORDER BY st.ord, st.relid LIMIT 1;
+			IF FOUND THEN
+				-- Citus: a distributed table's rows are in its shards
+				PERFORM @extschema@._citus_vacuum(s.relid);
+				action := 'vacuum';
+				relid := s.relid;
+				RETURN;
+			END IF;
+			-- Citus: each worker's WAL position after its shards' vacuum
+			IF r.nodes <> '{}' THEN
+				res := @extschema@._citus_on_workers('SELECT pg_current_wal_insert_lsn()');
+				SELECT jsonb_object_agg(n.key, n.value || jsonb_build_object('purge_lsn', res->>n.key))
+				  INTO nnodes FROM jsonb_each(r.nodes) n;
+			ELSE
+				nnodes := r.nodes;
+			END IF;
+			ts := clock_timestamp();
+			lsn := pg_current_wal_insert_lsn();
+			UPDATE @extschema@.deletion_requests d
+			   SET state = 'waiting_copies', purge_lsn = lsn,
+				   waiting_since = ts, last_error = NULL,
+				   nodes = nnodes
+			 WHERE d.id = r.id;
+			action := 'step';
+			RETURN;
+
+		ELSIF r.state = 'waiting_copies' THEN
+			SELECT coalesce(jsonb_object_agg(application_name,
+						jsonb_build_object('replay_lsn', replay_lsn::text, 'confirmed_at', clock_timestamp())), '{}')
+			  INTO confirmed
+			  FROM (SELECT DISTINCT ON (application_name) application_name, replay_lsn
+					  FROM pg_stat_replication
+					 WHERE replay_lsn >= r.purge_lsn AND NOT r.copies ? application_name
+					 ORDER BY application_name, replay_lsn DESC) x;
+			IF confirmed <> '{}' THEN
+				UPDATE @extschema@.deletion_requests d SET copies = confirmed || d.copies
+				 WHERE d.id = r.id RETURNING * INTO r;
+			END IF;
+			IF want < 0 THEN
+				ok := NOT EXISTS (SELECT 1 FROM unnest(r.expected_copies) x WHERE NOT r.copies ? x);
+			ELSE
+				ok := (SELECT count(*) FROM jsonb_object_keys(r.copies)) >= r.copies_required;
+			END IF;
+			-- Citus: every worker's standbys, past that worker's own purge
+			changed := false;
+			IF r.nodes <> '{}' THEN
+				res := @extschema@._citus_on_workers(
+					$q$SELECT coalesce(jsonb_object_agg(application_name, replay_lsn::text), '{}')
+						 FROM (SELECT DISTINCT ON (application_name) application_name, replay_lsn
+								 FROM pg_stat_replication WHERE replay_lsn IS NOT NULL
+								ORDER BY application_name, replay_lsn DESC) x$q$);
+				nnodes := r.nodes;
+				FOR k, v IN SELECT n.key, n.value FROM jsonb_each(r.nodes) n LOOP
+					cp := coalesce(v->'copies', '{}');
+					FOR app, lsn IN SELECT x.key, x.value::pg_lsn
+									  FROM jsonb_each_text(coalesce((res->>k)::jsonb, '{}')) x LOOP
+						IF lsn >= (v->>'purge_lsn')::pg_lsn AND NOT cp ? app THEN
+							cp := cp || jsonb_build_object(app, jsonb_build_object(
+								'replay_lsn', lsn::text, 'confirmed_at', clock_timestamp()));
+							changed := true;
+						END IF;
+					END LOOP;
+					nnodes := jsonb_set(nnodes, ARRAY[k, 'copies'], cp);
+					IF want < 0 THEN
+						nodes_ok := NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(v->'expected') x
+												 WHERE NOT cp ? x);
+					ELSE
+						nodes_ok := (SELECT count(*) FROM jsonb_object_keys(cp)) >= want;
+					END IF;
+					ok := ok AND nodes_ok;
+				END LOOP;
+				IF changed THEN
+					UPDATE @extschema@.deletion_requests d SET nodes = nnodes
+					 WHERE d.id = r.id RETURNING * INTO r;
+				END IF;
+			END IF;
+			IF NOT ok AND (patience = interval '0' OR clock_timestamp() < r.waiting_since + patience) THEN
+				IF confirmed <> '{}' OR changed THEN
+					action := 'step';
+					RETURN;
+				END IF;
+				CONTINUE;
+			END IF;
+			PERFORM set_config('synchronous_commit', 'on', true);
+			cert := @extschema@._deletion_certify(r.id, NOT ok);
+			UPDATE @extschema@.deletion_requests d
+			   SET state = 'done', finished_at = (cert->>'finished_at')::timestamptz, certificate = cert
+			 WHERE d.id = r.id;
+			IF r.subject IS NULL THEN
+				UPDATE @extschema@.tenants t SET status = 'deleted' WHERE t.tenant = r.tenant;
+			END IF;
+			PERFORM @extschema@._lifecycle_event('deletion_certificate', r.tenant, cert::text, false);
+			action := 'done';
+			RETURN;
+		END IF;
+		EXCEPTION WHEN OTHERS THEN
+			GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
+			RAISE WARNING 'toms deletion request % failed: %', r.id, msg;
+			BEGIN
+				UPDATE @extschema@.deletion_requests d SET last_error = msg WHERE d.id = r.id;
+			EXCEPTION WHEN OTHERS THEN
+				-- on Citus, a node that cannot be reached keeps the request
+				-- (a reference table) from being written: the warning says it
+				NULL;
+			END;
+			action := 'error';
+			RETURN;
+		END;
+	END LOOP;
+	request := NULL;
+	action := 'idle';
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@._deletion_work(uuid[]) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@._retention_targets(OUT rule oid, OUT leaf oid)
+	RETURNS SETOF record
+	LANGUAGE plpgsql STABLE
+	SET search_path = pg_catalog, pg_temp
+	AS $fn$
+DECLARE
+	rules		oid[];
+BEGIN
+	IF NOT @extschema@._citus_lifecycle() THEN
+		RETURN QUERY
+		SELECT r.relid::oid, t.relid::oid
+		  FROM @extschema@.retention r
+		  JOIN pg_class k ON k.oid = r.relid
+		 CROSS JOIN LATERAL @extschema@._lifecycle_leaves(r.relid) AS t(relid)
+		 ORDER BY 1, 2;
+		RETURN;
+	END IF;
+	-- the rules (a reference table) first, then this node's catalogs
+	rules := ARRAY(SELECT r.relid::oid FROM @extschema@.retention r);
+	RETURN QUERY
+	SELECT x.rule, x.leaf FROM (
+		SELECT u.rule, t.relid::oid AS leaf
+		  FROM unnest(rules) u(rule)
+		  JOIN pg_class k ON k.oid = u.rule
+		 CROSS JOIN LATERAL @extschema@._lifecycle_leaves(u.rule) AS t(relid)
+		 WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition d WHERE d.logicalrelid = t.relid)
+		UNION ALL
+		SELECT u.rule, to_regclass(format('%I.%I', ns.nspname, l.relname || '_' || sh.shardid))::oid
+		  FROM unnest(rules) u(rule)
+		  JOIN pg_class k ON k.oid = u.rule
+		 CROSS JOIN LATERAL @extschema@._lifecycle_leaves(u.rule) AS t(relid)
+		  JOIN pg_class l ON l.oid = t.relid
+		  JOIN pg_namespace ns ON ns.oid = l.relnamespace
+		  JOIN pg_dist_shard sh ON sh.logicalrelid = t.relid
+		  JOIN pg_dist_placement pl ON pl.shardid = sh.shardid
+		 WHERE pl.groupid = (SELECT groupid FROM pg_dist_local_group)) x
+	 WHERE x.leaf IS NOT NULL
+	 ORDER BY 1, 2;
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@._retention_targets() FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@._retention_batch(rule oid, leaf oid, batch int, after tid DEFAULT '(0,0)',
+	OUT purged bigint, OUT last tid)
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+	-- a large purge must not fall back to a sequential scan from the start
+	SET enable_seqscan = off
+	SET enable_bitmapscan = off
+	AS $fn$
+DECLARE
+	r			record;
+	indexed		bool;
+	citus		bool;
+BEGIN
+	purged := 0;
+	citus := @extschema@._citus_lifecycle();
+	IF citus THEN
+		-- The rules are a reference table, read here and counted on the
+		-- coordinator only (a worker purges its own shards: no lock, no
+		-- write on the other nodes); Citus lets toms' worker purge a shard.
+		PERFORM set_config('citus.enable_manual_changes_to_shards', 'on', true);
+		SELECT * INTO r FROM @extschema@.retention WHERE relid = rule;
+	ELSE
+		SELECT * INTO r FROM @extschema@.retention WHERE relid = rule FOR UPDATE;
+	END IF;
+	IF NOT FOUND THEN
+		RETURN;
+	END IF;
+	SELECT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a
+					 ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+					WHERE i.indrelid = leaf AND a.attname = r.time_column
+					  AND i.indisvalid AND i.indpred IS NULL AND i.indexprs IS NULL)
+	  INTO indexed;
+	BEGIN
+		EXECUTE format('WITH d AS (DELETE FROM ONLY %1$s WHERE ctid = ANY (ARRAY('
+					   'SELECT ctid FROM ONLY %1$s WHERE %4$s%2$I < $1 LIMIT %3$s)) RETURNING ctid) '
+					   'SELECT count(*), max(ctid) FROM d', leaf::regclass, r.time_column, batch,
+					   CASE WHEN indexed THEN '' ELSE 'ctid > $2 AND ' END)
+			INTO purged, last USING now() - r.keep, coalesce(after, '(0,0)');
+		IF indexed THEN
+			last := NULL;		-- no cursor: the index finds the oldest rows
+		END IF;
+	EXCEPTION WHEN OTHERS THEN
+		-- A broken rule (column dropped, foreign key in the way) must not
+		-- stop the others; it is retried at the next round.
+		RAISE WARNING 'toms retention rule on % failed: %', rule::regclass, SQLERRM;
+		purged := 0;
+		last := NULL;
+		RETURN;
+	END;
+	IF NOT citus OR NOT @extschema@._citus_worker_node() THEN
+		UPDATE @extschema@.retention SET rows_purged = rows_purged + purged, last_run_at = now()
+		 WHERE relid = rule;
+	END IF;
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@._retention_batch(oid, oid, int, tid) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @extschema@._retention_drop_expired(rule oid) RETURNS bigint
+	LANGUAGE plpgsql VOLATILE
+	SET search_path = pg_catalog, pg_temp
+	SET lock_timeout = '2s'
+	AS $fn$
+DECLARE
+	p			oid;
+	n			bigint := 0;
+BEGIN
+	-- A Citus table's partitions are distributed tables: their expired
+	-- rows go row by row, shard by shard, on each node (_retention_targets).
+	IF @extschema@._citus_lifecycle() AND @extschema@._citus_table(rule) THEN
+		RETURN 0;
+	END IF;
+	FOR p IN SELECT * FROM @extschema@._retention_expired_partitions(rule) LOOP
+		BEGIN
+			n := n + @extschema@._retention_drop_partition(rule, p);
+		EXCEPTION WHEN OTHERS THEN
+			RAISE WARNING 'toms retention could not drop partition % of %: %', p::regclass, rule::regclass, SQLERRM;
+		END;
+	END LOOP;
+	RETURN n;
+END
+$fn$;
+REVOKE ALL ON FUNCTION @extschema@._retention_drop_expired(oid) FROM PUBLIC;
+
+-- issue 15: admin acts on Citus reference tables record who acted as a value
+-- (Citus sends session_user to the workers unevaluated: their copies named
+-- the connection's user) and revoke_access() passes its time as a value
+-- (Citus refuses clock_timestamp() in a reference table's UPDATE).
+
+CREATE OR REPLACE FUNCTION @extschema@.create_tenant(tenant text, name text) RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	who			name := session_user;	-- a value: Citus evaluates no session_user
+BEGIN
+	PERFORM @extschema@._validate_tenant_id(tenant);
+	IF name IS NULL OR btrim(name) = '' THEN
+		RAISE EXCEPTION 'tenant name must not be empty' USING ERRCODE = '22023';
+	END IF;
+	INSERT INTO @extschema@.tenants (tenant, name, created_by)
+		VALUES (create_tenant.tenant, create_tenant.name, who);
+	PERFORM @extschema@._audit_admin_event('create_tenant', tenant, NULL);
+EXCEPTION WHEN unique_violation THEN
+	RAISE EXCEPTION 'tenant "%" already exists', tenant USING ERRCODE = '42710';
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.add_member(role regrole, tenant text) RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	who			name := session_user;	-- see create_tenant()
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM @extschema@.tenants t WHERE t.tenant = add_member.tenant) THEN
+		RAISE EXCEPTION 'tenant "%" does not exist', tenant USING ERRCODE = '42704';
+	END IF;
+	INSERT INTO @extschema@.members (role, tenant, added_by) VALUES (add_member.role, add_member.tenant, who)
+		ON CONFLICT DO NOTHING;
+	PERFORM @extschema@._audit_admin_event('add_member', tenant, json_build_object('role', role::text)::text);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.grant_access(role regrole, tenant text, justification text,
+										 valid_for interval) RETURNS bigint
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	gid bigint;
+	who			name := session_user;	-- see create_tenant()
+	until		timestamptz := clock_timestamp() + valid_for;
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM @extschema@.tenants t WHERE t.tenant = grant_access.tenant) THEN
+		RAISE EXCEPTION 'tenant "%" does not exist', tenant USING ERRCODE = '42704';
+	END IF;
+	IF justification IS NULL OR btrim(justification) = '' THEN
+		RAISE EXCEPTION 'a grant needs a justification' USING ERRCODE = '22023';
+	END IF;
+	IF valid_for IS NULL OR valid_for <= interval '0' THEN
+		RAISE EXCEPTION 'valid_for must be a positive interval' USING ERRCODE = '22023';
+	END IF;
+	INSERT INTO @extschema@.grants (role, tenant, justification, valid_until, granted_by)
+		VALUES (grant_access.role, grant_access.tenant, grant_access.justification, until, who)
+		RETURNING id INTO gid;
+	PERFORM @extschema@._audit_admin_event('grant_access', tenant,
+		json_build_object('grant', gid, 'role', role::text, 'valid_for', valid_for::text,
+						  'justification', justification)::text);
+	RETURN gid;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @extschema@.revoke_access(grant_id bigint) RETURNS void
+	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	t text;
+	who			name := session_user;	-- values: Citus refuses clock_timestamp()
+	now_ts		timestamptz := clock_timestamp();	-- in a reference table's UPDATE
+BEGIN
+	UPDATE @extschema@.grants g SET revoked_at = now_ts, revoked_by = who
+	 WHERE g.id = grant_id AND g.revoked_at IS NULL
+	RETURNING g.tenant INTO t;
+	IF NOT FOUND THEN
+		RAISE EXCEPTION 'grant % does not exist or is already revoked', grant_id USING ERRCODE = '42704';
+	END IF;
+	PERFORM @extschema@._audit_admin_event('revoke_access', t, json_build_object('grant', grant_id)::text);
+END
+$$;

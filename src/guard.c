@@ -699,10 +699,26 @@ is_toms_extension_stmt(Node *parsetree)
 	return false;
 }
 
+/*
+ * toms' subject policy is restrictive wherever it is created.  Citus
+ * (issue 15) re-creates a table's policies on its shards from pg_policy
+ * without "AS RESTRICTIVE": as a permissive policy, toms_subject would be
+ * OR-ed with the tenant filter and show every tenant's rows whose subject
+ * is not hidden.  toms never makes it permissive, so none is.
+ */
+static void
+keep_subject_policy_restrictive(Node *parsetree)
+{
+	if (parsetree && IsA(parsetree, CreatePolicyStmt) &&
+		strcmp(((CreatePolicyStmt *) parsetree)->policy_name, "toms_subject") == 0)
+		((CreatePolicyStmt *) parsetree)->permissive = false;
+}
+
 /* ProcessUtility (hooks.c), before the statement runs: refuse what weakens the protection. */
 void
 toms_guard_utility_before(PlannedStmt *pstmt)
 {
+	keep_subject_policy_restrictive(pstmt->utilityStmt);
 	utility_level++;
 	restored_policy_relid = InvalidOid;
 	if (is_toms_extension_stmt(pstmt->utilityStmt))

@@ -23,6 +23,13 @@
  *	  in a long repeatable-read transaction cannot keep an old view after
  *	  the invalidation that prompted it has been consumed.
  *
+ *	  On a Citus cluster toms.deletion_requests is a reference table
+ *	  (toms.citus_setup()): every node reads its local copy, and the
+ *	  statement trigger toms_invalidate on the table -- which Citus puts on
+ *	  each node's copy -- sends the invalidation on every node that the
+ *	  request's distributed transaction writes, so stage 1 hides the scope
+ *	  on all nodes when it commits (docs/scaling.md).
+ *
  *	  Stage 2 and retention are in lifecycle_worker.c.
  *
  *-------------------------------------------------------------------------
@@ -34,6 +41,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "catalog/namespace.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -75,14 +83,26 @@ lifecycle_relcache_cb(Oid relid)
 		hidden_valid = false;
 }
 
+/*
+ * The relation that holds toms.deletion_requests' rows here: the table, or
+ * on a Citus node its local shard (citus_catalog.c).  A Citus node without
+ * its copy fails closed rather than hide nothing.
+ */
 static Oid
 lookup_requests_relid(void)
 {
 	Oid			nsp = get_namespace_oid(TOMS_SCHEMA, true);
+	Oid			relid;
 
 	if (!OidIsValid(nsp))
 		return InvalidOid;
-	return get_relname_relid("deletion_requests", nsp);
+	relid = get_relname_relid("deletion_requests", nsp);
+	if (!OidIsValid(relid))
+		return InvalidOid;
+	relid = toms_citus_local_relid(nsp, "deletion_requests", relid);
+	if (!OidIsValid(relid))
+		toms_citus_no_copy("deletion_requests");
+	return relid;
 }
 
 /*
@@ -213,6 +233,24 @@ toms_subject_visible(PG_FUNCTION_ARGS)
 			PG_RETURN_BOOL(false);
 	}
 	PG_RETURN_BOOL(true);
+}
+
+PG_FUNCTION_INFO_V1(toms_lifecycle_invalidate_trigger);
+
+/*
+ * Statement trigger on toms.deletion_requests (and, on Citus, on its copy
+ * on each node): every backend of this node reloads the hidden subjects
+ * once the writing transaction commits.
+ */
+Datum
+toms_lifecycle_invalidate_trigger(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		elog(ERROR, "toms_lifecycle_invalidate_trigger: not called by trigger manager");
+	CacheInvalidateRelcacheByRelid(RelationGetRelid(trigdata->tg_relation));
+	return PointerGetDatum(NULL);
 }
 
 PG_FUNCTION_INFO_V1(toms_lifecycle_event);

@@ -356,8 +356,20 @@ static void
 reconcile(void)
 {
 	uint64		i;
+	bool		isnull;
 
 	unit_begin("toms: reconciling deletions");
+	/* a Citus worker holds a copy: the coordinator carries them out */
+	if (SPI_execute("SELECT pg_catalog.to_regprocedure('toms._citus_worker_node()') IS NOT NULL",
+					true, 1) == SPI_OK_SELECT && SPI_processed == 1 &&
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) &&
+		SPI_execute("SELECT toms._citus_worker_node()", true, 1) == SPI_OK_SELECT &&
+		SPI_processed == 1 &&
+		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+	{
+		unit_end();
+		return;
+	}
 	if (SPI_execute("SELECT id::text, state FROM toms.deletion_requests "
 					"WHERE state IN ('purging', 'shredding', 'vacuuming', 'waiting_copies') "
 					"ORDER BY requested_at", true, 0) != SPI_OK_SELECT)

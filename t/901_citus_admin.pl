@@ -47,7 +47,7 @@ $coord->safe_psql('postgres', 'SELECT toms.citus_setup()');
 is($coord->safe_psql('postgres', q{
 	SELECT string_agg(logicalrelid::text, ',' ORDER BY logicalrelid::text) FROM pg_dist_partition
 	 WHERE partmethod = 'n' AND logicalrelid::text LIKE 'toms.%'}),
-	'toms.grants,toms.members,toms.tenant_keys,toms.tenants,toms.trusted_keys',
+	'toms.deletion_requests,toms.grants,toms.holds,toms.members,toms.retention,toms.tenant_keys,toms.tenants,toms.trusted_keys',
 	'toms.citus_setup() made the administrative tables reference tables');
 $coord->safe_psql('postgres', 'SELECT toms.citus_setup()');
 pass('toms.citus_setup() runs again');
@@ -114,8 +114,25 @@ $bg->query('ROLLBACK');
 like($bgerr, qr/role "bob" is not a member of tenant "globex"/,
 	'worker2 session: membership removed on the coordinator is gone at once');
 $bg->quit;
-$coord->safe_psql('postgres', q{SELECT toms.grant_access('bob', 'globex', 'ticket 42', interval '1 hour')});
+# Grants made and revoked by an administrator who is not a superuser: every
+# node's copy names that administrator (not the connection's user), and a
+# revocation reaches every node.
+$coord->safe_psql('postgres', q{CREATE ROLE regress_citus_admin LOGIN IN ROLE toms_admin});
+my $gid = $coord->safe_psql('postgres',
+	q{SELECT toms.grant_access('bob', 'globex', 'ticket 42', interval '1 hour')},
+	extra_params => [ '-U', 'regress_citus_admin' ]);
 is(ctx($w1, 'bob', 'globex'), 'globex', 'worker1: a grant made on the coordinator admits bob');
+$coord->safe_psql('postgres', q{SELECT toms.grant_access('bob', 'globex', 'ticket 43', interval '1 hour')},
+	extra_params => [ '-U', 'regress_citus_admin' ]);
+$coord->safe_psql('postgres', "SELECT toms.revoke_access($gid)",
+	extra_params => [ '-U', 'regress_citus_admin' ]);
+for my $n ([ 'coordinator', $coord ], [ 'worker1', $w1 ], [ 'worker2', $w2 ])
+{
+	is($n->[1]->safe_psql('postgres',
+			"SELECT granted_by || '/' || coalesce(revoked_by::text, '-') || '/' || (revoked_at IS NOT NULL) FROM toms.grants WHERE id = $gid"),
+		'regress_citus_admin/regress_citus_admin/true',
+		"$n->[0]: the revoked grant names its administrator");
+}
 $coord->safe_psql('postgres', q{SELECT toms.distrust_key('regress-citus')});
 like(ctx($w2, 'app', $token), qr/ERROR/, 'worker2: a key distrusted on the coordinator is refused');
 

@@ -137,12 +137,15 @@ REVOKE ALL ON FUNCTION @extschema@._audit_admin_event(text, text, text) FROM PUB
 CREATE FUNCTION @extschema@.create_tenant(tenant text, name text) RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	who			name := session_user;	-- a value: Citus evaluates no session_user
 BEGIN
 	PERFORM @extschema@._validate_tenant_id(tenant);
 	IF name IS NULL OR btrim(name) = '' THEN
 		RAISE EXCEPTION 'tenant name must not be empty' USING ERRCODE = '22023';
 	END IF;
-	INSERT INTO @extschema@.tenants (tenant, name) VALUES (create_tenant.tenant, create_tenant.name);
+	INSERT INTO @extschema@.tenants (tenant, name, created_by)
+		VALUES (create_tenant.tenant, create_tenant.name, who);
 	PERFORM @extschema@._audit_admin_event('create_tenant', tenant, NULL);
 EXCEPTION WHEN unique_violation THEN
 	RAISE EXCEPTION 'tenant "%" already exists', tenant USING ERRCODE = '42710';
@@ -152,11 +155,13 @@ $$;
 CREATE FUNCTION @extschema@.add_member(role regrole, tenant text) RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+	who			name := session_user;	-- see create_tenant()
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM @extschema@.tenants t WHERE t.tenant = add_member.tenant) THEN
 		RAISE EXCEPTION 'tenant "%" does not exist', tenant USING ERRCODE = '42704';
 	END IF;
-	INSERT INTO @extschema@.members (role, tenant) VALUES (add_member.role, add_member.tenant)
+	INSERT INTO @extschema@.members (role, tenant, added_by) VALUES (add_member.role, add_member.tenant, who)
 		ON CONFLICT DO NOTHING;
 	PERFORM @extschema@._audit_admin_event('add_member', tenant, json_build_object('role', role::text)::text);
 END
@@ -180,6 +185,8 @@ CREATE FUNCTION @extschema@.grant_access(role regrole, tenant text, justificatio
 AS $$
 DECLARE
 	gid bigint;
+	who			name := session_user;	-- see create_tenant()
+	until		timestamptz := clock_timestamp() + valid_for;
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM @extschema@.tenants t WHERE t.tenant = grant_access.tenant) THEN
 		RAISE EXCEPTION 'tenant "%" does not exist', tenant USING ERRCODE = '42704';
@@ -190,9 +197,8 @@ BEGIN
 	IF valid_for IS NULL OR valid_for <= interval '0' THEN
 		RAISE EXCEPTION 'valid_for must be a positive interval' USING ERRCODE = '22023';
 	END IF;
-	INSERT INTO @extschema@.grants (role, tenant, justification, valid_until)
-		VALUES (grant_access.role, grant_access.tenant, grant_access.justification,
-				clock_timestamp() + valid_for)
+	INSERT INTO @extschema@.grants (role, tenant, justification, valid_until, granted_by)
+		VALUES (grant_access.role, grant_access.tenant, grant_access.justification, until, who)
 		RETURNING id INTO gid;
 	PERFORM @extschema@._audit_admin_event('grant_access', tenant,
 		json_build_object('grant', gid, 'role', role::text, 'valid_for', valid_for::text,
@@ -206,8 +212,10 @@ CREATE FUNCTION @extschema@.revoke_access(grant_id bigint) RETURNS void
 AS $$
 DECLARE
 	t text;
+	who			name := session_user;	-- values: Citus refuses clock_timestamp()
+	now_ts		timestamptz := clock_timestamp();	-- in a reference table's UPDATE
 BEGIN
-	UPDATE @extschema@.grants g SET revoked_at = clock_timestamp(), revoked_by = session_user
+	UPDATE @extschema@.grants g SET revoked_at = now_ts, revoked_by = who
 	 WHERE g.id = grant_id AND g.revoked_at IS NULL
 	RETURNING g.tenant INTO t;
 	IF NOT FOUND THEN

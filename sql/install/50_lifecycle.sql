@@ -36,13 +36,26 @@ CREATE TABLE @extschema@.deletion_requests (
 	copies		jsonb NOT NULL DEFAULT '{}',
 	waiting_since timestamptz,
 	last_error	text,
-	certificate jsonb
+	certificate jsonb,
+	-- On a Citus coordinator: each worker's part of stage 2, by node
+	-- ("host:port" -> expected standbys, purge xid and LSN, copies).
+	nodes		jsonb NOT NULL DEFAULT '{}'
 );
 -- At most one live request per tenant and per subject of a tenant.
 CREATE UNIQUE INDEX deletion_requests_scope
 	ON @extschema@.deletion_requests (tenant, coalesce(subject, ''))
 	WHERE state <> 'cancelled';
 COMMENT ON TABLE @extschema@.deletion_requests IS 'toms: two-stage deletion requests and their certificates';
+
+-- Every backend reloads the hidden subjects when a request changes; on a
+-- Citus cluster, where the table is a reference table, the trigger runs on
+-- each node's copy (src/lifecycle.c).
+CREATE FUNCTION @extschema@._lifecycle_invalidate_trigger() RETURNS trigger
+	AS 'MODULE_PATHNAME', 'toms_lifecycle_invalidate_trigger' LANGUAGE C;
+REVOKE ALL ON FUNCTION @extschema@._lifecycle_invalidate_trigger() FROM PUBLIC;
+CREATE TRIGGER toms_invalidate AFTER INSERT OR UPDATE OF tenant, subject, state OR DELETE OR TRUNCATE
+	ON @extschema@.deletion_requests FOR EACH STATEMENT
+	EXECUTE FUNCTION @extschema@._lifecycle_invalidate_trigger();
 
 -- The tables stage 2 purges for a request, fixed when stage 2 starts.
 CREATE TABLE @extschema@.deletion_steps (
@@ -139,6 +152,7 @@ DECLARE
 	dflt		interval := current_setting('toms.deletion_grace')::interval;
 	g			interval := coalesce(grace, dflt);
 	req			uuid;
+	who			name := session_user;	-- see set_retention()
 BEGIN
 	IF tenant IS NULL THEN
 		RAISE EXCEPTION 'tenant must not be null' USING ERRCODE = '22004';
@@ -172,8 +186,8 @@ BEGIN
 	END IF;
 
 	INSERT INTO @extschema@.deletion_requests AS r
-		(tenant, subject, reason, grace, not_before, approval_required)
-	VALUES (request_deletion.tenant, request_deletion.subject, request_deletion.reason, g,
+		(tenant, subject, reason, requested_by, grace, not_before, approval_required)
+	VALUES (request_deletion.tenant, request_deletion.subject, request_deletion.reason, who, g,
 			now() + g, current_setting('toms.deletion_approval')::bool)
 	RETURNING r.id INTO req;
 
@@ -194,6 +208,7 @@ CREATE FUNCTION @extschema@.cancel_deletion(id uuid) RETURNS void
 	AS $fn$
 DECLARE
 	r			record;
+	who			name := session_user;	-- see set_retention()
 BEGIN
 	SELECT * INTO r FROM @extschema@.deletion_requests x WHERE x.id = cancel_deletion.id FOR UPDATE;
 	IF NOT FOUND THEN
@@ -206,7 +221,7 @@ BEGIN
 						 ELSE format('Stage 2 of request %s started at %s.', id, r.started_at) END;
 	END IF;
 	UPDATE @extschema@.deletion_requests x
-	   SET state = 'cancelled', cancelled_by = session_user, cancelled_at = now()
+	   SET state = 'cancelled', cancelled_by = who, cancelled_at = now()
 	 WHERE x.id = cancel_deletion.id;
 	IF r.subject IS NULL THEN
 		UPDATE @extschema@.tenants SET status = 'active' WHERE tenant = r.tenant;
@@ -222,6 +237,7 @@ CREATE FUNCTION @extschema@.approve_deletion(id uuid) RETURNS void
 	AS $fn$
 DECLARE
 	r			record;
+	who			name := session_user;	-- see set_retention()
 BEGIN
 	SELECT * INTO r FROM @extschema@.deletion_requests x WHERE x.id = approve_deletion.id FOR UPDATE;
 	IF NOT FOUND THEN
@@ -240,7 +256,7 @@ BEGIN
 			USING ERRCODE = '55000', DETAIL = format('Role %s approved request %s.', r.approved_by, id);
 	END IF;
 	UPDATE @extschema@.deletion_requests x
-	   SET approved_by = session_user, approved_at = now()
+	   SET approved_by = who, approved_at = now()
 	 WHERE x.id = approve_deletion.id;
 	PERFORM @extschema@._lifecycle_event('deletion_approved', r.tenant,
 		json_build_object('request', id)::text, false);
@@ -276,6 +292,8 @@ CREATE FUNCTION @extschema@.hold(tenant text, reason text) RETURNS void
 	LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 	SET search_path = pg_catalog, pg_temp
 	AS $fn$
+DECLARE
+	who			name := session_user;	-- see set_retention()
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM @extschema@.tenants x WHERE x.tenant = hold.tenant) THEN
 		RAISE EXCEPTION 'tenant "%" does not exist', tenant USING ERRCODE = '42704';
@@ -286,7 +304,7 @@ BEGIN
 	IF EXISTS (SELECT 1 FROM @extschema@.holds h WHERE h.tenant = hold.tenant) THEN
 		RAISE EXCEPTION 'tenant "%" is already on hold', tenant USING ERRCODE = '55000';
 	END IF;
-	INSERT INTO @extschema@.holds (tenant, reason) VALUES (hold.tenant, hold.reason);
+	INSERT INTO @extschema@.holds (tenant, reason, held_by) VALUES (hold.tenant, hold.reason, who);
 	PERFORM @extschema@._lifecycle_event('hold_placed', tenant,
 		json_build_object('reason', reason)::text, false);
 END
@@ -377,6 +395,10 @@ CREATE FUNCTION @extschema@.set_retention(tbl regclass, time_column name, keep i
 	AS $fn$
 DECLARE
 	typ			regtype;
+	-- a value, not session_user in the statement: on Citus the other
+	-- nodes would see the connection's user (also below)
+	who			name := session_user;
+	ts			timestamptz := now();
 BEGIN
 	IF NOT EXISTS (SELECT 1 FROM @extschema@.protected_tables p WHERE p.relid = tbl)
 	   AND NOT EXISTS (SELECT 1 FROM @extschema@.copies c WHERE c.relid = tbl) THEN
@@ -392,11 +414,11 @@ BEGIN
 	IF keep IS NULL OR keep <= interval '0' THEN
 		RAISE EXCEPTION 'retention period must be positive' USING ERRCODE = '22023';
 	END IF;
-	INSERT INTO @extschema@.retention AS r (relid, time_column, keep)
-	VALUES (tbl, time_column, keep)
+	INSERT INTO @extschema@.retention AS r (relid, time_column, keep, set_by)
+	VALUES (tbl, time_column, keep, who)
 	ON CONFLICT (relid) DO UPDATE
 		SET time_column = excluded.time_column, keep = excluded.keep,
-			set_by = session_user, set_at = now();
+			set_by = excluded.set_by, set_at = ts;
 	PERFORM @extschema@._lifecycle_event('retention_set', NULL,
 		json_build_object('table', tbl::text, 'time_column', time_column, 'keep', keep::text)::text, false);
 END
@@ -615,8 +637,11 @@ BEGIN
 														 r.subject IS NOT NULL));
 	-- Windows from the first batch on, and as long as the cursor is set;
 	-- the closing pass (batches > 0, no cursor) lets the planner choose.
+	-- (On Citus the pages are in the shards: a batch goes through the
+	-- scope, routed to the shard that holds it.)
 	windowed := (s.batches = 0 OR s.last_tid IS NOT NULL)
-		AND s.rows_estimated >= pg_relation_size(tbl) / current_setting('block_size')::int;
+		AND s.rows_estimated >= pg_relation_size(tbl) / current_setting('block_size')::int
+		AND NOT @extschema@._citus_table(tbl);
 	IF windowed THEN
 		EXECUTE format('SELECT ctid FROM ONLY %s WHERE ctid > $3 AND (%s) IS TRUE OFFSET %s LIMIT 1',
 					   tbl::regclass, w, batch - 1)
@@ -627,12 +652,13 @@ BEGIN
 		GET DIAGNOSTICS n = ROW_COUNT;
 		more := top IS NOT NULL;	-- else the window ran to the end of the table
 	ELSE
-		IF s.last_tid IS NOT NULL THEN
-			w := w || ' AND ctid > $3';
-		END IF;
-		EXECUTE format('WITH d AS (DELETE FROM ONLY %1$s WHERE ctid = ANY (ARRAY('
-					   'SELECT ctid FROM ONLY %1$s WHERE %2$s LIMIT %3$s)) RETURNING ctid) '
-					   'SELECT count(*), max(ctid) FROM d', tbl::regclass, w, batch)
+		-- The DELETE repeats the scope: on Citus a tuple id names a row
+		-- only within one shard, and the scope keeps the statement to the
+		-- rows (and so the shard) of the request.
+		EXECUTE format('WITH d AS (DELETE FROM ONLY %1$s WHERE (%2$s) AND ctid = ANY (ARRAY('
+					   'SELECT ctid FROM ONLY %1$s WHERE %2$s%4$s LIMIT %3$s)) RETURNING ctid) '
+					   'SELECT count(*), max(ctid) FROM d', tbl::regclass, w, batch,
+					   CASE WHEN s.last_tid IS NOT NULL THEN ' AND ctid > $3' ELSE '' END)
 			INTO n, top USING r.tenant, r.subject, s.last_tid;
 		more := n >= batch;
 	END IF;
@@ -713,6 +739,26 @@ BEGIN
 		'missing_standbys', CASE WHEN shortfall THEN
 			to_jsonb(ARRAY(SELECT x FROM unnest(r.expected_copies) x
 							WHERE NOT r.copies ? x ORDER BY x)) END);
+	-- Citus: every node, the coordinator first, with its own standbys
+	IF r.nodes <> '{}' THEN
+		cert := cert || jsonb_build_object('nodes',
+			jsonb_build_array(jsonb_build_object(
+				'node', @extschema@._citus_self(), 'role', 'coordinator',
+				'purge_lsn', cert->'purge_lsn', 'standbys', cert->'standbys',
+				'missing_standbys', cert->'missing_standbys'))
+			|| (SELECT jsonb_agg(jsonb_build_object(
+						'node', n.key, 'role', 'worker',
+						'purge_lsn', n.value->'purge_lsn',
+						'standbys', coalesce((SELECT jsonb_agg(jsonb_build_object('application_name', c.key) || c.value
+															   ORDER BY c.key)
+												FROM jsonb_each(n.value->'copies') c), '[]'),
+						'missing_standbys', CASE WHEN shortfall THEN
+							coalesce((SELECT jsonb_agg(x ORDER BY x)
+										FROM jsonb_array_elements_text(n.value->'expected') x
+									   WHERE NOT (n.value->'copies') ? x), '[]') END)
+					ORDER BY n.key)
+				  FROM jsonb_each(r.nodes) n));
+	END IF;
 	RETURN cert;
 END
 $fn$;
@@ -744,7 +790,26 @@ DECLARE
 	ok			bool;
 	cert		jsonb;
 	msg			text;
+	expected	text[];
+	nnodes		jsonb;
+	res			jsonb;
+	k			text;
+	v			jsonb;
+	cp			jsonb;
+	app			text;
+	lsn			pg_lsn;
+	waiting		text;
+	nodes_ok	bool;
+	changed		bool;
+	ts			timestamptz;
+	pxid		xid8;
 BEGIN
+	-- On a Citus worker the requests are a copy: the coordinator's
+	-- lifecycle worker carries out stage 2 for every node.
+	IF @extschema@._citus_worker_node() THEN
+		action := 'idle';
+		RETURN;
+	END IF;
 	FOR r IN SELECT * FROM @extschema@.deletion_requests d
 			  WHERE d.state NOT IN ('done', 'cancelled') AND d.id <> ALL (skip)
 			  ORDER BY d.requested_at, d.id
@@ -757,13 +822,23 @@ BEGIN
 		IF r.state = 'pending' THEN
 			CONTINUE WHEN blocked OR now() < r.not_before;
 			PERFORM @extschema@._deletion_plan(r.id);
+			-- (values, not volatile calls, in the UPDATEs of the request:
+			-- Citus refuses these in a reference table's UPDATE)
+			ts := clock_timestamp();
+			expected := ARRAY(SELECT application_name FROM pg_stat_replication
+							   WHERE state = 'streaming' ORDER BY 1);
+			-- Citus: each worker's streaming standbys, the same way
+			SELECT coalesce(jsonb_object_agg(w.key, jsonb_build_object('expected', w.value::jsonb,
+																	  'copies', '{}'::jsonb)), '{}')
+			  INTO nnodes
+			  FROM jsonb_each_text(@extschema@._citus_on_workers(
+					$q$SELECT coalesce(jsonb_agg(DISTINCT application_name), '[]')
+						 FROM pg_stat_replication WHERE state = 'streaming'$q$)) w;
 			UPDATE @extschema@.deletion_requests d
-			   SET state = 'purging', started_at = clock_timestamp(), last_error = NULL,
-				   expected_copies = ARRAY(SELECT application_name FROM pg_stat_replication
-											WHERE state = 'streaming' ORDER BY 1),
-				   copies_required = CASE WHEN want >= 0 THEN want
-									 ELSE (SELECT count(*) FROM pg_stat_replication
-											WHERE state = 'streaming') END
+			   SET state = 'purging', started_at = ts, last_error = NULL,
+				   expected_copies = expected,
+				   copies_required = CASE WHEN want >= 0 THEN want ELSE cardinality(expected) END,
+				   nodes = nnodes
 			 WHERE d.id = r.id;
 			PERFORM @extschema@._lifecycle_event('deletion_started', r.tenant,
 				json_build_object('request', r.id)::text, false);
@@ -780,9 +855,20 @@ BEGIN
 				relid := s.relid;
 				RETURN;
 			END IF;
+			-- Citus: each worker's transaction id after the purge
+			IF r.nodes <> '{}' THEN
+				res := @extschema@._citus_on_workers('SELECT pg_current_xact_id()');
+				SELECT jsonb_object_agg(n.key, n.value || jsonb_build_object('purge_xid', res->>n.key))
+				  INTO nnodes FROM jsonb_each(r.nodes) n;
+			ELSE
+				nnodes := r.nodes;
+			END IF;
+			ts := clock_timestamp();
+			pxid := pg_current_xact_id();
 			UPDATE @extschema@.deletion_requests d
 			   SET state = CASE WHEN r.subject IS NULL THEN 'shredding' ELSE 'vacuuming' END,
-				   purged_at = clock_timestamp(), purge_xid = pg_current_xact_id()
+				   purged_at = ts, purge_xid = pxid,
+				   nodes = nnodes
 			 WHERE d.id = r.id;
 			action := 'step';
 			RETURN;
@@ -791,8 +877,9 @@ BEGIN
 			CONTINUE WHEN blocked;
 			PERFORM set_config('synchronous_commit', 'on', true);
 			nkeys := @extschema@.destroy_tenant_keys(r.tenant);
+			ts := clock_timestamp();
 			UPDATE @extschema@.deletion_requests d
-			   SET keys = jsonb_build_object('destroyed', true, 'destroyed_at', clock_timestamp(),
+			   SET keys = jsonb_build_object('destroyed', true, 'destroyed_at', ts,
 											 'keys_destroyed', nkeys)
 			 WHERE d.id = r.id;
 			UPDATE @extschema@.deletion_requests d SET state = 'vacuuming' WHERE d.id = r.id;
@@ -810,16 +897,43 @@ BEGIN
 				END IF;
 				CONTINUE;
 			END IF;
+			-- Citus: and on every worker, against its own transaction id
+			IF r.nodes <> '{}' THEN
+				res := @extschema@._citus_on_workers(format('SELECT @extschema@._deletion_node_horizon(%L)',
+					(SELECT jsonb_object_agg(n.key, n.value->'purge_xid') FROM jsonb_each(r.nodes) n)));
+				SELECT string_agg(n.key, ', ' ORDER BY n.key) INTO waiting
+				  FROM jsonb_each_text(res) n WHERE n.value IS DISTINCT FROM 't';
+				IF waiting IS NOT NULL THEN
+					msg := format('waiting for transactions older than the purge to end on node %s', waiting);
+					IF r.last_error IS DISTINCT FROM msg THEN
+						UPDATE @extschema@.deletion_requests d SET last_error = msg WHERE d.id = r.id;
+					END IF;
+					CONTINUE;
+				END IF;
+			END IF;
 			SELECT * INTO s FROM @extschema@.deletion_steps st
 			 WHERE st.request = r.id AND st.vacuumed_at IS NULL ORDER BY st.ord, st.relid LIMIT 1;
 			IF FOUND THEN
+				-- Citus: a distributed table's rows are in its shards
+				PERFORM @extschema@._citus_vacuum(s.relid);
 				action := 'vacuum';
 				relid := s.relid;
 				RETURN;
 			END IF;
+			-- Citus: each worker's WAL position after its shards' vacuum
+			IF r.nodes <> '{}' THEN
+				res := @extschema@._citus_on_workers('SELECT pg_current_wal_insert_lsn()');
+				SELECT jsonb_object_agg(n.key, n.value || jsonb_build_object('purge_lsn', res->>n.key))
+				  INTO nnodes FROM jsonb_each(r.nodes) n;
+			ELSE
+				nnodes := r.nodes;
+			END IF;
+			ts := clock_timestamp();
+			lsn := pg_current_wal_insert_lsn();
 			UPDATE @extschema@.deletion_requests d
-			   SET state = 'waiting_copies', purge_lsn = pg_current_wal_insert_lsn(),
-				   waiting_since = clock_timestamp(), last_error = NULL
+			   SET state = 'waiting_copies', purge_lsn = lsn,
+				   waiting_since = ts, last_error = NULL,
+				   nodes = nnodes
 			 WHERE d.id = r.id;
 			action := 'step';
 			RETURN;
@@ -841,8 +955,41 @@ BEGIN
 			ELSE
 				ok := (SELECT count(*) FROM jsonb_object_keys(r.copies)) >= r.copies_required;
 			END IF;
+			-- Citus: every worker's standbys, past that worker's own purge
+			changed := false;
+			IF r.nodes <> '{}' THEN
+				res := @extschema@._citus_on_workers(
+					$q$SELECT coalesce(jsonb_object_agg(application_name, replay_lsn::text), '{}')
+						 FROM (SELECT DISTINCT ON (application_name) application_name, replay_lsn
+								 FROM pg_stat_replication WHERE replay_lsn IS NOT NULL
+								ORDER BY application_name, replay_lsn DESC) x$q$);
+				nnodes := r.nodes;
+				FOR k, v IN SELECT n.key, n.value FROM jsonb_each(r.nodes) n LOOP
+					cp := coalesce(v->'copies', '{}');
+					FOR app, lsn IN SELECT x.key, x.value::pg_lsn
+									  FROM jsonb_each_text(coalesce((res->>k)::jsonb, '{}')) x LOOP
+						IF lsn >= (v->>'purge_lsn')::pg_lsn AND NOT cp ? app THEN
+							cp := cp || jsonb_build_object(app, jsonb_build_object(
+								'replay_lsn', lsn::text, 'confirmed_at', clock_timestamp()));
+							changed := true;
+						END IF;
+					END LOOP;
+					nnodes := jsonb_set(nnodes, ARRAY[k, 'copies'], cp);
+					IF want < 0 THEN
+						nodes_ok := NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text(v->'expected') x
+												 WHERE NOT cp ? x);
+					ELSE
+						nodes_ok := (SELECT count(*) FROM jsonb_object_keys(cp)) >= want;
+					END IF;
+					ok := ok AND nodes_ok;
+				END LOOP;
+				IF changed THEN
+					UPDATE @extschema@.deletion_requests d SET nodes = nnodes
+					 WHERE d.id = r.id RETURNING * INTO r;
+				END IF;
+			END IF;
 			IF NOT ok AND (patience = interval '0' OR clock_timestamp() < r.waiting_since + patience) THEN
-				IF confirmed <> '{}' THEN
+				IF confirmed <> '{}' OR changed THEN
 					action := 'step';
 					RETURN;
 				END IF;
@@ -862,8 +1009,14 @@ BEGIN
 		END IF;
 		EXCEPTION WHEN OTHERS THEN
 			GET STACKED DIAGNOSTICS msg = MESSAGE_TEXT;
-			UPDATE @extschema@.deletion_requests d SET last_error = msg WHERE d.id = r.id;
 			RAISE WARNING 'toms deletion request % failed: %', r.id, msg;
+			BEGIN
+				UPDATE @extschema@.deletion_requests d SET last_error = msg WHERE d.id = r.id;
+			EXCEPTION WHEN OTHERS THEN
+				-- on Citus, a node that cannot be reached keeps the request
+				-- (a reference table) from being written: the warning says it
+				NULL;
+			END;
 			action := 'error';
 			RETURN;
 		END;
@@ -892,17 +1045,49 @@ CREATE FUNCTION @extschema@._deletion_failed(req uuid, message text) RETURNS voi
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@._deletion_failed(uuid, text) FROM PUBLIC;
 
--- Retention: the leaf tables of every rule whose table still exists.
+-- Retention: the leaf tables of every rule whose table still exists.  On a
+-- Citus node, where the rules are a reference table, a Citus table's leaf
+-- stands for its shards on this node: every node's lifecycle worker purges
+-- its own shards (src/citus_catalog.c reads the rules' local copy).
 CREATE FUNCTION @extschema@._retention_targets(OUT rule oid, OUT leaf oid)
 	RETURNS SETOF record
-	LANGUAGE sql STABLE
+	LANGUAGE plpgsql STABLE
 	SET search_path = pg_catalog, pg_temp
 	AS $fn$
-	SELECT r.relid::oid, t.relid::oid
-	  FROM @extschema@.retention r
-	  JOIN pg_class k ON k.oid = r.relid
-	 CROSS JOIN LATERAL @extschema@._lifecycle_leaves(r.relid) AS t(relid)
+DECLARE
+	rules		oid[];
+BEGIN
+	IF NOT @extschema@._citus_lifecycle() THEN
+		RETURN QUERY
+		SELECT r.relid::oid, t.relid::oid
+		  FROM @extschema@.retention r
+		  JOIN pg_class k ON k.oid = r.relid
+		 CROSS JOIN LATERAL @extschema@._lifecycle_leaves(r.relid) AS t(relid)
+		 ORDER BY 1, 2;
+		RETURN;
+	END IF;
+	-- the rules (a reference table) first, then this node's catalogs
+	rules := ARRAY(SELECT r.relid::oid FROM @extschema@.retention r);
+	RETURN QUERY
+	SELECT x.rule, x.leaf FROM (
+		SELECT u.rule, t.relid::oid AS leaf
+		  FROM unnest(rules) u(rule)
+		  JOIN pg_class k ON k.oid = u.rule
+		 CROSS JOIN LATERAL @extschema@._lifecycle_leaves(u.rule) AS t(relid)
+		 WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition d WHERE d.logicalrelid = t.relid)
+		UNION ALL
+		SELECT u.rule, to_regclass(format('%I.%I', ns.nspname, l.relname || '_' || sh.shardid))::oid
+		  FROM unnest(rules) u(rule)
+		  JOIN pg_class k ON k.oid = u.rule
+		 CROSS JOIN LATERAL @extschema@._lifecycle_leaves(u.rule) AS t(relid)
+		  JOIN pg_class l ON l.oid = t.relid
+		  JOIN pg_namespace ns ON ns.oid = l.relnamespace
+		  JOIN pg_dist_shard sh ON sh.logicalrelid = t.relid
+		  JOIN pg_dist_placement pl ON pl.shardid = sh.shardid
+		 WHERE pl.groupid = (SELECT groupid FROM pg_dist_local_group)) x
+	 WHERE x.leaf IS NOT NULL
 	 ORDER BY 1, 2;
+END
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@._retention_targets() FROM PUBLIC;
 
@@ -924,9 +1109,19 @@ CREATE FUNCTION @extschema@._retention_batch(rule oid, leaf oid, batch int, afte
 DECLARE
 	r			record;
 	indexed		bool;
+	citus		bool;
 BEGIN
 	purged := 0;
-	SELECT * INTO r FROM @extschema@.retention WHERE relid = rule FOR UPDATE;
+	citus := @extschema@._citus_lifecycle();
+	IF citus THEN
+		-- The rules are a reference table, read here and counted on the
+		-- coordinator only (a worker purges its own shards: no lock, no
+		-- write on the other nodes); Citus lets toms' worker purge a shard.
+		PERFORM set_config('citus.enable_manual_changes_to_shards', 'on', true);
+		SELECT * INTO r FROM @extschema@.retention WHERE relid = rule;
+	ELSE
+		SELECT * INTO r FROM @extschema@.retention WHERE relid = rule FOR UPDATE;
+	END IF;
 	IF NOT FOUND THEN
 		RETURN;
 	END IF;
@@ -952,8 +1147,10 @@ BEGIN
 		last := NULL;
 		RETURN;
 	END;
-	UPDATE @extschema@.retention SET rows_purged = rows_purged + purged, last_run_at = now()
-	 WHERE relid = rule;
+	IF NOT citus OR NOT @extschema@._citus_worker_node() THEN
+		UPDATE @extschema@.retention SET rows_purged = rows_purged + purged, last_run_at = now()
+		 WHERE relid = rule;
+	END IF;
 END
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@._retention_batch(oid, oid, int, tid) FROM PUBLIC;

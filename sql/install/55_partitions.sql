@@ -65,6 +65,11 @@ DECLARE
 	p			oid;
 	n			bigint := 0;
 BEGIN
+	-- A Citus table's partitions are distributed tables: their expired
+	-- rows go row by row, shard by shard, on each node (_retention_targets).
+	IF @extschema@._citus_lifecycle() AND @extschema@._citus_table(rule) THEN
+		RETURN 0;
+	END IF;
 	FOR p IN SELECT * FROM @extschema@._retention_expired_partitions(rule) LOOP
 		BEGIN
 			n := n + @extschema@._retention_drop_partition(rule, p);

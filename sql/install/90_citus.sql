@@ -13,8 +13,23 @@
 -- referenced table before the tables that reference it).
 CREATE FUNCTION @extschema@._citus_tables() RETURNS text[]
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
-	RETURN ARRAY['tenants', 'members', 'grants', 'trusted_keys', 'tenant_keys'];
+	RETURN ARRAY['tenants', 'members', 'grants', 'trusted_keys', 'tenant_keys',
+				 'deletion_requests', 'holds', 'retention'];
 REVOKE ALL ON FUNCTION @extschema@._citus_tables() FROM PUBLIC;
+
+-- Is relid a Citus table (distributed or reference) here?  false without
+-- Citus.
+CREATE FUNCTION @extschema@._citus_table(relid oid) RETURNS bool
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+	AS $$
+BEGIN
+	IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+		RETURN false;
+	END IF;
+	RETURN EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = relid);
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._citus_table(oid) FROM PUBLIC;
 
 -- On every node, before toms' administrative tables become reference
 -- tables: the foreign keys among toms' tables that point at them go (the
@@ -32,6 +47,9 @@ BEGIN
 		 WHERE c.contype = 'f' AND c.connamespace = '@extschema@'::regnamespace
 		   AND c.confrelid::regclass::text IN
 			   (SELECT format('@extschema@.%I', u) FROM unnest(@extschema@._citus_tables()) u)
+		   -- a key between two tables that are reference tables already
+		   -- (an earlier citus_setup) stays
+		   AND NOT (@extschema@._citus_table(c.conrelid) AND @extschema@._citus_table(c.confrelid))
 	LOOP
 		EXECUTE format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', fk.rel, fk.conname);
 	END LOOP;
@@ -99,8 +117,8 @@ BEGIN
 		-- among toms' tables are dropped on every node (workers keep empty
 		-- copies of the tables, created with the extension), the tables
 		-- become reference tables, and the keys between them come back.
-		-- Tables that stay on the coordinator (deletion requests, holds)
-		-- lose their key to toms.tenants.
+		-- Tables that stay per node (deletion_steps, the coordinator's
+		-- stage-2 progress) lose their key to the reference tables.
 		FOR fk IN
 			SELECT c.conrelid::regclass AS rel, c.conname, pg_get_constraintdef(c.oid) AS def,
 				   cl.relname = ANY (@extschema@._citus_tables()) AS keep
@@ -108,6 +126,7 @@ BEGIN
 			 WHERE c.contype = 'f' AND c.connamespace = '@extschema@'::regnamespace
 			   AND c.confrelid::regclass::text IN
 				   (SELECT format('@extschema@.%I', u) FROM unnest(@extschema@._citus_tables()) u)
+			   AND NOT (@extschema@._citus_table(c.conrelid) AND @extschema@._citus_table(c.confrelid))
 		LOOP
 			drops := drops || format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I;', fk.rel, fk.conname);
 			EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', fk.rel, fk.conname);
@@ -449,3 +468,116 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 REVOKE ALL ON FUNCTION @extschema@._assess_citus(text, text, text) FROM PUBLIC;
+
+-- Deletions, holds and retention on Citus (docs/deletion.md, "On Citus").
+-- Requests, approvals, holds and retention rules are reference tables
+-- (above): administered on the coordinator, in force on every node in the
+-- same distributed transaction; each node hides a requested subject by its
+-- own copy (src/lifecycle.c).  Stage 2 runs on the coordinator; for each
+-- worker it waits out the worker's own transaction horizon, vacuums the
+-- shards there, and waits for the worker's streaming standbys, through the
+-- functions below.  Retention: every node's lifecycle worker purges the
+-- expired rows of its own shards (_retention_targets).
+
+-- Are toms' deletion tables Citus reference tables here?
+CREATE FUNCTION @extschema@._citus_lifecycle() RETURNS bool
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+	AS $$
+BEGIN
+	RETURN @extschema@._citus_table('@extschema@.deletion_requests'::regclass);
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._citus_lifecycle() FROM PUBLIC;
+
+-- A Citus worker holding copies of toms' deletion tables (not the
+-- coordinator)?
+CREATE FUNCTION @extschema@._citus_worker_node() RETURNS bool
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+	AS $$
+BEGIN
+	IF NOT @extschema@._citus_lifecycle() THEN
+		RETURN false;
+	END IF;
+	RETURN (SELECT groupid FROM pg_dist_local_group) <> 0;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._citus_worker_node() FROM PUBLIC;
+
+-- This node's name in the Citus metadata, "host:port".
+CREATE FUNCTION @extschema@._citus_self() RETURNS text
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+	AS $$
+BEGIN
+	IF to_regclass('pg_catalog.pg_dist_node') IS NULL THEN
+		RETURN NULL;
+	END IF;
+	RETURN (SELECT format('%s:%s', n.nodename, n.nodeport)
+			  FROM pg_dist_node n JOIN pg_dist_local_group l USING (groupid)
+			 WHERE n.noderole = 'primary' ORDER BY n.nodeid LIMIT 1);
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._citus_self() FROM PUBLIC;
+
+-- On the coordinator, run cmd (one value) on every Citus worker: its
+-- results by node, {"host:port": "result"}; '{}' off Citus.  A worker
+-- that cannot be reached, or fails the command, fails the call, naming
+-- it: the lifecycle worker records the error and retries the step.
+CREATE FUNCTION @extschema@._citus_on_workers(cmd text) RETURNS jsonb
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	w			record;
+	res			jsonb := '{}';
+BEGIN
+	IF NOT @extschema@._citus_lifecycle() OR @extschema@._citus_worker_node() THEN
+		RETURN res;
+	END IF;
+	FOR w IN SELECT * FROM run_command_on_workers(cmd) ORDER BY nodename, nodeport LOOP
+		IF NOT w.success THEN
+			RAISE EXCEPTION 'toms could not complete a deletion step on Citus node %:%', w.nodename, w.nodeport
+				USING ERRCODE = 'connection_failure',
+					DETAIL = format('The node answered: %s', w.result),
+					HINT = 'The step is retried; a deletion is certified only once every node has done its part.';
+		END IF;
+		res := res || jsonb_build_object(format('%s:%s', w.nodename, w.nodeport), w.result);
+	END LOOP;
+	RETURN res;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._citus_on_workers(text) FROM PUBLIC;
+
+-- On a worker: have all transactions that could see the rows its shards
+-- lost ended?  xids: {"host:port": "this node's xid after the purge"}.
+CREATE FUNCTION @extschema@._deletion_node_horizon(xids jsonb) RETURNS bool
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+	AS $$
+BEGIN
+	RETURN @extschema@._lifecycle_horizon_passed((xids->>@extschema@._citus_self())::xid8);
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._deletion_node_horizon(jsonb) FROM PUBLIC;
+
+-- Stage 2 on the coordinator: VACUUM a distributed table's shards on
+-- their nodes (the lifecycle worker's own VACUUM reaches only the
+-- coordinator's table).  A node that fails is named.
+CREATE FUNCTION @extschema@._citus_vacuum(tbl oid) RETURNS void
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+	AS $$
+DECLARE
+	p			record;
+BEGIN
+	IF NOT @extschema@._citus_table(tbl) OR NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = tbl) THEN
+		RETURN;
+	END IF;
+	FOR p IN SELECT * FROM run_command_on_placements(tbl::regclass, 'VACUUM (INDEX_CLEANUP ON) %s')
+			  ORDER BY nodename, nodeport, shardid LOOP
+		IF NOT p.success THEN
+			RAISE EXCEPTION 'toms could not complete a deletion step on Citus node %:%', p.nodename, p.nodeport
+				USING ERRCODE = 'connection_failure',
+					DETAIL = format('VACUUM of shard %s of %s: %s', p.shardid, tbl::regclass, p.result),
+					HINT = 'The step is retried; a deletion is certified only once every node has done its part.';
+		END IF;
+	END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._citus_vacuum(oid) FROM PUBLIC;
