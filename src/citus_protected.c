@@ -17,8 +17,20 @@
  *	    - the tenant column: the one column the policy depends on
  *	      (pg_depend, recorded by CREATE POLICY);
  *	    - the sensitive columns: the columns of type toms.sealed;
- *	    - no subject column (deletions run on the coordinator).
+ *	    - no subject column (deletions run on the coordinator);
+ *	    - per-statement read records unless the table also carries
+ *	      toms' marker policy toms_reads_unaudited (below).
  *	  Removing the policy is what the guard refuses, on every node.
+ *
+ *	  The per-table read-audit switch (toms.protect(..., audit_reads),
+ *	  toms.set_audit_reads()) is a column of toms.protected_tables, which
+ *	  the workers do not share; on a node with Citus, toms also puts it
+ *	  where Citus carries it to every shard, as the policy does: a table
+ *	  whose reads are not audited carries the restrictive policy
+ *	  toms_reads_unaudited (FOR SELECT USING (true), which filters
+ *	  nothing).  Only toms creates or drops it (guard.c refuses everyone
+ *	  else, superusers included); its absence means "audited", so losing
+ *	  it fails safe.
  *
  *	  Citus' catalog is read from its tables (pg_dist_partition,
  *	  pg_dist_shard), never through Citus' C functions.
@@ -40,6 +52,7 @@
 #include "catalog/pg_policy.h"
 #include "catalog/pg_type.h"
 #include "commands/policy.h"
+#include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -183,6 +196,7 @@ toms_citus_protected(Oid relid, TomsProtected *info, MemoryContext cxt)
 		return false;
 	info->tenant_type = get_atttype(relid, info->tenant_attnum);
 	info->subject_attnum = InvalidAttrNumber;
+	info->audit_reads = !OidIsValid(get_relation_policy_oid(relid, TOMS_UNAUDITED_POLICY, true));
 	info->nsensitive = 0;
 	info->sensitive = NULL;
 	sealed = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("sealed"),
@@ -209,4 +223,31 @@ toms_citus_protected(Oid relid, TomsProtected *info, MemoryContext cxt)
 		}
 	}
 	return true;
+}
+
+/*
+ * protect() and set_audit_reads() of relid, inside SPI: on a node with
+ * Citus, keep the marker policy in step with toms.protected_tables, so
+ * that Citus copies it to the shards (now, or when the table is
+ * distributed later).  Citus forwards the CREATE or DROP POLICY of a
+ * distributed table to its shards in the same distributed transaction.
+ */
+void
+toms_citus_audit_reads(Oid relid, bool on)
+{
+	bool		marked;
+	char	   *qualname;
+
+	if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
+		return;
+	marked = OidIsValid(get_relation_policy_oid(relid, TOMS_UNAUDITED_POLICY, true));
+	if (marked == !on)
+		return;
+	qualname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+										  get_rel_name(relid));
+	if (on)
+		toms_run_ddl(psprintf("DROP POLICY " TOMS_UNAUDITED_POLICY " ON %s", qualname));
+	else
+		toms_run_ddl(psprintf("CREATE POLICY " TOMS_UNAUDITED_POLICY " ON %s AS RESTRICTIVE"
+							  " FOR SELECT TO PUBLIC USING (true)", qualname));
 }
