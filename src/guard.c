@@ -839,7 +839,7 @@ toms_guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 		(access == OAT_POST_CREATE || access == OAT_POST_ALTER || access == OAT_DROP) &&
 		toms_extension_exists())
 		toms_guard_self_function(access, objectId);
-	if (toms_citus_forwarded())	/* Citus (issue 15): citus_guard.c */
+	if (toms_citus_forwarded() || toms_citus_copying_marker(classId))	/* Citus (issue 15): citus_guard.c */
 		return;
 	if (access == OAT_DROP &&
 		(classId == RelationRelationId || classId == PolicyRelationId ||

@@ -200,6 +200,7 @@ extern void toms_citus_audit_reads(Oid relid, bool on);
 /* citus_guard.c: a session Citus opened for its own shard operations */
 extern bool toms_citus_forwarded(void);
 extern bool toms_citus_forwarded_stmt(Node *parsetree);
+extern bool toms_citus_copying_marker(Oid classId);
 /* run toms' DDL on this node only (no Citus propagation); inside SPI */
 extern void toms_citus_local_ddl(const char *sql);
 /* let toms' read of its reference tables nest in a pushed-down query */

@@ -184,6 +184,7 @@ $coord->safe_psql('postgres', q{
 	SELECT toms.protect('memos', audit_reads => false);
 });
 as_tenant('alice', 'acme', q{INSERT INTO notes (id, body) VALUES (1, 'n'); INSERT INTO memos (id, body) VALUES (1, 'm')});
+as_tenant('bob', 'globex', q{INSERT INTO notes (id, body) VALUES (1, 'g'); INSERT INTO memos (id, body) VALUES (1, 'g')});
 # read records on the workers, per table
 sub reads
 {
@@ -231,7 +232,7 @@ my $mshard = $w1->safe_psql('postgres', q{SET citus.override_table_visibility = 
 for my $u ('owner1', 'postgres')
 {
 	my ($r, $o, $e) = $w1->psql('postgres', "SET citus.override_table_visibility = off;
-		CREATE POLICY toms_reads_unaudited ON $mshard AS RESTRICTIVE FOR SELECT USING (true)",
+		CREATE POLICY toms_reads_unaudited ON $mshard AS RESTRICTIVE FOR SELECT USING (tenant_id = toms.current_tenant())",
 		extra_params => [ '-U', $u ]);
 	like($e, qr/cannot create policy "toms_reads_unaudited" on protected table "$mshard"/,
 		"worker, $u: adding the marker to a shard (to stop its read records) refused");
@@ -312,6 +313,13 @@ is($moved->safe_psql('postgres', qq{SET citus.override_table_visibility = off;
 is($moved->safe_psql('postgres', qq{SET citus.override_table_visibility = off;
 	SELECT count(*) FROM pg_policy WHERE polname = 'toms_reads_unaudited' AND polrelid = 'notes_$nid'::regclass}),
 	'1', 'the moved shard of notes keeps its read-audit marker');
+is(as_tenant('alice', 'acme', q{SELECT string_agg(tenant_id || '/' || body, ',') FROM notes}), 'acme/n',
+	'after the moves, a table with the read-audit marker: alice sees her note only');
+{
+	my ($r, $o, $e) = $moved->psql('postgres', qq{SET citus.override_table_visibility = off; BEGIN; SET LOCAL toms.context = 'acme';
+		SELECT count(*) FILTER (WHERE tenant_id <> 'acme') FROM notes_$nid; COMMIT;}, extra_params => [ '-U', 'alice' ]);
+	is($o, '0', 'worker, app role: the moved shard with the marker gives its tenant\'s rows only');
+}
 my $shard_ri = qq{SELECT fk.tenant_id, fk.learner FROM ONLY enrolments_$eid fk LEFT OUTER JOIN ONLY learners_$id pk
 	ON (pk.tenant_id = fk.tenant_id AND pk.id = fk.learner) WHERE pk.tenant_id IS NULL};
 like(as_owner($moved, "SET citus.override_table_visibility = off; $shard_ri"), qr/ERROR:  42501: no tenant context/,
