@@ -174,6 +174,77 @@ marker_copy(CreatePolicyStmt *stmt)
 	return same;
 }
 
+/* Does relid carry a permissive policy other than toms' own? */
+static bool
+other_permissive_policy(Oid relid)
+{
+	Relation	rel = table_open(PolicyRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	ScanKeyInit(&key, Anum_pg_policy_polrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, PolicyPolrelidPolnameIndexId, true, NULL, 1, &key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_policy pol = (Form_pg_policy) GETSTRUCT(tup);
+
+		found = pol->polpermissive && strcmp(NameStr(pol->polname), "toms_tenant") != 0 &&
+			strcmp(NameStr(pol->polname), TOMS_UNAUDITED_POLICY) != 0;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * A policy created on a table or shard that carries toms' tenant filter,
+ * in every session, Citus' own included.  Citus copies a table's policies
+ * onto every new shard (distribution, moves, splits, the rebalancer, its
+ * shell tables) from its catalog, without AS RESTRICTIVE: a restrictive
+ * policy -- the owner's own, which the guard allows because it can only
+ * narrow the filter -- would arrive permissive, and a permissive USING
+ * (true) opens every tenant's rows.  So: toms' read-audit marker is
+ * created restrictive, as toms makes it; any other permissive policy onto
+ * a table or shard with the filter is refused, whichever of the two Citus
+ * creates first (docs/scaling.md, "Known limits").
+ */
+static void
+shard_policy_copy(CreatePolicyStmt *stmt)
+{
+	Oid			relid;
+	Oid			table;
+
+	if (stmt->policy_name == NULL)
+		return;
+	if (strcmp(stmt->policy_name, TOMS_UNAUDITED_POLICY) == 0)
+	{
+		stmt->permissive = false;
+		return;
+	}
+	relid = RangeVarGetRelid(stmt->table, NoLock, true);
+	if (!OidIsValid(relid))
+		return;
+	if (strcmp(stmt->policy_name, "toms_tenant") == 0)
+	{
+		if (other_permissive_policy(relid))
+			TOMS_REFUSE(errmsg("cannot create policy \"toms_tenant\" on table \"%s\" with a permissive policy of its own",
+							   stmt->table->relname),
+						errhint("A permissive policy widens the tenant filter; drop it first."));
+		return;
+	}
+	if (!stmt->permissive)
+		return;
+	table = toms_citus_table_of(relid);
+	if (OidIsValid(get_relation_policy_oid(relid, "toms_tenant", true)) ||
+		(OidIsValid(table) && OidIsValid(get_relation_policy_oid(table, "toms_tenant", true))))
+		TOMS_REFUSE(errmsg("cannot create a permissive policy on protected table \"%s\"",
+						   stmt->table->relname),
+					errhint("A permissive policy widens the tenant filter; on Citus, a restrictive policy is copied to new shards as a permissive one."));
+}
+
 /*
  * The same for one utility statement: also, in a session Citus opened as
  * the table owner (it creates a moved or split shard as its owner), the
@@ -187,6 +258,8 @@ toms_citus_forwarded_stmt(Node *parsetree)
 	CreateTrigStmt *stmt;
 
 	copying_marker = false;
+	if (parsetree != NULL && IsA(parsetree, CreatePolicyStmt))
+		shard_policy_copy((CreatePolicyStmt *) parsetree);
 	if (!citus_session())
 		return false;
 	if (toms_citus_forwarded())

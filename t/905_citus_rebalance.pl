@@ -29,6 +29,29 @@ $coord->safe_psql('postgres', join('', map { "CREATE ROLE $_->[0] LOGIN; SELECT 
 	GRANT ALL ON learners, courses, enrolments TO alice, bob, carol;
 	RESET ROLE;
 	SELECT toms.protect('learners');
+	-- the owner's own restrictive policy (the guard allows it on one node:
+	-- it can only narrow the filter)
+	SET ROLE owner1;
+	CREATE POLICY a_owner_rule ON learners AS RESTRICTIVE FOR SELECT USING (true);
+	CREATE POLICY z_owner_rule ON learners AS RESTRICTIVE FOR SELECT USING (true);
+	RESET ROLE;
+});
+# Citus re-creates a table's policies on its shards without AS
+# RESTRICTIVE: a permissive USING (true) would open every tenant's rows.
+# Refused on the workers, whichever Citus creates first (toms_tenant or
+# the owner's policy: "z_" comes first, "a_" after); the distribution
+# fails and leaves nothing.
+my ($ret, $out, $err) = $coord->psql('postgres', q{SELECT create_distributed_table('learners', 'tenant_id')});
+like($err, qr/cannot create policy "toms_tenant" on table "learners_\d+" with a permissive policy of its own/,
+	'distributing a protected table with a restrictive policy of its own: refused on the worker');
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM pg_dist_partition WHERE logicalrelid = 'learners'::regclass}),
+	'0', 'learners is not distributed');
+$coord->safe_psql('postgres', q{SET ROLE owner1; DROP POLICY z_owner_rule ON learners; RESET ROLE});
+($ret, $out, $err) = $coord->psql('postgres', q{SELECT create_distributed_table('learners', 'tenant_id')});
+like($err, qr/cannot create a permissive policy on protected table "learners_\d+"/,
+	'the same with a policy Citus creates after toms_tenant: refused');
+$coord->safe_psql('postgres', q{SET ROLE owner1; DROP POLICY a_owner_rule ON learners; RESET ROLE});
+$coord->safe_psql('postgres', q{
 	SELECT create_distributed_table('learners', 'tenant_id');
 	SELECT create_distributed_table('courses', 'tenant_id', colocate_with => 'learners');
 	SELECT toms.protect('courses');
@@ -68,7 +91,7 @@ my $placements = q{SELECT count(*) FROM pg_dist_shard s JOIN pg_dist_placement p
 	JOIN pg_dist_node n USING (groupid) WHERE s.logicalrelid = 'learners'::regclass AND n.nodeport = };
 is($coord->safe_psql('postgres', $placements . $w3->port), '0', 'the new worker holds no shard yet');
 
-my ($ret, $out, $err) = $coord->psql('postgres', q{SELECT rebalance_table_shards();
+($ret, $out, $err) = $coord->psql('postgres', q{SELECT rebalance_table_shards();
 	CALL citus_cleanup_orphaned_resources();});
 is($ret, 0, 'rebalance_table_shards() of protected tables with foreign keys and sealed columns');
 unlike($err, qr/WARNING|ERROR/, 'no warning (rebalance)') or diag $err;
