@@ -7,7 +7,7 @@
 set -eu -o pipefail
 if [ -z "${CITUS:-}" ]; then
 	echo
-	echo '=== 9. Citus: skipped (Citus is not installed; see docs/scaling.md) ==='
+	echo '=== 8. Citus: skipped (Citus is not installed; see docs/scaling.md) ==='
 	exit 0
 fi
 . "$SRC/test/lib.sh"
@@ -30,12 +30,12 @@ on() {
 refused() { on "$@" -v ON_ERROR_STOP=0 | sed 's/^/  /' || true; }
 
 echo
-echo '=== 9. Citus: a coordinator and two workers, one toms installation (issue 15) ==='
+echo '=== 8. Citus: a coordinator and two workers, one toms installation (issue 15) ==='
 echo
 echo 'Every node preloads citus and toms.  On the coordinator, the DBA creates'
-echo 'both extensions, adds the workers and runs toms.citus_setup(): toms'"'"'s'
-echo 'tenants, members, grants and keys become Citus reference tables, written'
-echo 'on every node in one distributed transaction.'
+echo 'both extensions, adds the workers and runs toms.citus_setup(): the'
+echo 'tenants, members, grants and keys of toms become Citus reference tables,'
+echo 'written on every node in one distributed transaction.'
 for p in $W1 $W2; do on $p postgres -c 'CREATE EXTENSION citus'; done
 on $COORD postgres <<EOF
 CREATE EXTENSION citus;
@@ -44,7 +44,8 @@ CREATE EXTENSION toms;
 SELECT citus_add_node('127.0.0.1', $W1) \g /dev/null
 SELECT citus_add_node('127.0.0.1', $W2) \g /dev/null
 SELECT toms.citus_setup() \g /dev/null
-SELECT nodename, nodeport, noderole FROM pg_dist_node ORDER BY nodeport;
+SELECT nodename, nodeport, CASE WHEN groupid = 0 THEN 'coordinator' ELSE 'worker' END AS node
+  FROM pg_dist_node ORDER BY nodeport;
 EOF
 
 echo
@@ -58,7 +59,8 @@ CREATE TABLE learners (id int, tenant_id text NOT NULL, name text, PRIMARY KEY (
 GRANT ALL ON learners TO anna, greg;
 SELECT toms.protect('learners') \g /dev/null
 SELECT create_distributed_table('learners', 'tenant_id') \g /dev/null
-SELECT logicalrelid AS distributed_table, count(*) AS shards FROM pg_dist_shard GROUP BY 1;
+SELECT logicalrelid AS distributed_table, count(*) AS shards FROM pg_dist_shard
+ WHERE logicalrelid = 'learners'::regclass GROUP BY 1;
 EOF
 
 echo
@@ -125,6 +127,7 @@ OTHER=$([ "$PORT" = "$W1" ] && echo $W2 || echo $W1)
 on $COORD postgres <<EOF
 SELECT citus_move_shard_placement(get_shard_id_for_distribution_column('learners', 'acme'),
 	'127.0.0.1', $PORT, '127.0.0.1', $OTHER, shard_transfer_mode => 'block_writes') \g /dev/null
+SET client_min_messages = warning;
 CALL citus_cleanup_orphaned_resources();
 SELECT nodeport AS acme_now_on_port FROM pg_dist_shard_placement
  WHERE shardid = get_shard_id_for_distribution_column('learners', 'acme');
