@@ -34,6 +34,7 @@
 #include "access/table.h"
 #include "catalog/indexing.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_policy.h"
 #include "commands/policy.h"
 #include "miscadmin.h"
@@ -42,11 +43,12 @@
 #include "parser/parse_collate.h"
 #include "parser/parse_node.h"
 #include "parser/parse_relation.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
-#include "utils/rel.h"
-#include "utils/acl.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
 
 #include "toms.h"
 
@@ -201,7 +203,7 @@ other_permissive_policy(Oid relid)
 
 /*
  * A policy created on a table or shard that carries toms' tenant filter,
- * in every session, Citus' own included.  Citus copies a table's policies
+ * on a node with Citus, in every session, Citus' own included.  Citus copies a table's policies
  * onto every new shard (distribution, moves, splits, the rebalancer, its
  * shell tables) from its catalog, without AS RESTRICTIVE: a restrictive
  * policy -- the owner's own, which the guard allows because it can only
@@ -217,7 +219,9 @@ shard_policy_copy(CreatePolicyStmt *stmt)
 	Oid			relid;
 	Oid			table;
 
-	if (stmt->policy_name == NULL)
+	/* only where Citus is installed (one node: guard.c's own checks) */
+	if (stmt->policy_name == NULL ||
+		!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
 		return;
 	if (strcmp(stmt->policy_name, TOMS_UNAUDITED_POLICY) == 0)
 	{
