@@ -203,12 +203,12 @@ other_permissive_policy(Oid relid)
 
 /*
  * A policy created on a table or shard that carries toms' tenant filter,
- * on a node with Citus, in every session, Citus' own included.  Citus copies a table's policies
- * onto every new shard (distribution, moves, splits, the rebalancer, its
- * shell tables) from its catalog, without AS RESTRICTIVE: a restrictive
- * policy -- the owner's own, which the guard allows because it can only
- * narrow the filter -- would arrive permissive, and a permissive USING
- * (true) opens every tenant's rows.  So: toms' read-audit marker is
+ * on a node with Citus, in every session, Citus' own included.  Citus
+ * copies a table's policies onto every new shard (distribution, moves,
+ * splits, the rebalancer, its shell tables) from its catalog, without AS
+ * RESTRICTIVE: a restrictive policy -- the owner's own, which the guard
+ * allows because it can only narrow the filter -- would arrive permissive,
+ * and a permissive USING (true) opens every tenant's rows.  So: toms' read-audit marker is
  * created restrictive, as toms makes it; any other permissive policy onto
  * a table or shard with the filter is refused, whichever of the two Citus
  * creates first (docs/scaling.md, "Known limits").
