@@ -563,6 +563,7 @@ toms_set_audit_reads(PG_FUNCTION_ARGS)
 							  " FROM pg_catalog.pg_partition_tree($1::pg_catalog.regclass) t)",
 							  2, argtypes, args, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not update toms.protected_tables");
+	toms_citus_audit_reads(relid, on);	/* Citus: the shards (citus_protected.c) */
 	SPI_finish();
 	/* every backend's cache of the tables' protection */
 	{

@@ -17,8 +17,9 @@
  *	  such a name AND is a superuser or toms_admin -- the roles that may
  *	  already unprotect; as the table owner (Citus creates a moved shard as
  *	  its owner), only the copy of toms' sealed-column check trigger
- *	  passes.  Sessions of run_command_on_workers()
- *	  ("citus_run_command") do not pass: they run a user's text.
+ *	  and that of the read-audit marker the table carries pass.
+ *	  Sessions of run_command_on_workers() ("citus_run_command") do not
+ *	  pass: they run a user's text.
  *
  *	  A worker superuser who forges Citus' application_name passes; a
  *	  superuser can also change the server's configuration, which toms
@@ -28,10 +29,26 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "catalog/indexing.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "catalog/pg_policy.h"
+#include "commands/policy.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
+#include "parser/parse_clause.h"
+#include "parser/parse_collate.h"
+#include "parser/parse_node.h"
+#include "parser/parse_relation.h"
 #include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
 
 #include "toms.h"
 
@@ -71,20 +88,188 @@ toms_citus_forwarded(void)
 }
 
 /*
+ * Set while the utility statement being run is Citus' copy of the
+ * read-audit marker onto a shard (marker_copy): the guard's checks of the
+ * policy it creates (its expression calls toms.current_tenant(), which is
+ * not leakproof) let it pass.  Every utility statement resets it first.
+ */
+static bool copying_marker = false;
+
+bool
+toms_citus_copying_marker(Oid classId)
+{
+	return copying_marker && classId == PolicyRelationId && citus_session();
+}
+
+/*
+ * The USING expression of policy polname on relid, as stored, or NULL.
+ */
+static char *
+policy_qual(Oid relid, const char *polname)
+{
+	Relation	rel = table_open(PolicyRelationId, AccessShareLock);
+	ScanKeyData key[2];
+	SysScanDesc scan;
+	HeapTuple	tup;
+	char	   *qual = NULL;
+
+	ScanKeyInit(&key[0], Anum_pg_policy_polrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	ScanKeyInit(&key[1], Anum_pg_policy_polname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum(polname));
+	scan = systable_beginscan(rel, PolicyPolrelidPolnameIndexId, true, NULL, 2, key);
+	if (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		bool		isnull;
+		Datum		d = heap_getattr(tup, Anum_pg_policy_polqual, RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			qual = TextDatumGetCString(d);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return qual;
+}
+
+/*
+ * The copy of toms' read-audit marker (citus_protected.c) onto a shard, as
+ * Citus makes it: FOR SELECT, TO PUBLIC, USING the shard's own tenant
+ * filter (Citus re-creates every policy as permissive; the marker filters
+ * the same either way) -- and only onto a shard whose table (its shell on
+ * this node, which the guard keeps as toms set it) carries the marker too.
+ */
+static bool
+marker_copy(CreatePolicyStmt *stmt)
+{
+	Oid			relid;
+	Oid			table;
+	char	   *filter;
+	Relation	rel;
+	ParseState *pstate;
+	ParseNamespaceItem *nsitem;
+	Node	   *qual;
+	bool		same;
+
+	if (stmt->policy_name == NULL || strcmp(stmt->policy_name, TOMS_UNAUDITED_POLICY) != 0 ||
+		stmt->with_check != NULL || stmt->qual == NULL ||
+		stmt->cmd_name == NULL || strcmp(stmt->cmd_name, "select") != 0 ||
+		list_length(stmt->roles) != 1 ||
+		((RoleSpec *) linitial(stmt->roles))->roletype != ROLESPEC_PUBLIC)
+		return false;
+	relid = RangeVarGetRelid(stmt->table, AccessShareLock, true);
+	table = OidIsValid(relid) ? toms_citus_table_of(relid) : InvalidOid;
+	if (!OidIsValid(table) || table == relid ||
+		!OidIsValid(get_relation_policy_oid(table, TOMS_UNAUDITED_POLICY, true)) ||
+		(filter = policy_qual(relid, "toms_tenant")) == NULL)
+		return false;
+
+	/* the expression as CREATE POLICY will store it, against the filter's */
+	rel = table_open(relid, AccessShareLock);
+	pstate = make_parsestate(NULL);
+	nsitem = addRangeTableEntryForRelation(pstate, rel, AccessShareLock, NULL, false, false);
+	addNSItemToQuery(pstate, nsitem, false, true, true);
+	qual = transformWhereClause(pstate, copyObject(stmt->qual), EXPR_KIND_POLICY, "POLICY");
+	assign_expr_collations(pstate, qual);
+	same = equal(qual, stringToNode(filter));
+	free_parsestate(pstate);
+	table_close(rel, AccessShareLock);
+	return same;
+}
+
+/* Does relid carry a permissive policy other than toms' own? */
+static bool
+other_permissive_policy(Oid relid)
+{
+	Relation	rel = table_open(PolicyRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tup;
+	bool		found = false;
+
+	ScanKeyInit(&key, Anum_pg_policy_polrelid, BTEqualStrategyNumber, F_OIDEQ,
+				ObjectIdGetDatum(relid));
+	scan = systable_beginscan(rel, PolicyPolrelidPolnameIndexId, true, NULL, 1, &key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Form_pg_policy pol = (Form_pg_policy) GETSTRUCT(tup);
+
+		found = pol->polpermissive && strcmp(NameStr(pol->polname), "toms_tenant") != 0 &&
+			strcmp(NameStr(pol->polname), TOMS_UNAUDITED_POLICY) != 0;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * A policy created on a table or shard that carries toms' tenant filter,
+ * on a node with Citus, in every session, Citus' own included.  Citus
+ * copies a table's policies onto every new shard (distribution, moves,
+ * splits, the rebalancer, its shell tables) from its catalog, without AS
+ * RESTRICTIVE: a restrictive policy -- the owner's own, which the guard
+ * allows because it can only narrow the filter -- would arrive permissive,
+ * and a permissive USING (true) opens every tenant's rows.  So: toms' read-audit marker is
+ * created restrictive, as toms makes it; any other permissive policy onto
+ * a table or shard with the filter is refused, whichever of the two Citus
+ * creates first (docs/scaling.md, "Known limits").
+ */
+static void
+shard_policy_copy(CreatePolicyStmt *stmt)
+{
+	Oid			relid;
+	Oid			table;
+
+	/* only where Citus is installed (one node: guard.c's own checks) */
+	if (stmt->policy_name == NULL ||
+		!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
+		return;
+	if (strcmp(stmt->policy_name, TOMS_UNAUDITED_POLICY) == 0)
+	{
+		stmt->permissive = false;
+		return;
+	}
+	relid = RangeVarGetRelid(stmt->table, NoLock, true);
+	if (!OidIsValid(relid))
+		return;
+	if (strcmp(stmt->policy_name, "toms_tenant") == 0)
+	{
+		if (other_permissive_policy(relid))
+			TOMS_REFUSE(errmsg("cannot create policy \"toms_tenant\" on table \"%s\" with a permissive policy of its own",
+							   stmt->table->relname),
+						errhint("A permissive policy widens the tenant filter; drop it first."));
+		return;
+	}
+	if (!stmt->permissive)
+		return;
+	table = toms_citus_table_of(relid);
+	if (OidIsValid(get_relation_policy_oid(relid, "toms_tenant", true)) ||
+		(OidIsValid(table) && OidIsValid(get_relation_policy_oid(table, "toms_tenant", true))))
+		TOMS_REFUSE(errmsg("cannot create a permissive policy on protected table \"%s\"",
+						   stmt->table->relname),
+					errhint("A permissive policy widens the tenant filter; on Citus, a restrictive policy is copied to new shards as a permissive one."));
+}
+
+/*
  * The same for one utility statement: also, in a session Citus opened as
  * the table owner (it creates a moved or split shard as its owner), the
  * copy of toms' own sealed-column check trigger, which adds a check and
- * takes none away.
+ * takes none away, and the copy of the read-audit marker the table
+ * carries.
  */
 bool
 toms_citus_forwarded_stmt(Node *parsetree)
 {
 	CreateTrigStmt *stmt;
 
+	copying_marker = false;
+	if (parsetree != NULL && IsA(parsetree, CreatePolicyStmt))
+		shard_policy_copy((CreatePolicyStmt *) parsetree);
 	if (!citus_session())
 		return false;
 	if (toms_citus_forwarded())
 		return true;
+	if (parsetree != NULL && IsA(parsetree, CreatePolicyStmt))
+		return copying_marker = marker_copy((CreatePolicyStmt *) parsetree);
 	if (parsetree == NULL || !IsA(parsetree, CreateTrigStmt))
 		return false;
 	stmt = (CreateTrigStmt *) parsetree;

@@ -17,8 +17,21 @@
  *	    - the tenant column: the one column the policy depends on
  *	      (pg_depend, recorded by CREATE POLICY);
  *	    - the sensitive columns: the columns of type toms.sealed;
- *	    - no subject column (deletions run on the coordinator).
+ *	    - no subject column (deletions run on the coordinator);
+ *	    - per-statement read records unless the table also carries
+ *	      toms' marker policy toms_reads_unaudited (below).
  *	  Removing the policy is what the guard refuses, on every node.
+ *
+ *	  The per-table read-audit switch (toms.protect(..., audit_reads),
+ *	  toms.set_audit_reads()) is a column of toms.protected_tables, which
+ *	  the workers do not share; on a node with Citus, toms also puts it
+ *	  where Citus carries it to every shard, as the policy does: a table
+ *	  whose reads are not audited carries the policy
+ *	  toms_reads_unaudited (FOR SELECT, USING the tenant filter itself,
+ *	  so that it changes nothing, restrictive or permissive).  Only toms
+ *	  creates or drops it (guard.c refuses everyone else, superusers
+ *	  included; citus_guard.c lets Citus copy it onto a new shard); its
+ *	  absence means "audited", so losing it fails safe.
  *
  *	  Citus' catalog is read from its tables (pg_dist_partition,
  *	  pg_dist_shard), never through Citus' C functions.
@@ -40,6 +53,8 @@
 #include "catalog/pg_policy.h"
 #include "catalog/pg_type.h"
 #include "commands/policy.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -183,6 +198,7 @@ toms_citus_protected(Oid relid, TomsProtected *info, MemoryContext cxt)
 		return false;
 	info->tenant_type = get_atttype(relid, info->tenant_attnum);
 	info->subject_attnum = InvalidAttrNumber;
+	info->audit_reads = !OidIsValid(get_relation_policy_oid(relid, TOMS_UNAUDITED_POLICY, true));
 	info->nsensitive = 0;
 	info->sensitive = NULL;
 	sealed = GetSysCacheOid2(TYPENAMENSP, Anum_pg_type_oid, CStringGetDatum("sealed"),
@@ -209,4 +225,49 @@ toms_citus_protected(Oid relid, TomsProtected *info, MemoryContext cxt)
 		}
 	}
 	return true;
+}
+
+/*
+ * protect() and set_audit_reads() of relid, inside SPI: on a node with
+ * Citus, keep the marker policy in step with toms.protected_tables, so
+ * that Citus copies it to the shards (now, or when the table is
+ * distributed later).  Citus forwards the CREATE or DROP POLICY of a
+ * distributed table to its shards in the same distributed transaction.
+ *
+ * The marker filters exactly what toms_tenant filters: restrictive here,
+ * but Citus re-creates every policy on a new shard as permissive (its
+ * deparser drops AS RESTRICTIVE), and the tenant filter ANDed or ORed with
+ * itself is the tenant filter -- where USING (true) would, as a permissive
+ * copy, open every row.
+ */
+void
+toms_citus_audit_reads(Oid relid, bool on)
+{
+	bool		marked;
+	char	   *qualname;
+	Datum		arg = ObjectIdGetDatum(relid);
+	Oid			argtype = OIDOID;
+	char	   *filter;
+
+	if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
+		return;
+	marked = OidIsValid(get_relation_policy_oid(relid, TOMS_UNAUDITED_POLICY, true));
+	if (marked == !on)
+		return;
+	qualname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+										  get_rel_name(relid));
+	if (on)
+	{
+		toms_run_ddl(psprintf("DROP POLICY " TOMS_UNAUDITED_POLICY " ON %s", qualname));
+		return;
+	}
+	/* toms' functions run with search_path = pg_catalog: qualified names */
+	if (SPI_execute_with_args("SELECT pg_catalog.pg_get_expr(polqual, polrelid) FROM pg_catalog.pg_policy"
+							  " WHERE polrelid = $1 AND polname = 'toms_tenant'",
+							  1, &argtype, &arg, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1 ||
+		(filter = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)) == NULL)
+		elog(ERROR, "policy \"toms_tenant\" of table \"%s\" not found", get_rel_name(relid));
+	toms_run_ddl(psprintf("CREATE POLICY " TOMS_UNAUDITED_POLICY " ON %s AS RESTRICTIVE"
+						  " FOR SELECT TO PUBLIC USING (%s)", qualname, filter));
 }

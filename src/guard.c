@@ -472,11 +472,14 @@ check_utility(Node *parsetree)
 					/*
 					 * pg_restore re-creates toms' policies after the data of
 					 * toms.protected_tables: let a superuser put back a
-					 * missing one, checked against its canonical form.
+					 * missing one, checked against its canonical form --
+					 * not the marker that turns read records off on Citus'
+					 * shards (citus_protected.c), which only toms sets.
 					 */
 					if (superuser() &&
 						!OidIsValid(get_relation_policy_oid(relid, stmt->policy_name, true)) &&
-						(strcmp(stmt->policy_name, "toms_tenant") == 0 || !stmt->permissive))
+						(strcmp(stmt->policy_name, "toms_tenant") == 0 || !stmt->permissive) &&
+						strcmp(stmt->policy_name, TOMS_UNAUDITED_POLICY) != 0)
 					{
 						if (stmt->permissive)
 							restored_policy_relid = relid;
@@ -852,7 +855,7 @@ toms_guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 		(access == OAT_POST_CREATE || access == OAT_POST_ALTER || access == OAT_DROP) &&
 		toms_extension_exists())
 		toms_guard_self_function(access, objectId);
-	if (toms_citus_forwarded())	/* Citus (issue 15): citus_guard.c */
+	if (toms_citus_forwarded() || toms_citus_copying_marker(classId))	/* Citus (issue 15): citus_guard.c */
 		return;
 	if (access == OAT_DROP &&
 		(classId == RelationRelationId || classId == PolicyRelationId ||

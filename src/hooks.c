@@ -34,6 +34,9 @@
  *	                  knows the client's statement nested ones run in
  *	  ExecutorFinish  audit nesting, as ExecutorRun
  *	  ExecutorEnd     audit: records completed with their row counts
+ *	  ExecutorCheckPerms  tenant: a foreign key's check over a protected
+ *	                  table's rows takes PostgreSQL's per-row path
+ *	                  (tenant_exec.c)
  *
  *	  object_access_hook       guard (guard.c), after the other libraries
  *	  fmgr_hook                SECURITY DEFINER stack (tenant_exec.c), then
@@ -68,6 +71,7 @@ static ExecutorStart_hook_type prev_ExecutorStart = NULL;
 static ExecutorRun_hook_type prev_ExecutorRun = NULL;
 static ExecutorFinish_hook_type prev_ExecutorFinish = NULL;
 static ExecutorEnd_hook_type prev_ExecutorEnd = NULL;
+static ExecutorCheckPerms_hook_type prev_ExecutorCheckPerms = NULL;
 static object_access_hook_type prev_object_access = NULL;
 static fmgr_hook_type prev_fmgr = NULL;
 static needs_fmgr_hook_type prev_needs_fmgr = NULL;
@@ -196,6 +200,15 @@ toms_hook_ExecutorEnd(QueryDesc *queryDesc)
 		standard_ExecutorEnd(queryDesc);
 }
 
+/* only ever narrows: toms answers "no" after the other libraries' "yes" */
+static bool
+toms_hook_ExecutorCheckPerms(List *rangeTable, bool ereport_on_violation)
+{
+	if (prev_ExecutorCheckPerms && !prev_ExecutorCheckPerms(rangeTable, ereport_on_violation))
+		return false;
+	return toms_tenant_check_perms(rangeTable, ereport_on_violation);
+}
+
 static void
 toms_hook_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 						int subId, void *arg)
@@ -282,6 +295,8 @@ toms_hooks_install(void)
 	ExecutorFinish_hook = toms_hook_ExecutorFinish;
 	prev_ExecutorEnd = ExecutorEnd_hook;
 	ExecutorEnd_hook = toms_hook_ExecutorEnd;
+	prev_ExecutorCheckPerms = ExecutorCheckPerms_hook;
+	ExecutorCheckPerms_hook = toms_hook_ExecutorCheckPerms;
 	prev_object_access = object_access_hook;
 	object_access_hook = toms_hook_object_access;
 	prev_fmgr = fmgr_hook;

@@ -418,6 +418,7 @@ toms_protect(PG_FUNCTION_ARGS)
 
 	toms_sealed_on_protect(relid, nsens, sens_names);
 	toms_lifecycle_on_protect(relid, subject_col);
+	toms_citus_audit_reads(relid, audit_reads);	/* Citus (issue 15) */
 	CacheInvalidateRelcacheByRelid(relid);
 	toms_audit_admin_rel("protect", NULL, relid,
 						 protection_detail(tenant_col, nsens, sens_names, subject_col, audit_reads));

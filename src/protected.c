@@ -175,20 +175,14 @@ toms_protected(Oid relid)
 		UnregisterSnapshot(snap);
 		table_close(rel, AccessShareLock);
 		/* Citus (issue 15): a shard of a protected table, on a worker */
+		/*
+		 * Every node audits what it executes: a shard's reads are recorded
+		 * on its worker unless the table carries toms' marker policy of
+		 * set_audit_reads(tbl, false), which Citus copies to every shard
+		 * (citus_protected.c).
+		 */
 		if (!tmp.is_protected && prot_cache != NULL)
-		{
 			tmp.is_protected = toms_citus_protected(relid, &tmp.info, prot_cxt);
-
-			/*
-			 * Every node audits what it executes: reads of a shard are
-			 * recorded on its worker.  The per-table switch
-			 * (toms.set_audit_reads) is kept on the coordinator, in
-			 * protected_tables, which the workers do not share: a shard's
-			 * reads are always recorded (docs/scaling.md).
-			 */
-			if (tmp.is_protected)
-				tmp.info.audit_reads = true;
-		}
 
 		/* the scan may have processed invalidations that reset the cache */
 		if (prot_cache == NULL)

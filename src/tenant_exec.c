@@ -10,7 +10,9 @@
  *	    SECURITY DEFINER function whose owner bypasses row security, and a
  *	    cursor WITH HOLD over one, are refused;
  *	  - ExecutorRun: a cursor stays with the tenant it was opened under;
- *	  - fmgr_hook: the stack of SECURITY DEFINER functions being run.
+ *	  - fmgr_hook: the stack of SECURITY DEFINER functions being run;
+ *	  - ExecutorCheckPerms: a foreign key's check over a protected table's
+ *	    existing rows takes PostgreSQL's own per-row path.
  *
  *	  The filter itself is the catalog policy toms.protect() creates
  *	  (protect.c); guard.c keeps anyone from weakening it.
@@ -284,6 +286,44 @@ toms_tenant_executor_check(QueryDesc *queryDesc, int eflags, char *tenant)
 	}
 
 	return filtered;
+}
+
+/*
+ * ExecutorCheckPerms_hook (hooks.c): PostgreSQL's check of a new or
+ * validated foreign key over a table's existing rows.
+ *
+ * ALTER TABLE ... ADD FOREIGN KEY and VALIDATE CONSTRAINT check the rows
+ * with one LEFT JOIN query run as the current user (RI_Initial_Check),
+ * which asks ExecCheckRTPerms() first, without raising, whether it may: if
+ * not, PostgreSQL checks each row with the key's own lookup instead
+ * (RI_FKey_check_ins), which runs as the referenced table's owner in a
+ * referential-integrity operation (SECURITY_NOFORCE_RLS) -- the one place
+ * PostgreSQL exempts from forced row security.  As the table owner under
+ * the forced policy, the join query has no tenant context and fails
+ * (Citus re-creates a shard's foreign keys as the owner after a move or
+ * split); so toms answers "no" for such a check of a protected table that
+ * is under the filter for the current user, and PostgreSQL falls back to
+ * its per-row check.  toms exempts nothing itself: the answer only denies,
+ * and only to a caller that asked not to be refused (in PostgreSQL 15
+ * RI_Initial_Check alone asks so); every other statement is checked as
+ * before, the join query typed by the owner included.
+ */
+bool
+toms_tenant_check_perms(List *rangeTable, bool ereport_on_violation)
+{
+	ListCell   *lc;
+
+	if (ereport_on_violation || !toms_extension_exists())
+		return true;
+	foreach(lc, rangeTable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind == RTE_RELATION && toms_protected(rte->relid) != NULL &&
+			check_enable_rls(rte->relid, InvalidOid, true) == RLS_ENABLED)
+			return false;
+	}
+	return true;
 }
 
 /*

@@ -194,9 +194,13 @@ extern void toms_protected_init(void);
 /* the Citus table relid is or is a shard of; InvalidOid if none */
 extern Oid	toms_citus_table_of(Oid relid);
 extern bool toms_citus_protected(Oid relid, TomsProtected *info, MemoryContext cxt);
+/* the marker policy of a table whose reads are not audited, on Citus */
+#define TOMS_UNAUDITED_POLICY "toms_reads_unaudited"
+extern void toms_citus_audit_reads(Oid relid, bool on);
 /* citus_guard.c: a session Citus opened for its own shard operations */
 extern bool toms_citus_forwarded(void);
 extern bool toms_citus_forwarded_stmt(Node *parsetree);
+extern bool toms_citus_copying_marker(Oid classId);
 /* run toms' DDL on this node only (no Citus propagation); inside SPI */
 extern void toms_citus_local_ddl(const char *sql);
 /* let toms' read of its reference tables nest in a pushed-down query */
@@ -371,6 +375,7 @@ extern void toms_tenant_executor_started(QueryDesc *queryDesc, int eflags, Oid f
 										 const char *tenant);
 extern void toms_tenant_executor_run(const QueryDesc *queryDesc);
 extern void toms_tenant_fmgr(FmgrHookEventType event, FmgrInfo *flinfo);
+extern bool toms_tenant_check_perms(List *rangeTable, bool ereport_on_violation);
 extern void toms_tenant_exec_init(void);
 
 /* audit_capture.c: executor and ProcessUtility capture, called by hooks.c */
