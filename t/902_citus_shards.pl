@@ -45,14 +45,7 @@ $coord->safe_psql('postgres', q{
 pass('protect-then-distribute and distribute-then-protect both work');
 
 # The application's way: SET LOCAL in a transaction, forwarded by Citus.
-sub as_tenant
-{
-	my ($user, $tenant, $sql) = @_;
-	my ($r, $o, $e) = $coord->psql('postgres',
-		"SET citus.propagate_set_commands = 'local'; BEGIN; SET LOCAL toms.context = '$tenant'; $sql; COMMIT;",
-		extra_params => [ '-U', $user ]);
-	return $r == 0 ? $o : "ERROR: $e";
-}
+sub as_tenant { return citus_as_tenant($coord, @_); }
 for my $t ([ 'alice', 'acme' ], [ 'bob', 'globex' ])
 {
 	my ($u, $tenant) = @$t;

@@ -55,14 +55,7 @@ $coord->safe_psql('postgres', q{
 	SELECT toms.protect('events');
 });
 
-sub as_tenant
-{
-	my ($user, $tenant, $sql) = @_;
-	my ($r, $o, $e) = $coord->psql('postgres',
-		"SET citus.propagate_set_commands = 'local'; BEGIN; SET LOCAL toms.context = '$tenant'; $sql; COMMIT;",
-		extra_params => [ '-U', $user ]);
-	return $r == 0 ? $o : "ERROR: $e";
-}
+sub as_tenant { return citus_as_tenant($coord, @_); }
 # INSERT ... VALUES (multi-row INSERT ... SELECT into a protected
 # distributed table is a Citus limit, docs/scaling.md)
 for my $t ([ 'alice', 'acme' ], [ 'bob', 'globex' ])

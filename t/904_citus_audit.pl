@@ -37,14 +37,7 @@ for my $w ($w1, $w2)
 		'the auditor role reached worker ' . $w->port);
 }
 
-sub as_tenant
-{
-	my ($user, $tenant, $sql) = @_;
-	my ($r, $o, $e) = $coord->psql('postgres',
-		"SET citus.propagate_set_commands = 'local'; BEGIN; SET LOCAL toms.context = '$tenant'; $sql; COMMIT;",
-		extra_params => [ '-U', $user ]);
-	return $r == 0 ? $o : "ERROR: $e";
-}
+sub as_tenant { return citus_as_tenant($coord, @_); }
 as_tenant('alice', 'acme', "INSERT INTO learners (id, name) VALUES ($_, 'acme-$_')") for 1 .. 4;
 
 # The worker that holds acme's shard, and the other one.

@@ -60,14 +60,7 @@ $coord->safe_psql('postgres', q{
 	SELECT toms.protect('enrolments', sensitive => '{note}');
 });
 
-sub as_tenant
-{
-	my ($user, $tenant, $sql) = @_;
-	my ($r, $o, $e) = $coord->psql('postgres',
-		"SET citus.propagate_set_commands = 'local'; BEGIN; SET LOCAL toms.context = '$tenant'; $sql; COMMIT;",
-		extra_params => [ '-U', $user ]);
-	return $r == 0 ? $o : "ERROR: $e";
-}
+sub as_tenant { return citus_as_tenant($coord, @_); }
 for my $t (@tenants)
 {
 	my ($u, $tenant) = @$t;

@@ -18,7 +18,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 
 our @EXPORT = qw(citus_available citus_node citus_cluster citus_add_worker
-  poll_until);
+  poll_until citus_as_tenant);
 
 # Is citus.so in the installation the tests run from?
 sub citus_available
@@ -90,6 +90,18 @@ sub poll_until
 {
 	my ($node, $sql, $want) = @_;
 	return $node->poll_query_until('postgres', $sql, $want);
+}
+
+# $sql as $user in tenant context $tenant, through the coordinator, the
+# application's way (SET LOCAL in a transaction, which Citus forwards):
+# its output, or "ERROR: " and the error.
+sub citus_as_tenant
+{
+	my ($coord, $user, $tenant, $sql) = @_;
+	my ($r, $o, $e) = $coord->psql('postgres',
+		"SET citus.propagate_set_commands = 'local'; BEGIN; SET LOCAL toms.context = '$tenant'; $sql; COMMIT;",
+		extra_params => [ '-U', $user ]);
+	return $r == 0 ? $o : "ERROR: $e";
 }
 
 1;
