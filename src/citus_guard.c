@@ -220,8 +220,7 @@ shard_policy_copy(CreatePolicyStmt *stmt)
 	Oid			table;
 
 	/* only where Citus is installed (one node: guard.c's own checks) */
-	if (stmt->policy_name == NULL ||
-		!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
+	if (stmt->policy_name == NULL || !toms_citus_installed())
 		return;
 	if (strcmp(stmt->policy_name, TOMS_UNAUDITED_POLICY) == 0)
 	{

@@ -105,6 +105,13 @@ dist_catalog_has(const char *relname, const char *indexname, AttrNumber attnum,
  * (pg_dist_partition), its table if it is a shard ("<table>_<shardid>" in
  * the table's schema, listed in pg_dist_shard), else InvalidOid.
  */
+/* Is Citus installed in this database (its catalog present)? */
+bool
+toms_citus_installed(void)
+{
+	return OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE));
+}
+
 Oid
 toms_citus_table_of(Oid relid)
 {
@@ -114,7 +121,7 @@ toms_citus_table_of(Oid relid)
 	int64		shardid;
 	Oid			logical = InvalidOid;
 
-	if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
+	if (!toms_citus_installed())
 		return InvalidOid;
 	if (dist_catalog_has("pg_dist_partition", "pg_dist_partition_logical_relid_index",
 						 DIST_SHARD_LOGICALRELID, F_OIDEQ, ObjectIdGetDatum(relid), NULL))
@@ -249,7 +256,7 @@ toms_citus_audit_reads(Oid relid, bool on)
 	Oid			argtype = OIDOID;
 	char	   *filter;
 
-	if (!OidIsValid(get_relname_relid("pg_dist_partition", PG_CATALOG_NAMESPACE)))
+	if (!toms_citus_installed())
 		return;
 	marked = OidIsValid(get_relation_policy_oid(relid, TOMS_UNAUDITED_POLICY, true));
 	if (marked == !on)

@@ -174,8 +174,8 @@ toms_protected(Oid relid)
 		systable_endscan(scan);
 		UnregisterSnapshot(snap);
 		table_close(rel, AccessShareLock);
-		/* Citus (issue 15): a shard of a protected table, on a worker */
 		/*
+		 * Citus (issue 15): a shard of a protected table, on a worker.
 		 * Every node audits what it executes: a shard's reads are recorded
 		 * on its worker unless the table carries toms' marker policy of
 		 * set_audit_reads(tbl, false), which Citus copies to every shard

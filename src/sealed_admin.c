@@ -143,11 +143,8 @@ toms_destroy_tenant_keys_sql(PG_FUNCTION_ARGS)
 
 /*
  * Rewrap every live tenant key that is not wrapped under the current master
- * key (it must be wrapped under the previous one, which must be loaded).
- */
-/*
- * Rewrap every tenant key that is not under the current master key; key is
- * secure scratch memory for one unwrapped key at a time.
+ * key (it must be wrapped under the previous one, which must be loaded);
+ * key is secure scratch memory for one unwrapped key at a time.
  */
 static int64
 rewrap_tenant_keys(unsigned char *key)

@@ -191,6 +191,8 @@ extern Oid	toms_protected_last(void);
 extern void toms_protected_init(void);
 
 /* citus_protected.c: shards of protected tables on Citus nodes (issue 15) */
+/* is Citus installed in this database? */
+extern bool toms_citus_installed(void);
 /* the Citus table relid is or is a shard of; InvalidOid if none */
 extern Oid	toms_citus_table_of(Oid relid);
 extern bool toms_citus_protected(Oid relid, TomsProtected *info, MemoryContext cxt);
