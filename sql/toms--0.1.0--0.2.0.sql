@@ -1320,27 +1320,83 @@ $$;
 REVOKE ALL ON FUNCTION @extschema@._citus_run(text[], text[]) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@._citus_run(text[], text[]) TO toms_auditor, toms_admin;
 
--- This node's chain, verified in full (recorded, as every verify_audit()),
--- and its open chain-break incidents: what the coordinator asks each node.
-CREATE FUNCTION @extschema@._citus_verify_node() RETURNS jsonb
+-- What the coordinator asks each node: this node's chain verified, and its
+-- open chain-break incidents.  In full (recorded, as every whole
+-- verify_audit()), unless since is given: the record up to which the
+-- coordinator's last assessment verified this node, on the server whose
+-- system identifier is since_system.  Then, as toms.assess() does on one
+-- node (control 7), only the records added since are verified, while this
+-- node's last verification of its whole chain passed within
+-- toms.assess_period.
+CREATE FUNCTION @extschema@._citus_verify_node(since bigint DEFAULT NULL, since_system text DEFAULT NULL)
+	RETURNS jsonb
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
 	v			record;
 	n			bigint;
+	sysid		text;
+	head		bigint;
+	full_ts		timestamptz;
+	full_to		bigint;
+	full_ok		boolean;
+	base		bigint;
 BEGIN
-	SELECT * INTO v FROM @extschema@.verify_audit();
+	SELECT c.system_identifier::text INTO sysid FROM pg_control_system() c;
+	SELECT max(l.seq) INTO head FROM @extschema@.audit_log l;
+	IF since IS NOT NULL AND since_system = sysid AND since <= coalesce(head, 0) THEN
+		SELECT l.ts, (l.detail ->> 'to')::bigint, (l.detail ->> 'ok')::boolean
+		  INTO full_ts, full_to, full_ok
+		  FROM @extschema@.audit_log l
+		 WHERE l.kind = 'admin' AND l.action = 'verify_audit' AND (l.detail ->> 'whole')::boolean
+		 ORDER BY l.ts DESC LIMIT 1;
+		IF full_ok AND full_ts >= now() - current_setting('toms.assess_period')::interval THEN
+			base := greatest(since, full_to);
+		END IF;
+	END IF;
+	IF base IS NULL THEN
+		SELECT r.ok, r.first_bad, r.detail INTO v FROM @extschema@.verify_audit() r;
+	ELSIF head <= base THEN
+		SELECT true AS ok, NULL::bigint AS first_bad,
+			   format('nothing new since the full verification of %s and the records verified after it (up to %s)',
+					  to_char(full_ts, 'YYYY-MM-DD HH24:MI TZ'), base) AS detail
+		  INTO v;
+	ELSE
+		SELECT r.ok, r.first_bad, r.detail INTO v FROM @extschema@.verify_audit(base + 1, head) r;
+		IF v.ok THEN
+			v.detail := format('verified from record %s to %s (in full on %s)',
+							   base + 1, head, to_char(full_ts, 'YYYY-MM-DD HH24:MI TZ'));
+		END IF;
+	END IF;
 	SELECT count(*) INTO n FROM @extschema@.incidents i
 	 WHERE i.kind = 'audit_chain_break'
 	   AND NOT EXISTS (SELECT 1 FROM @extschema@.incident_closures c WHERE c.incident_id = i.id);
 	RETURN jsonb_build_object('ok', v.ok, 'first_bad', v.first_bad, 'detail', v.detail,
-							  'records', CASE WHEN v.ok THEN
-								  coalesce((regexp_match(v.detail, '^([0-9]+) records verified'))[1]::bigint, 0) END,
-							  'open_breaks', n);
+							  'records', CASE WHEN v.ok AND base IS NULL THEN
+								  coalesce((regexp_match(v.detail, '^([0-9]+) records verified'))[1]::bigint, 0)
+								  WHEN v.ok THEN greatest(coalesce(head, 0) - base, 0) END,
+							  'open_breaks', n, 'whole', base IS NULL,
+							  'verified_to', CASE WHEN v.ok THEN greatest(coalesce(head, 0), coalesce(base, 0)) END,
+							  'system', sysid);
 END
 $$;
-REVOKE ALL ON FUNCTION @extschema@._citus_verify_node() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@._citus_verify_node() TO toms_auditor, toms_admin;
+REVOKE ALL ON FUNCTION @extschema@._citus_verify_node(bigint, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._citus_verify_node(bigint, text) TO toms_auditor, toms_admin;
+
+-- toms.assess() on a coordinator: up to which record, and on which server,
+-- each worker's audit chain was last verified (control 7), so that the
+-- next assessment verifies only what was added since.  Written by
+-- toms._assess_citus() only; a node whose verification failed is removed
+-- (its next assessment verifies it in full).
+CREATE TABLE @extschema@.citus_verified (
+	node		text PRIMARY KEY,
+	system		text NOT NULL,
+	verified_to	bigint NOT NULL,
+	verified_at	timestamptz NOT NULL
+);
+COMMENT ON TABLE @extschema@.citus_verified IS 'toms: up to where toms.assess() on a Citus coordinator last verified each worker''s audit chain';
+REVOKE ALL ON @extschema@.citus_verified FROM PUBLIC;
+GRANT SELECT ON @extschema@.citus_verified TO toms_admin, toms_auditor;
 
 -- On a worker: which of these shards lost what protects them (row security
 -- enabled and forced, toms' policy on the tenant column, no other
@@ -1475,14 +1531,21 @@ BEGIN
 				  JOIN pg_dist_node dn ON dn.groupid = pl.groupid AND dn.noderole = 'primary'
 									  AND dn.groupid <> 0
 				 GROUP BY dn.nodename, dn.nodeport) x;
+	ELSIF ctl = '7' THEN
+		-- from where the last assessment verified each worker
+		SELECT array_agg(u.node ORDER BY u.i),
+			   array_agg(format('SELECT @extschema@._citus_verify_node(%L, %L)', cv.verified_to, cv.system)
+						 ORDER BY u.i)
+		  INTO nodes, cmds
+		  FROM unnest(ARRAY(SELECT w FROM @extschema@._citus_workers() w)) WITH ORDINALITY u(node, i)
+		  LEFT JOIN @extschema@.citus_verified cv ON cv.node = u.node;
 	ELSE
 		nodes := ARRAY(SELECT w FROM @extschema@._citus_workers() w);
-		cmds := array_fill(CASE ctl
-			WHEN '7' THEN 'SELECT @extschema@._citus_verify_node()'
-			ELSE $q$SELECT pg_catalog.jsonb_build_object('streaming', count(*) FILTER (WHERE state = 'streaming'),
+		-- 8a: each worker's own streaming standbys
+		cmds := array_fill($q$SELECT pg_catalog.jsonb_build_object('streaming', count(*) FILTER (WHERE state = 'streaming'),
 					'standbys', coalesce(string_agg(format('%s (%s, %s)', application_name, state, sync_state),
 												', ' ORDER BY application_name), 'none'))
-					FROM pg_catalog.pg_stat_replication$q$ END, ARRAY[cardinality(nodes)]);
+					FROM pg_catalog.pg_stat_replication$q$::text, ARRAY[cardinality(nodes)]);
 	END IF;
 	FOR r IN SELECT * FROM @extschema@._citus_run(nodes, cmds) LOOP
 		IF NOT r.success THEN
@@ -1493,11 +1556,18 @@ BEGIN
 		j := r.result::jsonb;
 		IF ctl = '7' THEN
 			IF (j ->> 'ok')::boolean THEN
-				e := e || format('node %s: audit chain verified in full: %s', r.node, j ->> 'detail');
+				e := e || format(CASE WHEN (j ->> 'whole')::boolean THEN 'node %s: audit chain verified in full: %s'
+								 ELSE 'node %s: audit chain %s' END, r.node, j ->> 'detail');
+				INSERT INTO @extschema@.citus_verified AS cv (node, system, verified_to, verified_at)
+				VALUES (r.node, j ->> 'system', (j ->> 'verified_to')::bigint, now())
+				ON CONFLICT (node) DO UPDATE
+				   SET system = excluded.system, verified_to = excluded.verified_to,
+					   verified_at = excluded.verified_at;
 			ELSE
 				s := 'fail';
 				e := e || format('node %s: audit chain BROKEN at record %s: %s', r.node,
 								 coalesce(j ->> 'first_bad', '?'), j ->> 'detail');
+				DELETE FROM @extschema@.citus_verified cv WHERE cv.node = r.node;
 			END IF;
 			IF (j ->> 'open_breaks')::bigint > 0 THEN
 				s := 'fail';

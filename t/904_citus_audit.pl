@@ -159,6 +159,26 @@ like($a->{'8a'}[1], qr/node \Q$n1\E: 1 streaming standby\(s\) of 2 required for 
 	"assess 8a: worker 1's standby");
 like($a->{'8a'}[1], qr/node \Q$n2\E: 0 streaming standby\(s\)/, "assess 8a: worker 2 has none");
 is($a->{'8a'}[0], 'warn', 'assess 8a warns: fewer than two standbys per worker');
+# The next assessment verifies on each worker only the records added since
+# (as on one node), from where the coordinator recorded the last one ended.
+my %upto = map { split /\|/ } split /\n/,
+  $coord->safe_psql('postgres', 'SELECT node, verified_to FROM toms.citus_verified');
+ok($upto{$n1} && $upto{$n2}, 'the coordinator recorded up to where each worker was verified')
+  or diag explain \%upto;
+$a = assess();
+for my $w ($w1, $w2)
+{
+	my $n = '127.0.0.1:' . $w->port;
+	my ($from) = $a->{7}[1] =~ /node \Q$n\E: audit chain verified from record (\d+) to \d+ \(in full on /;
+	ok(defined $from, "assess 7 again: node $n verified only the records added since") or next;
+	# from the end of the last assessment's range, or of the node's last
+	# whole verification if that ended later: no record skipped
+	my $full_to = $w->safe_psql('postgres', q{SELECT (detail ->> 'to')::bigint FROM toms.audit_log
+		WHERE kind = 'admin' AND action = 'verify_audit' AND (detail ->> 'whole')::boolean ORDER BY ts DESC LIMIT 1});
+	is($from - 1, $upto{$n} > $full_to ? $upto{$n} : $full_to,
+		"assess 7 again: node $n from where the last assessment or whole verification ended");
+}
+unlike($a->{7}[1], qr/BROKEN/, 'assess 7 again: no chain broken');
 
 # 4. A worker's trail edited behind toms' back: the coordinator's
 # verification and assess 7 name that worker and the record.
