@@ -1882,19 +1882,23 @@ CREATE OR REPLACE FUNCTION @extschema@._citus_on_workers(cmd text) RETURNS jsonb
 	AS $$
 DECLARE
 	w			record;
+	nodes		text[];
 	res			jsonb := '{}';
 BEGIN
 	IF NOT @extschema@._citus_lifecycle() OR @extschema@._citus_worker_node() THEN
 		RETURN res;
 	END IF;
-	FOR w IN SELECT * FROM run_command_on_workers(cmd) ORDER BY nodename, nodeport LOOP
+	-- every primary worker, a disabled one too: it may hold the rows
+	nodes := ARRAY(SELECT n FROM @extschema@._citus_workers() n);
+	FOR w IN SELECT * FROM @extschema@._citus_run(nodes, array_fill(cmd, ARRAY[cardinality(nodes)]))
+			  ORDER BY node LOOP
 		IF NOT w.success THEN
-			RAISE EXCEPTION 'toms could not complete a deletion step on Citus node %:%', w.nodename, w.nodeport
+			RAISE EXCEPTION 'toms could not complete a deletion step on Citus node %', w.node
 				USING ERRCODE = 'connection_failure',
 					DETAIL = format('The node answered: %s', w.result),
 					HINT = 'The step is retried; a deletion is certified only once every node has done its part.';
 		END IF;
-		res := res || jsonb_build_object(format('%s:%s', w.nodename, w.nodeport), w.result);
+		res := res || jsonb_build_object(w.node, w.result);
 	END LOOP;
 	RETURN res;
 END

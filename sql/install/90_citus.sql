@@ -588,28 +588,33 @@ END
 $$;
 REVOKE ALL ON FUNCTION @extschema@._citus_self() FROM PUBLIC;
 
--- On the coordinator, run cmd (one value) on every Citus worker: its
--- results by node, {"host:port": "result"}; '{}' off Citus.  A worker
--- that cannot be reached, or fails the command, fails the call, naming
--- it: the lifecycle worker records the error and retries the step.
+-- On the coordinator, run cmd (one value) on every primary Citus worker,
+-- a disabled one included (toms._citus_run): its results by node,
+-- {"host:port": "result"}; '{}' off Citus.  A worker that cannot be
+-- reached, or fails the command, fails the call, naming it: the lifecycle
+-- worker records the error and retries the step.
 CREATE FUNCTION @extschema@._citus_on_workers(cmd text) RETURNS jsonb
 	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
 	AS $$
 DECLARE
 	w			record;
+	nodes		text[];
 	res			jsonb := '{}';
 BEGIN
 	IF NOT @extschema@._citus_lifecycle() OR @extschema@._citus_worker_node() THEN
 		RETURN res;
 	END IF;
-	FOR w IN SELECT * FROM run_command_on_workers(cmd) ORDER BY nodename, nodeport LOOP
+	-- every primary worker, a disabled one too: it may hold the rows
+	nodes := ARRAY(SELECT n FROM @extschema@._citus_workers() n);
+	FOR w IN SELECT * FROM @extschema@._citus_run(nodes, array_fill(cmd, ARRAY[cardinality(nodes)]))
+			  ORDER BY node LOOP
 		IF NOT w.success THEN
-			RAISE EXCEPTION 'toms could not complete a deletion step on Citus node %:%', w.nodename, w.nodeport
+			RAISE EXCEPTION 'toms could not complete a deletion step on Citus node %', w.node
 				USING ERRCODE = 'connection_failure',
 					DETAIL = format('The node answered: %s', w.result),
 					HINT = 'The step is retried; a deletion is certified only once every node has done its part.';
 		END IF;
-		res := res || jsonb_build_object(format('%s:%s', w.nodename, w.nodeport), w.result);
+		res := res || jsonb_build_object(w.node, w.result);
 	END LOOP;
 	RETURN res;
 END
