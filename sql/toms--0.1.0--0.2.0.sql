@@ -2708,3 +2708,54 @@ BEGIN
 	PERFORM @extschema@._audit_admin_event('revoke_access', t, json_build_object('grant', grant_id)::text);
 END
 $$;
+
+-- issue 15: master key rotation across a Citus cluster (40_sealed.sql, 90_citus.sql)
+-- Internal: the loaded master key's id (tenant_keys.master_key_id), NULL
+-- without one; a Citus coordinator compares its workers' with its own
+-- before it rotates (90_citus.sql).
+CREATE FUNCTION @extschema@._master_key_id() RETURNS bytea
+	AS 'MODULE_PATHNAME', 'toms_sealed_master_key_id' LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION @extschema@._master_key_id() FROM PUBLIC;
+
+-- Master key rotation on Citus (docs/encryption.md, "On Citus"):
+-- toms.rotate_master_key() (sealed_admin.c) calls this first, as the owner
+-- of toms.tenant_keys.  Once toms.tenant_keys is a reference table the
+-- rewrap writes every node's copy in one distributed transaction, under the
+-- master key of the node that runs it: refused on a worker, and on the
+-- coordinator unless every worker has the coordinator's master key loaded
+-- (a node without it could open none of the rewrapped keys); the node at
+-- fault is named and nothing is rewrapped.
+CREATE FUNCTION @extschema@._citus_master_key_check() RETURNS void
+	LANGUAGE plpgsql VOLATILE SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+	mine		text := encode(@extschema@._master_key_id(), 'hex');
+	r			record;
+BEGIN
+	IF NOT @extschema@._citus_table('@extschema@.tenant_keys'::regclass) THEN
+		RETURN;
+	END IF;
+	IF (SELECT l.groupid FROM pg_dist_local_group l) <> 0 THEN
+		RAISE EXCEPTION 'toms.rotate_master_key() must run on the coordinator'
+			USING ERRCODE = 'object_not_in_prerequisite_state',
+				DETAIL = 'toms.tenant_keys is a Citus reference table: the coordinator rewraps the copy of every node.';
+	END IF;
+	FOR r IN SELECT * FROM run_command_on_workers(
+					'SELECT pg_catalog.encode(@extschema@._master_key_id(), ''hex'')')
+			  ORDER BY nodename, nodeport LOOP
+		IF NOT r.success THEN
+			RAISE EXCEPTION 'toms could not check the master key of Citus node %:%', r.nodename, r.nodeport
+				USING ERRCODE = 'connection_failure',
+					DETAIL = format('The node answered: %s', r.result),
+					HINT = 'Every node must be reachable: the rotation rewraps the copy of toms.tenant_keys on every node.';
+		END IF;
+		IF r.result IS DISTINCT FROM mine THEN
+			RAISE EXCEPTION 'Citus node %:% does not have the master key of the coordinator', r.nodename, r.nodeport
+				USING ERRCODE = 'object_not_in_prerequisite_state',
+					DETAIL = 'The rotation rewraps the tenant keys of every node under the coordinator''s master key, which that node could not open.',
+					HINT = 'On every node set toms.master_key_file (or _command) to the new key and toms.previous_master_key_file (or _command) to the old one, restart it, then run toms.rotate_master_key() again.';
+		END IF;
+	END LOOP;
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._citus_master_key_check() FROM PUBLIC;

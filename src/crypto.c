@@ -433,6 +433,20 @@ toms_key_unwrap(const unsigned char *wrapped, size_t wrapped_len,
 	return true;
 }
 
+/*
+ * The current master key's id (8 bytes, a keyed hash of the key, the value
+ * toms.tenant_keys.master_key_id records): false if no key is loaded.
+ * Lets a Citus coordinator compare its key with its workers' (issue 15).
+ */
+bool
+toms_master_key_id(unsigned char *id)
+{
+	if (!toms_master_key_loaded())
+		return false;
+	memcpy(id, master->current_id, TOMS_MASTER_ID_LEN);
+	return true;
+}
+
 /* Is this the current master key's id (false: previous or unknown)? */
 bool
 toms_master_id_is_current(const unsigned char *master_id)

@@ -294,11 +294,13 @@ toms_any_protected(void)
 }
 
 /*
- * Before DROP EXTENSION toms: toms' workers in this database lock toms'
- * tables in their own order, and one in the middle of a batch would
- * deadlock with the DROP.  Stop them (a batch is a transaction: it is done
- * again, or its records go to the server log) and keep new ones out until
- * the DROP commits, before the DROP locks anything.
+ * Before DROP EXTENSION toms and ALTER EXTENSION toms UPDATE: toms' workers
+ * in this database lock toms' tables in their own order, and one in the
+ * middle of a batch would deadlock with the DROP or the update script (on
+ * Citus, whose deadlock detector then cancels the update on every node).
+ * Stop them (a batch is a transaction: it is done again, or its records go
+ * to the server log) and keep new ones out until the statement commits,
+ * before it locks anything.
  */
 static void
 quiesce_workers(void)
@@ -726,6 +728,10 @@ toms_guard_utility_before(PlannedStmt *pstmt)
 	restored_policy_relid = InvalidOid;
 	if (is_toms_extension_stmt(pstmt->utilityStmt))
 		extension_level = utility_level;
+	/* also where Citus forwards the update to a worker (issue 15) */
+	if (IsA(pstmt->utilityStmt, AlterExtensionStmt) && is_toms_extension_stmt(pstmt->utilityStmt) &&
+		IsTransactionState() && toms_extension_exists())
+		quiesce_workers();
 	if (IsTransactionState())
 		toms_guard_audit_ddl(pstmt->utilityStmt);
 	hide_context_value(pstmt->utilityStmt);

@@ -4,7 +4,7 @@
  *	  Sealed columns (docs/encryption.md): the toms.sealed type's input and
  *	  output, and sealing and opening values under the tenant's keys --
  *	  toms.seal(), toms.unseal(), toms.unseal_bytea(), toms.blind_index(),
- *	  toms.sealed_key_version() and toms.master_key_loaded().
+ *	  toms.sealed_key_version(), toms.master_key_loaded() and toms._master_key_id().
  *
  *	  A value is XChaCha20-Poly1305 under the tenant's data key, with the
  *	  value's header and the tenant id as associated data, so that it opens
@@ -376,6 +376,7 @@ PG_FUNCTION_INFO_V1(toms_unseal_bytea);
 PG_FUNCTION_INFO_V1(toms_blind_index);
 PG_FUNCTION_INFO_V1(toms_sealed_key_version);
 PG_FUNCTION_INFO_V1(toms_sealed_master_key_loaded);
+PG_FUNCTION_INFO_V1(toms_sealed_master_key_id);
 
 Datum
 toms_seal_text(PG_FUNCTION_ARGS)
@@ -482,3 +483,15 @@ toms_sealed_master_key_loaded(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(toms_master_key_loaded());
 }
 
+
+/* toms._master_key_id(): the loaded master key's id, NULL without one. */
+Datum
+toms_sealed_master_key_id(PG_FUNCTION_ARGS)
+{
+	bytea	   *b = palloc(VARHDRSZ + TOMS_MASTER_ID_LEN);
+
+	if (!toms_master_key_id((unsigned char *) VARDATA(b)))
+		PG_RETURN_NULL();
+	SET_VARSIZE(b, VARHDRSZ + TOMS_MASTER_ID_LEN);
+	PG_RETURN_BYTEA_P(b);
+}

@@ -210,6 +210,28 @@ rewrap_tenant_keys(unsigned char *key)
 	return n;
 }
 
+/*
+ * On Citus, toms.tenant_keys is a reference table and the rewrap below
+ * writes every node's copy: toms._citus_master_key_check() (90_citus.sql)
+ * refuses on a worker, and on the coordinator unless every worker has
+ * the coordinator's master key loaded -- a node without it could open
+ * none of the rewrapped keys.  Database objects older than the function
+ * (before ALTER EXTENSION toms UPDATE) have no Citus setup to check.
+ */
+static void
+check_citus_nodes(void)
+{
+	bool		isnull;
+
+	if (SPI_execute("SELECT pg_catalog.to_regprocedure('toms._citus_master_key_check()') IS NOT NULL",
+					true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not look up toms._citus_master_key_check()");
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		return;
+	if (SPI_execute("SELECT toms._citus_master_key_check()", false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not check the master key of the Citus nodes");
+}
+
 Datum
 toms_rotate_master_key(PG_FUNCTION_ARGS)
 {
@@ -220,6 +242,7 @@ toms_rotate_master_key(PG_FUNCTION_ARGS)
 
 	toms_require_master_key();
 	toms_tenant_keys_open(&ka);
+	check_citus_nodes();
 	lock_keys();
 	key = sodium_malloc(TOMS_KEY_LEN);
 	if (key == NULL)

@@ -406,6 +406,7 @@ extern bool toms_master_key_loaded(void);
 /* Raise 55000 "toms master key is not loaded" (with the reason) if so. */
 extern void toms_require_master_key(void);
 extern bool toms_master_id_is_current(const unsigned char *master_id);
+extern bool toms_master_key_id(unsigned char *id);
 /* Wrap a tenant key under the current master key (AD: tenant, purpose, version). */
 extern void toms_key_wrap(const unsigned char *key, const char *tenant, char purpose,
 						  int32 version, unsigned char *wrapped, unsigned char *master_id);

@@ -88,6 +88,12 @@ CREATE FUNCTION @extschema@.sealed_key_version(@extschema@.sealed) RETURNS integ
 -- Key administration.
 CREATE FUNCTION @extschema@.master_key_loaded() RETURNS boolean
 	AS 'MODULE_PATHNAME', 'toms_sealed_master_key_loaded' LANGUAGE C STABLE;
+-- Internal: the loaded master key's id (tenant_keys.master_key_id), NULL
+-- without one; a Citus coordinator compares its workers' with its own
+-- before it rotates (90_citus.sql).
+CREATE FUNCTION @extschema@._master_key_id() RETURNS bytea
+	AS 'MODULE_PATHNAME', 'toms_sealed_master_key_id' LANGUAGE C STABLE;
+REVOKE ALL ON FUNCTION @extschema@._master_key_id() FROM PUBLIC;
 CREATE FUNCTION @extschema@.rotate_tenant_key(tenant text, start_worker boolean DEFAULT true) RETURNS integer
 	AS 'MODULE_PATHNAME', 'toms_rotate_tenant_key' LANGUAGE C VOLATILE STRICT;
 CREATE FUNCTION @extschema@.rotate_master_key() RETURNS bigint
