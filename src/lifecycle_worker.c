@@ -426,6 +426,12 @@ run_citus_copies(void)
 		if (SPI_execute("SELECT pg_catalog.replicate_reference_tables('block_writes')",
 						false, 0) != SPI_OK_SELECT)
 			elog(ERROR, "replicate_reference_tables() failed");
+		/* Citus copied over its own connections, which have committed */
+		if (SPI_execute("SELECT 1 WHERE pg_catalog.cardinality(toms._citus_nodes_without_copy()) > 0",
+						true, 1) != SPI_OK_SELECT || SPI_processed > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("replicate_reference_tables() left a node without a placement of toms' tables")));
 		unit_end();
 		ereport(LOG,
 				(errmsg("toms lifecycle worker copied toms' administrative tables to Citus node %s",
@@ -444,7 +450,7 @@ run_citus_copies(void)
 				(errcode(edata->sqlerrcode),
 				 errmsg("toms lifecycle worker could not copy toms' administrative tables to Citus node %s",
 						nodes),
-				 errdetail("Citus reported: %s", edata->message),
+				 errdetail("The copy failed: %s", edata->message),
 				 errhint("The copy is retried at the next round; until it lands the node refuses every tenant context.")));
 		FreeErrorData(edata);
 	}

@@ -2,7 +2,9 @@
 # two workers.  Administrative acts run on the coordinator take effect on
 # every node in the same distributed transaction; each worker verifies the
 # tenant context itself against them; a worker that cannot be reached
-# fails the act everywhere; a node added later receives them.
+# fails the act everywhere; a node added or re-activated later receives
+# them from the coordinator's lifecycle worker, with no manual step, and
+# fails closed until then.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -202,10 +204,18 @@ is($coord->safe_psql('postgres', q{SELECT toms._citus_nodes_without_copy()}), "{
 	'worker3, re-activated, has no copy of toms\' tables in the metadata');
 like(ctx($w3, 'bob', 'acme'), qr/toms' administrative tables have no copy on this node/,
 	'worker3, re-activated, before the copy lands: bob (removed meanwhile) is refused, fails closed');
+# A copy that fails (here: worker3 is down) is logged, naming the node, and
+# retried at the next round.
+$w3->stop;
 $logpos = -s $coord->logfile;
 $hold->quit;
+ok($coord->wait_for_log(
+		qr/WARNING:  toms lifecycle worker could not copy toms' administrative tables to Citus node \Q$w3name\E/,
+		$logpos),
+	'a copy that fails (worker3 down) is logged, naming the node');
+$w3->start;
 ok(poll_until($coord, q{SELECT cardinality(toms._citus_nodes_without_copy())}, '0'),
-	'the lifecycle worker copied toms\' tables to worker3 again');
+	'the lifecycle worker retried and copied toms\' tables to worker3 again');
 like(ctx($w3, 'bob', 'acme'), qr/role "bob" is not a member of tenant "acme"/,
 	'worker3, up to date: bob, removed while it was disabled, cannot enter acme');
 is(ctx($w3, 'alice', 'acme'), 'acme', 'worker3, up to date: alice enters acme');
