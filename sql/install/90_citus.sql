@@ -199,8 +199,10 @@ CREATE FUNCTION @extschema@._citus_nodes_without_copy() RETURNS text[]
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 	AS $$
 BEGIN
-	IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')
-	   OR (SELECT l.groupid FROM pg_dist_local_group l) IS DISTINCT FROM 0 THEN
+	IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
+		RETURN '{}';
+	END IF;
+	IF (SELECT l.groupid FROM pg_dist_local_group l) IS DISTINCT FROM 0 THEN
 		RETURN '{}';
 	END IF;
 	RETURN ARRAY(
