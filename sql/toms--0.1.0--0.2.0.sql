@@ -2759,3 +2759,39 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION @extschema@._citus_master_key_check() FROM PUBLIC;
+
+-- issue 15: a node added or re-activated later receives toms' tables (90_citus.sql, lifecycle_worker.c)
+-- On the coordinator of a cluster that toms.citus_setup() has set up: the
+-- active primary nodes ("host:port") without a placement of one of toms'
+-- reference tables -- a node added (citus_add_node) or re-activated
+-- (citus_activate_node) since, to which Citus copies reference tables only
+-- lazily.  The coordinator's lifecycle worker asks Citus to copy them
+-- (replicate_reference_tables); until then such a node fails closed
+-- (src/citus_catalog.c).  Empty off Citus, on a worker, and before
+-- citus_setup().
+CREATE FUNCTION @extschema@._citus_nodes_without_copy() RETURNS text[]
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+	AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
+		RETURN '{}';
+	END IF;
+	IF (SELECT l.groupid FROM pg_dist_local_group l) IS DISTINCT FROM 0 THEN
+		RETURN '{}';
+	END IF;
+	RETURN ARRAY(
+		SELECT format('%s:%s', n.nodename, n.nodeport)
+		  FROM pg_dist_node n
+		 WHERE n.isactive AND n.noderole = 'primary'
+		   AND EXISTS (SELECT 1
+						 FROM unnest(@extschema@._citus_tables()) u(t)
+						 JOIN pg_dist_partition p
+						   ON p.logicalrelid = format('@extschema@.%I', u.t)::regclass
+						  AND p.partmethod = 'n' AND p.repmodel = 't'
+						 JOIN pg_dist_shard s ON s.logicalrelid = p.logicalrelid
+						WHERE NOT EXISTS (SELECT 1 FROM pg_dist_placement pl
+										   WHERE pl.shardid = s.shardid AND pl.groupid = n.groupid))
+		 ORDER BY n.nodename, n.nodeport);
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._citus_nodes_without_copy() FROM PUBLIC;

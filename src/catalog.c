@@ -87,6 +87,7 @@ static bool version_warned = false;
 typedef struct LocalRel
 {
 	char		name[NAMEDATALEN];
+	Oid			own;			/* the table's or index's own OID */
 	Oid			relid;
 } LocalRel;
 static LocalRel local_rels[TOMS_MAX_LOCAL_RELS];
@@ -216,6 +217,7 @@ Oid
 toms_relid(const char *relname)
 {
 	Oid			nsp = toms_schema_oid();
+	Oid			own;
 	Oid			relid;
 	int			i;
 
@@ -224,12 +226,14 @@ toms_relid(const char *relname)
 	for (i = 0; i < n_local_rels; i++)
 		if (strcmp(local_rels[i].name, relname) == 0)
 			return local_rels[i].relid;
-	relid = toms_citus_local_relid(nsp, relname, get_relname_relid(relname, nsp));
+	own = get_relname_relid(relname, nsp);
+	relid = toms_citus_local_relid(nsp, relname, own);
 	/* the lookups may have processed invalidations that reset the cache */
 	if (OidIsValid(relid) && ext_cache_valid && n_local_rels < TOMS_MAX_LOCAL_RELS &&
 		strlen(relname) < NAMEDATALEN)
 	{
 		strlcpy(local_rels[n_local_rels].name, relname, NAMEDATALEN);
+		local_rels[n_local_rels].own = own;
 		local_rels[n_local_rels++].relid = relid;
 	}
 	return relid;
@@ -376,6 +380,18 @@ static void
 catalog_relcache_callback(Datum arg, Oid relid)
 {
 	int			i;
+
+	/*
+	 * Citus invalidates a table's relcache when its shards or placements
+	 * change (a node re-activated loses its placement): the local shard is
+	 * then looked up again.
+	 */
+	for (i = 0; i < n_local_rels; i++)
+		if (!OidIsValid(relid) || local_rels[i].own == relid)
+		{
+			n_local_rels = 0;
+			break;
+		}
 
 	for (i = 0; i < n_relcache_cbs; i++)
 		relcache_cbs[i] (relid);

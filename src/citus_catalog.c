@@ -85,13 +85,75 @@ reference_shard_id(Oid relid)
 	return shardid;
 }
 
+/* pg_dist_placement (Citus): placementid, shardid, shardstate, shardlength, groupid */
+#define DIST_PLACEMENT_SHARDID	2
+#define DIST_PLACEMENT_GROUPID	5
+/* pg_dist_local_group (Citus): groupid, one row */
+#define DIST_LOCAL_GROUPID		1
+
+/*
+ * Does this node's group hold a placement of shard "shardid" in Citus'
+ * metadata?  A node re-activated (citus_activate_node) still has the shard
+ * it held before it was disabled, but the administrative acts made
+ * meanwhile skipped it: Citus drops the placement from the metadata on
+ * activation, and the stale shard must not be read until Citus has copied
+ * the table again (docs/scaling.md).
+ */
+static bool
+local_placement(int64 shardid)
+{
+	Oid			placement = get_relname_relid("pg_dist_placement", PG_CATALOG_NAMESPACE);
+	Oid			placement_idx = get_relname_relid("pg_dist_placement_shardid_index",
+												  PG_CATALOG_NAMESPACE);
+	Oid			local_group = get_relname_relid("pg_dist_local_group", PG_CATALOG_NAMESPACE);
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	HeapTuple	tup;
+	bool		isnull;
+	int32		groupid = -1;
+	bool		found = false;
+
+	if (!OidIsValid(placement) || !OidIsValid(placement_idx) || !OidIsValid(local_group))
+		return false;
+	rel = table_open(local_group, AccessShareLock);
+	scan = systable_beginscan(rel, InvalidOid, false, NULL, 0, NULL);
+	if (HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Datum		d = heap_getattr(tup, DIST_LOCAL_GROUPID, RelationGetDescr(rel), &isnull);
+
+		if (!isnull)
+			groupid = DatumGetInt32(d);
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	if (groupid < 0)
+		return false;
+
+	rel = table_open(placement, AccessShareLock);
+	ScanKeyInit(&key, DIST_PLACEMENT_SHARDID, BTEqualStrategyNumber, F_INT8EQ,
+				Int64GetDatum(shardid));
+	scan = systable_beginscan(rel, placement_idx, true, NULL, 1, &key);
+	while (!found && HeapTupleIsValid(tup = systable_getnext(scan)))
+	{
+		Datum		d = heap_getattr(tup, DIST_PLACEMENT_GROUPID, RelationGetDescr(rel), &isnull);
+
+		found = !isnull && DatumGetInt32(d) == groupid;
+	}
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
 /*
  * The relation toms reads for its table or index "relname" in schema
  * "nsp", whose own OID is "relid": relid itself, or, when its table is a
  * Citus reference table, the same-named relation of the local shard.  A
  * reference table without a placement on this node gives InvalidOid: its
  * rows are not here (a node being added has the metadata before its
- * copy), and reading the empty shell would make every tenant unknown.
+ * copy), and reading the empty shell would make every tenant unknown; or
+ * they are stale (a node re-activated keeps its old shard, which Citus no
+ * longer counts as a placement).
  * The callers fail closed: no tenant, no trusted key, and
  * toms_scan_by_text() raises toms_citus_no_copy().
  */
@@ -112,6 +174,8 @@ toms_citus_local_relid(Oid nsp, const char *relname, Oid relid)
 	snprintf(shardname, sizeof(shardname), "%s_" INT64_FORMAT, relname, shardid);
 	if (strlen(shardname) >= NAMEDATALEN)
 		elog(ERROR, "toms: shard name of \"%s\" is too long", relname);
+	if (!local_placement(shardid))
+		return InvalidOid;
 	return get_relname_relid(shardname, nsp);
 }
 
@@ -124,5 +188,5 @@ toms_citus_no_copy(const char *relname)
 			 errmsg("toms' administrative tables have no copy on this node"),
 			 errdetail("toms.%s is a Citus reference table without a placement on this node.",
 					   relname),
-			 errhint("On the coordinator, run SELECT toms.citus_setup().")));
+			 errhint("The coordinator's lifecycle worker copies them to a node added or re-activated; see its log, or run SELECT toms.citus_setup() there.")));
 }

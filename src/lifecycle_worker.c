@@ -2,7 +2,8 @@
  *
  * lifecycle_worker.c
  *	  Background workers for deletion stage 2 and retention (docs/deletion.md;
- *	  measures 6b, 8a).
+ *	  measures 6b, 8a), and, on a Citus coordinator, the copy of toms'
+ *	  tables to a node added later (docs/scaling.md).
  *
  *	  A launcher (static worker, connected to no database, as PostgreSQL's
  *	  logical replication launcher is) wakes every toms.lifecycle_naptime
@@ -383,6 +384,94 @@ reconcile(void)
 }
 
 /*
+ * On a Citus coordinator: nodes added (citus_add_node) or re-activated
+ * (citus_activate_node) since toms.citus_setup() hold no copy of toms'
+ * administrative tables and fail closed until they do (citus_catalog.c);
+ * Citus copies reference tables to a new node only lazily.  Ask Citus for
+ * the copy with its own replicate_reference_tables() -- every reference
+ * table, as create_distributed_table() or the rebalancer would -- once per
+ * round while a node lacks it.  A failure (the node down, a lock) is
+ * logged naming the nodes and retried at the next round.  Nothing happens
+ * off Citus, on a worker, or before toms.citus_setup().
+ */
+static void
+run_citus_copies(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	char	   *volatile nodes = NULL;
+
+	PG_TRY();
+	{
+		bool		isnull;
+
+		unit_begin("toms: Citus nodes without toms' tables");
+		/* not before ALTER EXTENSION toms UPDATE has created the function */
+		if (SPI_execute("SELECT 1 WHERE pg_catalog.to_regprocedure('toms._citus_nodes_without_copy()') IS NOT NULL",
+						true, 1) == SPI_OK_SELECT && SPI_processed == 1 &&
+			SPI_execute("SELECT pg_catalog.array_to_string(toms._citus_nodes_without_copy(), ', ')",
+						true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		{
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+			if (!isnull && VARSIZE_ANY_EXHDR(DatumGetPointer(d)) > 0)
+				nodes = MemoryContextStrdup(TopMemoryContext, TextDatumGetCString(d));
+		}
+		unit_end();
+
+		if (nodes != NULL)
+		{
+			ereport(LOG,
+					(errmsg("toms lifecycle worker copies toms' administrative tables to Citus node %s",
+							nodes)));
+			unit_begin("toms: copying toms' tables to Citus nodes");
+			if (SPI_execute("SELECT pg_catalog.replicate_reference_tables('block_writes')",
+							false, 0) != SPI_OK_SELECT)
+				elog(ERROR, "replicate_reference_tables() failed");
+			/*
+			 * Citus copied over its own connections, which have committed:
+			 * a new snapshot (not read-only) sees their placements.
+			 */
+			if (SPI_execute("SELECT 1 WHERE pg_catalog.cardinality(toms._citus_nodes_without_copy()) > 0",
+							false, 1) != SPI_OK_SELECT || SPI_processed > 0)
+				ereport(ERROR,
+						(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+						 errmsg("replicate_reference_tables() left a node without a placement of toms' tables")));
+			unit_end();
+			ereport(LOG,
+					(errmsg("toms lifecycle worker copied toms' administrative tables to Citus node %s",
+							nodes)));
+		}
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		/* logged and retried at the next round: deletions and retention go on */
+		MemoryContextSwitchTo(cxt);
+		edata = CopyErrorData();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		if (nodes != NULL)
+			ereport(WARNING,
+					(errcode(edata->sqlerrcode),
+					 errmsg("toms lifecycle worker could not copy toms' administrative tables to Citus node %s",
+							nodes),
+					 errdetail("The copy failed: %s", edata->message),
+					 errhint("The copy is retried at the next round; until it lands the node refuses every tenant context.")));
+		else
+			ereport(WARNING,
+					(errcode(edata->sqlerrcode),
+					 errmsg("toms lifecycle worker could not check the Citus nodes for copies of toms' tables"),
+					 errdetail("The check failed: %s", edata->message)));
+		FreeErrorData(edata);
+	}
+	PG_END_TRY();
+	if (nodes != NULL)
+		pfree(nodes);
+}
+
+/*
  * VACUUM one table as a top-level command.  vacuum() commits the
  * transaction we start and runs its own per table, so the statement is
  * parsed into a context of ours, and PortalContext (which it allocates
@@ -640,6 +729,7 @@ toms_lifecycle_worker_main(Datum arg)
 		proc_exit(0);
 
 	reconcile();
+	run_citus_copies();
 	run_deletions();
 	run_retention();
 	/* toms' functions as its scripts made them (guard_self.c, issue 16) */

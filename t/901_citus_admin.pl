@@ -2,7 +2,9 @@
 # two workers.  Administrative acts run on the coordinator take effect on
 # every node in the same distributed transaction; each worker verifies the
 # tenant context itself against them; a worker that cannot be reached
-# fails the act everywhere; a node added later receives them.
+# fails the act everywhere; a node added or re-activated later receives
+# them from the coordinator's lifecycle worker, with no manual step, and
+# fails closed until then.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -152,19 +154,71 @@ $coord->safe_psql('postgres', q{SELECT toms.create_tenant('initech', 'Initech')}
 is($w2->safe_psql('postgres', q{SELECT count(*) FROM toms.tenants WHERE tenant = 'initech'}),
 	'1', 'with worker2 back, create_tenant reaches it');
 
-# A node added after tenants, members and keys exist.
+# A node added after tenants, members and keys exist comes up to date with
+# no manual step: the coordinator's lifecycle worker asks Citus to copy
+# toms' tables to it (replicate_reference_tables).  Until the copy lands
+# the node fails closed; a session holding the lifecycle worker's lock
+# keeps the worker out meanwhile, so that the window can be seen.
+my $lifecycle_lock = q{SELECT pg_advisory_lock(hashtext('toms lifecycle worker'))};
 my $w3 = citus_node('worker3');
+my $w3name = '127.0.0.1:' . $w3->port;
 $w3->safe_psql('postgres', q{
 	SET citus.enable_ddl_propagation = off;
 	CREATE ROLE regress_w3_only1; CREATE ROLE regress_w3_only2; CREATE ROLE regress_w3_only3;
 });
+my $hold = $coord->background_psql('postgres');
+$hold->query_safe($lifecycle_lock);
 citus_add_worker($coord, $w3);
-$coord->safe_psql('postgres', 'SELECT toms.citus_setup()');
+is($coord->safe_psql('postgres', q{SELECT toms._citus_nodes_without_copy()}), "{$w3name}",
+	'the coordinator sees that worker3 (just added) has no copy of toms\' tables');
+like(ctx($w3, 'alice', 'acme'), qr/toms' administrative tables have no copy on this node/,
+	'worker3, before the copy lands: alice\'s context is refused (fails closed)');
+like(ctx($w3, 'bob', 'acme'), qr/toms' administrative tables have no copy on this node/,
+	'worker3, before the copy lands: so is a non-member\'s');
+my $logpos = -s $coord->logfile;
+$hold->quit;
+ok(poll_until($coord, q{SELECT cardinality(toms._citus_nodes_without_copy())}, '0'),
+	'the lifecycle worker copied toms\' tables to worker3, with no manual step');
 is(ctx($w3, 'alice', 'acme'), 'acme', 'worker3 (added later): alice enters acme');
 like(ctx($w3, 'alice', 'globex'), qr/role "alice" is not a member of tenant "globex"/,
 	'worker3: alice cannot enter globex');
 is($w3->safe_psql('postgres', q{SELECT string_agg(tenant, ',' ORDER BY tenant) FROM toms.tenants}),
 	'acme,globex,initech', 'worker3 has every tenant');
+ok($coord->wait_for_log(
+		qr/toms lifecycle worker copied toms' administrative tables to Citus node \Q$w3name\E/, $logpos),
+	'the coordinator\'s log names the node the tables were copied to');
+
+# A node disabled and re-activated: administrative acts skip it while it is
+# disabled, so its old copy is stale.  Re-activated, it fails closed until
+# the lifecycle worker has copied the tables again, then it is up to date.
+$coord->safe_psql('postgres', q{SELECT toms.add_member('bob', 'acme')});
+is(ctx($w3, 'bob', 'acme'), 'acme', 'worker3: bob, made a member of acme, enters it');
+$hold = $coord->background_psql('postgres');
+$hold->query_safe($lifecycle_lock);
+$coord->safe_psql('postgres',
+	sprintf(q{SELECT citus_disable_node('127.0.0.1', %d, synchronous => true)}, $w3->port));
+$coord->safe_psql('postgres', q{SELECT toms.remove_member('bob', 'acme')});
+note 'while disabled: ', ctx($w3, 'bob', 'acme');
+$coord->safe_psql('postgres', sprintf(q{SELECT citus_activate_node('127.0.0.1', %d)}, $w3->port));
+is($coord->safe_psql('postgres', q{SELECT toms._citus_nodes_without_copy()}), "{$w3name}",
+	'worker3, re-activated, has no copy of toms\' tables in the metadata');
+like(ctx($w3, 'bob', 'acme'), qr/toms' administrative tables have no copy on this node/,
+	'worker3, re-activated, before the copy lands: bob (removed meanwhile) is refused, fails closed');
+# A copy that fails (here: worker3 is down) is logged, naming the node, and
+# retried at the next round.
+$w3->stop;
+$logpos = -s $coord->logfile;
+$hold->quit;
+ok($coord->wait_for_log(
+		qr/WARNING:  toms lifecycle worker could not copy toms' administrative tables to Citus node \Q$w3name\E/,
+		$logpos),
+	'a copy that fails (worker3 down) is logged, naming the node');
+$w3->start;
+ok(poll_until($coord, q{SELECT cardinality(toms._citus_nodes_without_copy())}, '0'),
+	'the lifecycle worker retried and copied toms\' tables to worker3 again');
+like(ctx($w3, 'bob', 'acme'), qr/role "bob" is not a member of tenant "acme"/,
+	'worker3, up to date: bob, removed while it was disabled, cannot enter acme');
+is(ctx($w3, 'alice', 'acme'), 'acme', 'worker3, up to date: alice enters acme');
 
 # A node without toms preloaded cannot join: citus_add_node fails, naming it.
 my $bare = PostgreSQL::Test::Cluster->new('bare');

@@ -1,12 +1,13 @@
 
 -- Citus: one toms installation across a coordinator and its workers (issue 15)
 --
--- toms.citus_setup(), run on the coordinator once the workers are added
--- (and again after citus_add_node), makes toms' administrative tables
--- Citus reference tables: every administrative act is then one distributed
--- transaction writing the same rows on every node (two-phase commit; a node
--- that cannot be reached fails the act everywhere), and a new node receives
--- a copy.  toms' C code reads the local shard (src/citus_catalog.c).
+-- toms.citus_setup(), run on the coordinator once the workers are added,
+-- makes toms' administrative tables Citus reference tables: every
+-- administrative act is then one distributed transaction writing the same
+-- rows on every node (two-phase commit; a node that cannot be reached fails
+-- the act everywhere), and a node added later receives a copy (the
+-- coordinator's lifecycle worker asks Citus for it).  toms' C code reads
+-- the local shard (src/citus_catalog.c).
 -- Outside Citus the function refuses and nothing changes.  docs/scaling.md.
 
 -- The administrative tables that become reference tables, in order (a
@@ -185,6 +186,41 @@ $$;
 REVOKE ALL ON FUNCTION @extschema@.citus_setup() FROM PUBLIC;
 COMMENT ON FUNCTION @extschema@.citus_setup() IS
 	'toms: on a Citus coordinator, make toms'' administrative tables reference tables (one installation on every node)';
+
+-- On the coordinator of a cluster that toms.citus_setup() has set up: the
+-- active primary nodes ("host:port") without a placement of one of toms'
+-- reference tables -- a node added (citus_add_node) or re-activated
+-- (citus_activate_node) since, to which Citus copies reference tables only
+-- lazily.  The coordinator's lifecycle worker asks Citus to copy them
+-- (replicate_reference_tables); until then such a node fails closed
+-- (src/citus_catalog.c).  Empty off Citus, on a worker, and before
+-- citus_setup().
+CREATE FUNCTION @extschema@._citus_nodes_without_copy() RETURNS text[]
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+	AS $$
+BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
+		RETURN '{}';
+	END IF;
+	IF (SELECT l.groupid FROM pg_dist_local_group l) IS DISTINCT FROM 0 THEN
+		RETURN '{}';
+	END IF;
+	RETURN ARRAY(
+		SELECT format('%s:%s', n.nodename, n.nodeport)
+		  FROM pg_dist_node n
+		 WHERE n.isactive AND n.noderole = 'primary'
+		   AND EXISTS (SELECT 1
+						 FROM unnest(@extschema@._citus_tables()) u(t)
+						 JOIN pg_dist_partition p
+						   ON p.logicalrelid = format('@extschema@.%I', u.t)::regclass
+						  AND p.partmethod = 'n' AND p.repmodel = 't'
+						 JOIN pg_dist_shard s ON s.logicalrelid = p.logicalrelid
+						WHERE NOT EXISTS (SELECT 1 FROM pg_dist_placement pl
+										   WHERE pl.shardid = s.shardid AND pl.groupid = n.groupid))
+		 ORDER BY n.nodename, n.nodeport);
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._citus_nodes_without_copy() FROM PUBLIC;
 
 -- Audit and self-assessment across the cluster (issue 15) -----------------
 --
