@@ -624,8 +624,8 @@ END
 $$;
 REVOKE ALL ON FUNCTION @extschema@._citus_self() FROM PUBLIC;
 
--- On the coordinator, run cmd (one value) on every primary Citus worker,
--- a disabled one included (toms._citus_run): its results by node,
+-- On the coordinator, run cmd (one value) on every active primary Citus
+-- worker (over toms._citus_run's connections): its results by node,
 -- {"host:port": "result"}; '{}' off Citus.  A worker that cannot be
 -- reached, or fails the command, fails the call, naming it: the lifecycle
 -- worker records the error and retries the step.
@@ -640,8 +640,13 @@ BEGIN
 	IF NOT @extschema@._citus_lifecycle() OR @extschema@._citus_worker_node() THEN
 		RETURN res;
 	END IF;
-	-- every primary worker, a disabled one too: it may hold the rows
-	nodes := ARRAY(SELECT n FROM @extschema@._citus_workers() n);
+	-- the active primary workers: those holding the shards' placements
+	-- (Citus refuses to disable a node holding a shard's only placement)
+	nodes := ARRAY(SELECT format('%s:%s', n.nodename, n.nodeport)
+					 FROM pg_dist_node n
+					WHERE n.groupid <> 0 AND n.noderole = 'primary' AND n.isactive
+					  AND n.nodecluster = current_setting('citus.cluster_name')
+					ORDER BY n.nodename, n.nodeport);
 	FOR w IN SELECT * FROM @extschema@._citus_run(nodes, array_fill(cmd, ARRAY[cardinality(nodes)]))
 			  ORDER BY node LOOP
 		IF NOT w.success THEN
