@@ -130,7 +130,8 @@ toms_citus_needs_fmgr(Oid fn_oid)
  * toms' policies and triggers in full, the tenant column's default.
  * Inside SPI; names are printed schema-qualified (search_path is
  * pg_catalog for the query), and the table's own name is the same
- * before the drop and after the rename.
+ * before the drop and after the rename.  Not read-only: a fresh snapshot,
+ * which sees the tables Citus made in this statement.
  */
 static char *
 protection_text(Oid relid, const char *tenant_col)
@@ -158,7 +159,7 @@ protection_text(Oid relid, const char *tenant_col)
 							  " (SELECT format('default %s', pg_get_expr(d.adbin, d.adrelid))"
 							  "    FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum"
 							  "   WHERE d.adrelid = $1 AND a.attname = $2))",
-							  2, argtypes, values, NULL, true, 1) == SPI_OK_SELECT &&
+							  2, argtypes, values, NULL, false, 1) == SPI_OK_SELECT &&
 		SPI_processed == 1)
 		text = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	AtEOXact_GUC(true, nest);
@@ -353,8 +354,7 @@ conversion_done(void)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("the table replacing protected table \"%s\" lacks part of its protection", r->name),
 					 errdetail("%s() did not re-create toms' policies, triggers and settings as they were.", converting_fn),
-					 errdetail_log("Before: %s. After: %s.", r->protection, now),
-					 errhint("For a table with sealed columns, set citus.enable_unsafe_triggers = on in the session.")));
+					 errdetail_log("Before: %s. After: %s.", r->protection, now)));
 		initStringInfo(&d);
 		appendStringInfoString(&d, "{\"function\": ");
 		escape_json(&d, converting_fn);

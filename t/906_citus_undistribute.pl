@@ -165,9 +165,9 @@ is($coord->safe_psql('postgres', q{SELECT count(*) FROM pg_dist_partition WHERE 
 	'0', 'both tables are local now');
 isnt($coord->safe_psql('postgres', $oids), $oids1, 'replaced again (new OIDs)');
 is($coord->safe_psql('postgres', $settings), $before, 'the local tables carry the same settings');
-is($coord->safe_psql('postgres', q{SELECT string_agg(c.relname || ' ' || relrowsecurity || ' ' || relforcerowsecurity || ' ' || p.polname || ' ' || p.polpermissive, ',' ORDER BY 1)
+is($coord->safe_psql('postgres', q{SELECT string_agg(c.relname || ' ' || relrowsecurity || ' ' || relforcerowsecurity || ' ' || p.polname || ' ' || p.polpermissive, ',' ORDER BY c.relname, p.polname)
 	FROM pg_class c JOIN pg_policy p ON p.polrelid = c.oid WHERE c.relname IN ('learners', 'secrets')}),
-	'learners t t toms_reads_unaudited f,learners t t toms_subject f,learners t t toms_tenant t,secrets t t toms_tenant t',
+	'learners true true toms_reads_unaudited false,learners true true toms_subject false,learners true true toms_tenant true,secrets true true toms_tenant true',
 	"row security forced, toms' policies as toms makes them");
 is($coord->safe_psql('postgres', q{SELECT count(*) FROM pg_trigger WHERE tgrelid = 'secrets'::regclass AND tgname LIKE 'toms_sealed_check%'}),
 	'1', 'the sealed-column check is on the local table');
