@@ -25,6 +25,10 @@
  *	    - when the function returns, every noted table must have been
  *	      replaced, and the replacement carry exactly the noted protection;
  *	      otherwise the whole statement fails.  Each replacement is audited.
+ *	  A retention rule of the table (toms.retention, a Citus reference table
+ *	  naming the table on every node) is taken out before the drop and put
+ *	  back, as it was, for the new table (alter_distributed_table(); a
+ *	  local table cannot have one on Citus, so undistribute_table() refuses).
  *	  All of it is in the caller's transaction: a failure anywhere rolls
  *	  back the conversion and the transfer together.  Outside these calls
  *	  the guard refuses the drop as before, to everyone.
@@ -69,6 +73,7 @@ typedef struct Replaced
 	Oid			oldrel;
 	Oid			newrel;			/* InvalidOid until the rename */
 	char	   *protection;		/* what toms made on it, as text */
+	char	   *retention;		/* its retention rule, to insert again, or NULL */
 } Replaced;
 
 /* the functions fmgr_hook is running, innermost last: a conversion or not */
@@ -181,6 +186,38 @@ state_exists(const char *sql, Oid relid)
 }
 
 /*
+ * alter_distributed_table() of a table with a retention rule: the rule
+ * (toms.retention, a reference table) names the table on every node, by
+ * each node's OID.  Delete it now, while the name still finds the old
+ * table everywhere, and return the INSERT that puts it back, as it was,
+ * once the new table has the name (conversion_done).  Inside SPI.
+ */
+static char *
+retention_rule(Oid relid)
+{
+	Oid			argtypes[2] = {OIDOID, TEXTOID};
+	Datum		values[2];
+	char	   *qualname = quote_qualified_identifier(get_namespace_name(get_rel_namespace(relid)),
+													  get_rel_name(relid));
+	char	   *insert;
+
+	values[0] = ObjectIdGetDatum(relid);
+	values[1] = CStringGetTextDatum(qualname);
+	if (SPI_execute_with_args("SELECT pg_catalog.format('INSERT INTO " TOMS_SCHEMA ".retention"
+							  " (relid, time_column, keep, set_by, set_at, last_run_at, rows_purged)"
+							  " VALUES (%L::pg_catalog.regclass, %L, %L, %L, %L, %L, %s)',"
+							  " $2, time_column, keep, set_by, set_at, last_run_at, rows_purged)"
+							  " FROM " TOMS_SCHEMA ".retention WHERE relid::pg_catalog.oid = $1",
+							  2, argtypes, values, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1 ||
+		(insert = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)) == NULL)
+		elog(ERROR, "could not read the retention rule of relation %u", relid);
+	toms_run_ddl(psprintf("DELETE FROM " TOMS_SCHEMA ".retention WHERE relid = %s::pg_catalog.regclass",
+						  quote_literal_cstr(qualname)));
+	return insert;
+}
+
+/*
  * guard.c, DROP TABLE of protected table relid: is it Citus replacing it
  * (undistribute_table(), alter_distributed_table())?  If so, note it and
  * return true; refuse what toms cannot carry over.
@@ -193,6 +230,7 @@ toms_citus_replacing(Oid relid)
 	MemoryContext old;
 	char	   *tenant_col;
 	char	   *protection;
+	char	   *retention = NULL;
 	ListCell   *lc;
 
 	if (converting == 0 || toms_citus_table_of(relid) != relid)
@@ -221,11 +259,16 @@ toms_citus_replacing(Oid relid)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	if (state_exists("SELECT 1 FROM " TOMS_SCHEMA ".retention WHERE relid::pg_catalog.oid = $1", relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("%s() of protected table \"%s\" with a retention rule is not supported",
-						converting_fn, get_rel_name(relid)),
-				 errhint("Call toms.clear_retention() first and toms.set_retention() again afterwards.")));
+	{
+		if (strcmp(converting_fn, "undistribute_table") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("undistribute_table() of protected table \"%s\" with a retention rule is not supported",
+							get_rel_name(relid)),
+					 errdetail("On Citus a retention rule names its table on every node, and the local table exists on the coordinator only."),
+					 errhint("Call toms.clear_retention() first.")));
+		retention = retention_rule(relid);
+	}
 	if (state_exists("SELECT 1 FROM " TOMS_SCHEMA ".deletion_steps WHERE relid = $1 AND purged_at IS NULL", relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -240,6 +283,7 @@ toms_citus_replacing(Oid relid)
 	r->name = pstrdup(get_rel_name(relid));
 	r->oldrel = relid;
 	r->protection = pstrdup(protection);
+	r->retention = retention ? pstrdup(retention) : NULL;
 	replaced = lappend(replaced, r);
 	MemoryContextSwitchTo(old);
 	SPI_finish();
@@ -348,6 +392,8 @@ conversion_done(void)
 					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("protected table \"%s\" was dropped and not replaced", r->name),
 					 errdetail("%s() ended without a table taking its place.", converting_fn)));
+		if (r->retention)
+			toms_run_ddl(r->retention);
 		now = protection_text(r->newrel, get_attname(r->newrel, prot->tenant_attnum, false));
 		if (strcmp(now, r->protection) != 0)
 			ereport(ERROR,

@@ -28,7 +28,7 @@ $coord->safe_psql('postgres', join('', map { "CREATE ROLE $_->[0] LOGIN; SELECT 
 	GRANT CREATE ON SCHEMA public TO owner1;
 	SET ROLE owner1;
 	CREATE TABLE learners (tenant_id text NOT NULL, id int, name text, person text,
-		PRIMARY KEY (tenant_id, id));
+		at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (tenant_id, id));
 	CREATE TABLE secrets (tenant_id text NOT NULL, id int, learner int, v toms.sealed,
 		PRIMARY KEY (tenant_id, id), FOREIGN KEY (tenant_id, learner) REFERENCES learners);
 	GRANT ALL ON learners, secrets TO alice, bob;
@@ -38,6 +38,7 @@ $coord->safe_psql('postgres', join('', map { "CREATE ROLE $_->[0] LOGIN; SELECT 
 	SELECT create_distributed_table('learners', 'tenant_id');
 	SET citus.enable_unsafe_triggers = on;
 	SELECT create_distributed_table('secrets', 'tenant_id', colocate_with => 'learners');
+	SELECT toms.set_retention('learners', 'at', '1 year');
 });
 
 sub as_tenant { return citus_as_tenant($coord, @_); }
@@ -60,6 +61,11 @@ my $oids = q{SELECT string_agg(relid::oid::text, ',' ORDER BY relid::text) FROM 
 my $before = $coord->safe_psql('postgres', $settings);
 like($before, qr/^learners tenant_id \{\} person .* f\nsecrets tenant_id \{v\}  .* t$/s, 'both tables registered');
 my $oids0 = $coord->safe_psql('postgres', $oids);
+# The retention rule, on every node (a reference table naming the table).
+my $rule = q{SELECT string_agg(format('%s %s %s %s', relid, time_column, keep, set_at), ',')
+	FROM toms.retention WHERE relid = 'learners'::regclass};
+my $rule0 = $coord->safe_psql('postgres', $rule);
+like($rule0, qr/^learners at 1 year /, 'the retention rule');
 my $shards = q{SELECT count(*) FROM pg_dist_shard WHERE logicalrelid = 'learners'::regclass};
 
 # Each tenant's own rows, joined, unsealed, through the coordinator.
@@ -106,6 +112,8 @@ like($err, qr/triggers are not supported on distributed tables/, 'alter_distribu
 is($coord->safe_psql('postgres', $oids), $oids0, 'after the failure: the same tables, by OID, protected');
 is($coord->safe_psql('postgres', $settings), $before, 'after the failure: the same settings');
 is($coord->safe_psql('postgres', $shards), '4', 'after the failure: still 4 shards');
+is($_->safe_psql('postgres', $rule), $rule0, 'after the failure: the retention rule on node ' . $_->port)
+  for ($coord, @workers);
 isolated('after the failed conversion');
 
 # alter_distributed_table(shard_count => 6): new tables, new shards.
@@ -115,6 +123,8 @@ is($ret, 0, 'alter_distributed_table(shard_count => 6) of protected tables by a 
 is($coord->safe_psql('postgres', $shards), '6', '6 shards now');
 isnt($coord->safe_psql('postgres', $oids), $oids0, 'the tables were replaced (new OIDs)');
 is($coord->safe_psql('postgres', $settings), $before, 'the replacements carry the same settings');
+is($_->safe_psql('postgres', $rule), $rule0, 'the retention rule names the new table on node ' . $_->port)
+  for ($coord, @workers);
 isolated('after alter_distributed_table');
 
 # On every worker: the new shards filtered and guarded.
@@ -158,7 +168,15 @@ for my $i (0 .. $#workers)
 }
 
 # undistribute_table() with its foreign-key neighbour: local tables again.
+# A retention rule names the table on every node (reference table): not
+# for a local table; refused, nothing changed.
 my $oids1 = $coord->safe_psql('postgres', $oids);
+($ret, $out, $err) = $coord->psql('postgres', q{SELECT undistribute_table('learners', cascade_via_foreign_keys => true)});
+like($err, qr/undistribute_table\(\) of protected table "learners" with a retention rule is not supported/,
+	'undistribute_table() of a table with a retention rule: refused');
+is($coord->safe_psql('postgres', $oids), $oids1, 'after the refusal: the same tables');
+is($coord->safe_psql('postgres', $shards), '6', 'after the refusal: still distributed');
+$coord->safe_psql('postgres', q{SELECT toms.clear_retention('learners')});
 ($ret, $out, $err) = $coord->psql('postgres', q{SELECT undistribute_table('learners', cascade_via_foreign_keys => true)});
 is($ret, 0, 'undistribute_table() of protected tables with a foreign key between them, by a superuser') or diag $err;
 is($coord->safe_psql('postgres', q{SELECT count(*) FROM pg_dist_partition WHERE logicalrelid::text IN ('learners', 'secrets')}),
