@@ -12,7 +12,7 @@
  *	  indexes, triggers (toms' sealed-column check) and keys re-created.
  *	  toms.protected_tables names the table by OID, and the guard refuses
  *	  the drop.  So, while one of these two functions of Citus runs in this
- *	  backend (fmgr_hook: the C function of the citus library, whoever
+ *	  backend (fmgr_hook: the C function of the citus extension, whoever
  *	  calls it), and only then:
  *	    - the drop of a protected Citus table passes, for a superuser only
  *	      (Citus copies every tenant's rows, which row security forbids to
@@ -41,12 +41,14 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "commands/extension.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
@@ -88,7 +90,11 @@ static List *replaced = NIL;	/* of Replaced, in TopTransactionContext */
 static Oid	last_fn = InvalidOid;
 static const char *last_convert = NULL;
 
-/* Which of convert_functions is fn_oid, if any? */
+/*
+ * Which of convert_functions is fn_oid, if any?  Citus' own: a C function
+ * of the citus library, member of the citus extension (not another SQL
+ * name a superuser gave the same C symbol).
+ */
 static const char *
 convert_function(Oid fn_oid)
 {
@@ -108,15 +114,16 @@ convert_function(Oid fn_oid)
 		if (!isnull)
 		{
 			char	   *lib = TextDatumGetCString(bin);
-			char	   *base = strrchr(lib, '/');
 			char	   *src = TextDatumGetCString(SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_prosrc, &isnull));
 			int			i;
 
-			base = base ? base + 1 : lib;
-			if (strcmp(base, "citus") == 0 || strcmp(base, "citus.so") == 0)
+			if (strcmp(lib, "$libdir/citus") == 0)
 				for (i = 0; i < lengthof(convert_functions); i++)
 					if (strcmp(src, convert_functions[i]) == 0)
 						result = convert_functions[i];
+			if (result != NULL &&
+				getExtensionOfObject(ProcedureRelationId, fn_oid) != get_extension_oid("citus", true))
+				result = NULL;
 		}
 	}
 	ReleaseSysCache(tup);

@@ -10,7 +10,10 @@
 # table is protected with the same settings (tenant, subject, sealed
 # columns, read-audit switch), guarded against its owner and the
 # superuser, isolated, assessed clean; distributed again, isolated on the
-# workers; a hand-made imitation of the replacement is refused.
+# workers; a hand-made imitation of the replacement is refused, and so is
+# Citus' C function under another name.  A retention rule follows
+# alter_distributed_table() to the new table on every node;
+# undistribute_table() of a table with one is refused.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -256,7 +259,17 @@ for my $u ('owner1', 'postgres')
 	like($err, qr/ERROR:  42501: .*cannot drop protected table "learners"/s,
 		"an imitation of the replacement by $u: refused (42501)");
 }
+# Citus' own C function under a name of the superuser's: not the citus
+# extension's function, so not recognised; its drop is refused.
+($ret, $out, $err) = $coord->psql('postgres', q{
+	CREATE FUNCTION public.my_undistribute(regclass, boolean DEFAULT false) RETURNS void
+		LANGUAGE C AS '$libdir/citus', 'undistribute_table';
+	SELECT public.my_undistribute('secrets', true)}, extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/ERROR:  42501: .*cannot drop protected table "(secrets|learners)"/s,
+	"Citus' C function declared again by the superuser: refused (42501)");
 is($coord->safe_psql('postgres', q{SELECT count(*) FROM toms.protected_tables WHERE relid = 'learners'::regclass}),
 	'1', 'learners is still the protected table');
+is($coord->safe_psql('postgres', q{SELECT count(*) FROM pg_dist_partition WHERE logicalrelid = 'secrets'::regclass}),
+	'1', 'secrets is still distributed');
 
 done_testing();
