@@ -45,16 +45,17 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_language.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_proc.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "commands/extension.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
-#include "utils/json.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/syscache.h"
@@ -106,7 +107,9 @@ convert_function(Oid fn_oid)
 	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
 	if (!HeapTupleIsValid(tup))
 		return NULL;
-	if (((Form_pg_proc) GETSTRUCT(tup))->prolang == ClanguageId)
+	/* Citus' functions are in pg_catalog: toms' own (unseal(), per row) stop here */
+	if (((Form_pg_proc) GETSTRUCT(tup))->prolang == ClanguageId &&
+		((Form_pg_proc) GETSTRUCT(tup))->pronamespace == PG_CATALOG_NAMESPACE)
 	{
 		bool		isnull;
 		Datum		bin = SysCacheGetAttr(PROCOID, tup, Anum_pg_proc_probin, &isnull);
@@ -409,11 +412,10 @@ conversion_done(void)
 					 errdetail("%s() did not re-create toms' policies, triggers and settings as they were.", converting_fn),
 					 errdetail_log("Before: %s. After: %s.", r->protection, now)));
 		initStringInfo(&d);
-		appendStringInfoString(&d, "{\"function\": ");
-		escape_json(&d, converting_fn);
-		appendStringInfo(&d, ", \"replaced_relid\": %u, \"distributed\": %s}", r->oldrel,
-						 toms_citus_table_of(r->newrel) == r->newrel ? "true" : "false");
-		toms_audit_admin_rel("replace protected table", NULL, r->newrel, d.data);
+		appendStringInfo(&d, "{\"replaced_relid\": %u, \"distributed\": %s, \"retention\": %s}",
+						 r->oldrel, toms_citus_table_of(r->newrel) == r->newrel ? "true" : "false",
+						 r->retention ? "true" : "false");
+		toms_audit_admin_rel(converting_fn, NULL, r->newrel, d.data);
 	}
 	SPI_finish();
 }
