@@ -268,6 +268,12 @@ toms_citus_replacing(Oid relid)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	if (state_exists("SELECT 1 FROM " TOMS_SCHEMA ".deletion_steps WHERE relid = $1 AND purged_at IS NULL", relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("%s() of protected table \"%s\" while a deletion purges it is not supported",
+						converting_fn, get_rel_name(relid)),
+				 errhint("Wait for stage 2 of the deletion to finish.")));
 	if (state_exists("SELECT 1 FROM " TOMS_SCHEMA ".retention WHERE relid::pg_catalog.oid = $1", relid))
 	{
 		if (strcmp(converting_fn, "undistribute_table") == 0)
@@ -279,12 +285,6 @@ toms_citus_replacing(Oid relid)
 					 errhint("Call toms.clear_retention() first.")));
 		retention = retention_rule(relid);
 	}
-	if (state_exists("SELECT 1 FROM " TOMS_SCHEMA ".deletion_steps WHERE relid = $1 AND purged_at IS NULL", relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("%s() of protected table \"%s\" while a deletion purges it is not supported",
-						converting_fn, get_rel_name(relid)),
-				 errhint("Wait for stage 2 of the deletion to finish.")));
 	protection = protection_text(relid, tenant_col);
 
 	old = MemoryContextSwitchTo(TopTransactionContext);
