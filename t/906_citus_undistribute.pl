@@ -217,6 +217,9 @@ is($st, 'pass', 'assess 9a passes after undistribute_table') or diag $ev;
 ok(poll_until($coord, q{SELECT count(DISTINCT relname) FROM toms.audit_log
 	WHERE kind = 'admin' AND action = 'undistribute_table' AND detail ? 'replaced_relid'}, '2'),
 	'each replacement audited on the coordinator');
+is($coord->safe_psql('postgres', q{SELECT string_agg(relname || ' ' || (detail->>'retention'), ',' ORDER BY relname)
+	FROM toms.audit_log WHERE kind = 'admin' AND action = 'alter_distributed_table' AND detail ? 'replaced_relid'}),
+	'public.learners true,public.secrets false', 'alter_distributed_table() audited too, the retention rule carried');
 
 # Distributed again: filtered on the workers.
 $coord->safe_psql('postgres', q{SELECT create_distributed_table('learners', 'tenant_id');
