@@ -569,7 +569,9 @@ check_utility(Node *parsetree)
 						RangeVar   *rv = makeRangeVarFromNameList(lfirst(lc));
 						Oid			relid = RangeVarGetRelid(rv, NoLock, true);
 
-						if (OidIsValid(relid) && toms_protected(relid))
+						/* Citus replacing it (issue 15): citus_convert.c */
+						if (OidIsValid(relid) && toms_protected(relid) &&
+							!toms_citus_replacing(relid))
 							refuse_drop_table(relid);
 					}
 					break;
@@ -735,6 +737,8 @@ toms_guard_utility_before(PlannedStmt *pstmt)
 	if (IsTransactionState())
 		toms_guard_audit_ddl(pstmt->utilityStmt);
 	hide_context_value(pstmt->utilityStmt);
+	if (!toms_ddl_in_progress() && toms_extension_exists())
+		toms_citus_convert_stmt(pstmt->utilityStmt);	/* Citus (issue 15): citus_convert.c */
 	if (!toms_ddl_in_progress() && toms_extension_exists() &&
 		!toms_citus_forwarded_stmt(pstmt->utilityStmt))	/* Citus (issue 15): citus_guard.c */
 	{
@@ -828,7 +832,11 @@ check_drop(Oid classId, Oid objectId, int subId)
 		if (prot == NULL)
 			return;
 		if (subId == 0)
-			refuse_drop_table(objectId);
+		{
+			if (!toms_citus_replaced(objectId))
+				refuse_drop_table(objectId);
+			return;
+		}
 		name = get_attname(objectId, subId, true);
 		if (is_guarded_column(prot, name))
 			TOMS_REFUSE(errmsg("cannot drop column \"%s\" of protected table \"%s\"",
@@ -837,14 +845,15 @@ check_drop(Oid classId, Oid objectId, int subId)
 	else if (classId == PolicyRelationId)
 	{
 		if (toms_guard_policy_info(objectId, &relid, &name) && is_toms_name(name) &&
-			toms_protected(relid))
+			toms_protected(relid) && !toms_citus_replaced(relid))
 			TOMS_REFUSE(errmsg("cannot drop policy \"%s\" on protected table \"%s\"",
 							   name, get_rel_name(relid)), hint_unprotect());
 	}
 	else if (classId == TriggerRelationId)
 	{
 		if (toms_guard_trigger_info(objectId, &relid, &name) && is_toms_name(name) &&
-			toms_protected(relid) && !toms_guard_partition_clone(objectId))
+			toms_protected(relid) && !toms_guard_partition_clone(objectId) &&
+			!toms_citus_replaced(relid))
 			TOMS_REFUSE(errmsg("cannot drop trigger \"%s\" on protected table \"%s\"",
 							   name, get_rel_name(relid)), hint_unprotect());
 	}

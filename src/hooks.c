@@ -40,9 +40,13 @@
  *
  *	  object_access_hook       guard (guard.c), after the other libraries
  *	  fmgr_hook                SECURITY DEFINER stack (tenant_exec.c), then
- *	                           toms' own functions running (guard_self.c)
+ *	                           toms' own functions running (guard_self.c),
+ *	                           then Citus replacing a table, whose end is
+ *	                           checked after the others (citus_convert.c)
  *	  needs_fmgr_hook          other libraries, then toms' functions that may
- *	                           write (guard_self.c)
+ *	                           write (guard_self.c), then Citus'
+ *	                           undistribute_table() and
+ *	                           alter_distributed_table() (citus_convert.c)
  *	  check_password_hook      password policy (password.c)
  *	  ClientAuthentication_hook  TLS, login audit, lock-out (account.c)
  *	  emit_log_hook            secrets out of the server log (redact.c)
@@ -222,14 +226,15 @@ toms_hook_object_access(ObjectAccessType access, Oid classId, Oid objectId,
  * PostgreSQL calls fmgr_hook for SECURITY DEFINER functions and functions
  * with SET clauses without asking needs_fmgr_hook; besides those, the
  * guard wants toms' own functions that may write (guard_self.c: writes of
- * toms' tables come only from them).
+ * toms' tables come only from them), and Citus' functions that replace a
+ * table (citus_convert.c).
  */
 static bool
 toms_hook_needs_fmgr(Oid fn_oid)
 {
 	if (prev_needs_fmgr && prev_needs_fmgr(fn_oid))
 		return true;
-	return toms_guard_needs_fmgr(fn_oid);
+	return toms_guard_needs_fmgr(fn_oid) || toms_citus_needs_fmgr(fn_oid);
 }
 
 static void
@@ -242,12 +247,15 @@ toms_hook_fmgr(FmgrHookEventType event, FmgrInfo *flinfo, Datum *private)
 			prev_fmgr(event, flinfo, private);
 		toms_tenant_fmgr(event, flinfo);
 		toms_guard_fmgr(event, flinfo);
+		toms_citus_fmgr(event, flinfo);
 		return;
 	}
 	toms_guard_fmgr(event, flinfo);
 	toms_tenant_fmgr(event, flinfo);
 	if (prev_fmgr)
 		prev_fmgr(event, flinfo, private);
+	/* last: the end of a Citus conversion may raise, the rest is popped */
+	toms_citus_fmgr(event, flinfo);
 }
 
 static void

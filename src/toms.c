@@ -54,6 +54,7 @@ _PG_init(void)
 	toms_assess_init();			/* self-assessment settings */
 	toms_redact_init();			/* what the server log must not show */
 	toms_guard_init();			/* toms.allow_catalog_edits, guard's xact reset */
+	toms_citus_convert_init();	/* Citus conversions: xact reset */
 
 	toms_hooks_install();		/* every hook, in the order hooks.c shows */
 

@@ -371,6 +371,14 @@ extern void toms_guard_record_fingerprints(void);
 extern void toms_guard_verify_functions(void);
 extern void toms_guard_init(void);
 
+/* citus_convert.c: Citus replacing a protected table (issue 15) */
+extern bool toms_citus_needs_fmgr(Oid fn_oid);
+extern void toms_citus_fmgr(FmgrHookEventType event, FmgrInfo *flinfo);
+extern bool toms_citus_replacing(Oid relid);
+extern bool toms_citus_replaced(Oid relid);
+extern void toms_citus_convert_stmt(Node *parsetree);
+extern void toms_citus_convert_init(void);
+
 /* tenant_exec.c: the filter at execution time, called by hooks.c */
 extern Oid	toms_tenant_executor_check(QueryDesc *queryDesc, int eflags, char *tenant);
 extern void toms_tenant_executor_started(QueryDesc *queryDesc, int eflags, Oid filtered,

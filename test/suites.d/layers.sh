@@ -35,7 +35,7 @@ declare -A LAYER=(
 	[citus_catalog]=1 [citus_protected]=1
 	[audit_record]=2 [audit_store]=2 [audit_queue]=2 [audit_emit]=2
 	[token]=3 [context]=3 [context_cache]=3
-	[guard]=4 [guard_expr]=4 [guard_fk]=4 [guard_self]=4 [guard_partition]=4 [protect]=4 [tenant_exec]=4 [citus_guard]=4
+	[guard]=4 [guard_expr]=4 [guard_fk]=4 [guard_self]=4 [guard_partition]=4 [protect]=4 [tenant_exec]=4 [citus_guard]=4 [citus_convert]=4
 	[crypto]=4 [sealed_keys]=4 [sealed]=4 [sealed_admin]=4 [sealed_reseal]=4 [sealed_protect]=4
 	[lifecycle]=4 [lifecycle_worker]=4 [lifecycle_partition]=4 [account]=4 [password]=4 [assess]=4
 	[audit_capture]=4 [audit_sql]=4 [audit_writer]=4 [audit_worker]=4
