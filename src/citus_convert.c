@@ -40,6 +40,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
@@ -137,7 +138,9 @@ convert_function(Oid fn_oid)
 bool
 toms_citus_needs_fmgr(Oid fn_oid)
 {
-	return toms_citus_installed() && convert_function(fn_oid) != NULL;
+	/* built-in functions (most calls, at every executor start) are not Citus' */
+	return fn_oid >= FirstNormalObjectId && toms_citus_installed() &&
+		convert_function(fn_oid) != NULL;
 }
 
 /*

@@ -37,6 +37,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/table.h"
+#include "access/transam.h"
 #include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
@@ -162,7 +163,8 @@ toms_guard_needs_fmgr(Oid fn_oid)
 	bool		result = false;
 	Oid			nsp;
 
-	if (!IsTransactionState())
+	/* built-in functions (most calls, at every executor start) are not toms' */
+	if (fn_oid < FirstNormalObjectId || !IsTransactionState())
 		return false;
 	nsp = toms_schema_oid();
 	if (!OidIsValid(nsp))
