@@ -253,19 +253,9 @@ END
 $$;
 
 -- Audit records and incidents (issue 20): the admin acts of tenancy pass
--- their detail as a JSON object (0.1.0 passed key=value text).
-CREATE OR REPLACE FUNCTION @extschema@.add_member(role regrole, tenant text) RETURNS void
-	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-	IF NOT EXISTS (SELECT 1 FROM @extschema@.tenants t WHERE t.tenant = add_member.tenant) THEN
-		RAISE EXCEPTION 'tenant "%" does not exist', tenant USING ERRCODE = '42704';
-	END IF;
-	INSERT INTO @extschema@.members (role, tenant) VALUES (add_member.role, add_member.tenant)
-		ON CONFLICT DO NOTHING;
-	PERFORM @extschema@._audit_admin_event('add_member', tenant, json_build_object('role', role::text)::text);
-END
-$$;
+-- their detail as a JSON object (0.1.0 passed key=value text); create_tenant,
+-- add_member, grant_access and revoke_access in their final form below
+-- (issue 15, "admin acts on Citus reference tables").
 CREATE OR REPLACE FUNCTION @extschema@.remove_member(role regrole, tenant text) RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
 AS $$
@@ -275,47 +265,6 @@ BEGIN
 		RAISE EXCEPTION 'role "%" is not a member of tenant "%"', role, tenant USING ERRCODE = '42704';
 	END IF;
 	PERFORM @extschema@._audit_admin_event('remove_member', tenant, json_build_object('role', role::text)::text);
-END
-$$;
-CREATE OR REPLACE FUNCTION @extschema@.grant_access(role regrole, tenant text, justification text,
-										 valid_for interval) RETURNS bigint
-	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	gid bigint;
-BEGIN
-	IF NOT EXISTS (SELECT 1 FROM @extschema@.tenants t WHERE t.tenant = grant_access.tenant) THEN
-		RAISE EXCEPTION 'tenant "%" does not exist', tenant USING ERRCODE = '42704';
-	END IF;
-	IF justification IS NULL OR btrim(justification) = '' THEN
-		RAISE EXCEPTION 'a grant needs a justification' USING ERRCODE = '22023';
-	END IF;
-	IF valid_for IS NULL OR valid_for <= interval '0' THEN
-		RAISE EXCEPTION 'valid_for must be a positive interval' USING ERRCODE = '22023';
-	END IF;
-	INSERT INTO @extschema@.grants (role, tenant, justification, valid_until)
-		VALUES (grant_access.role, grant_access.tenant, grant_access.justification,
-				clock_timestamp() + valid_for)
-		RETURNING id INTO gid;
-	PERFORM @extschema@._audit_admin_event('grant_access', tenant,
-		json_build_object('grant', gid, 'role', role::text, 'valid_for', valid_for::text,
-						  'justification', justification)::text);
-	RETURN gid;
-END
-$$;
-CREATE OR REPLACE FUNCTION @extschema@.revoke_access(grant_id bigint) RETURNS void
-	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-	t text;
-BEGIN
-	UPDATE @extschema@.grants g SET revoked_at = clock_timestamp(), revoked_by = session_user
-	 WHERE g.id = grant_id AND g.revoked_at IS NULL
-	RETURNING g.tenant INTO t;
-	IF NOT FOUND THEN
-		RAISE EXCEPTION 'grant % does not exist or is already revoked', grant_id USING ERRCODE = '42704';
-	END IF;
-	PERFORM @extschema@._audit_admin_event('revoke_access', t, json_build_object('grant', grant_id)::text);
 END
 $$;
 
@@ -787,6 +736,11 @@ DECLARE
 	p			oid;
 	n			bigint := 0;
 BEGIN
+	-- A Citus table's partitions are distributed tables: their expired
+	-- rows go row by row, shard by shard, on each node (_retention_targets).
+	IF @extschema@._citus_lifecycle() AND @extschema@._citus_table(rule) THEN
+		RETURN 0;
+	END IF;
 	FOR p IN SELECT * FROM @extschema@._retention_expired_partitions(rule) LOOP
 		BEGIN
 			n := n + @extschema@._retention_drop_partition(rule, p);
@@ -811,11 +765,26 @@ REVOKE ALL ON FUNCTION @extschema@._retention_drop_expired(oid) FROM PUBLIC;
 -- a copy.  toms' C code reads the local shard (src/citus_catalog.c).
 -- Outside Citus the function refuses and nothing changes.  docs/scaling.md.
 
+-- Is relid a Citus table (distributed or reference) here?  false without
+-- Citus.
+CREATE FUNCTION @extschema@._citus_table(relid oid) RETURNS bool
+	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
+	AS $$
+BEGIN
+	IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+		RETURN false;
+	END IF;
+	RETURN EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = relid);
+END
+$$;
+REVOKE ALL ON FUNCTION @extschema@._citus_table(oid) FROM PUBLIC;
+
 -- The administrative tables that become reference tables, in order (a
 -- referenced table before the tables that reference it).
 CREATE FUNCTION @extschema@._citus_tables() RETURNS text[]
 	LANGUAGE sql IMMUTABLE PARALLEL SAFE
-	RETURN ARRAY['tenants', 'members', 'grants', 'trusted_keys', 'tenant_keys'];
+	RETURN ARRAY['tenants', 'members', 'grants', 'trusted_keys', 'tenant_keys',
+				 'deletion_requests', 'holds', 'retention'];
 REVOKE ALL ON FUNCTION @extschema@._citus_tables() FROM PUBLIC;
 
 -- On every node, before toms' administrative tables become reference
@@ -834,6 +803,9 @@ BEGIN
 		 WHERE c.contype = 'f' AND c.connamespace = '@extschema@'::regnamespace
 		   AND c.confrelid::regclass::text IN
 			   (SELECT format('@extschema@.%I', u) FROM unnest(@extschema@._citus_tables()) u)
+		   -- a key between two tables that are reference tables already
+		   -- (an earlier citus_setup) stays
+		   AND NOT (@extschema@._citus_table(c.conrelid) AND @extschema@._citus_table(c.confrelid))
 	LOOP
 		EXECUTE format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', fk.rel, fk.conname);
 	END LOOP;
@@ -901,8 +873,8 @@ BEGIN
 		-- among toms' tables are dropped on every node (workers keep empty
 		-- copies of the tables, created with the extension), the tables
 		-- become reference tables, and the keys between them come back.
-		-- Tables that stay on the coordinator (deletion requests, holds)
-		-- lose their key to toms.tenants.
+		-- Tables that stay per node (deletion_steps, the coordinator's
+		-- stage-2 progress) lose their key to the reference tables.
 		FOR fk IN
 			SELECT c.conrelid::regclass AS rel, c.conname, pg_get_constraintdef(c.oid) AS def,
 				   cl.relname = ANY (@extschema@._citus_tables()) AS keep
@@ -910,6 +882,7 @@ BEGIN
 			 WHERE c.contype = 'f' AND c.connamespace = '@extschema@'::regnamespace
 			   AND c.confrelid::regclass::text IN
 				   (SELECT format('@extschema@.%I', u) FROM unnest(@extschema@._citus_tables()) u)
+			   AND NOT (@extschema@._citus_table(c.conrelid) AND @extschema@._citus_table(c.confrelid))
 		LOOP
 			drops := drops || format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I;', fk.rel, fk.conname);
 			EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', fk.rel, fk.conname);
@@ -1248,7 +1221,6 @@ EXCEPTION WHEN OTHERS THEN
 	evidence := 'check could not run: ' || SQLERRM;
 END
 $$;
-
 
 -- issue 15: audit and self-assessment across a Citus cluster (90_citus.sql, 70_assess.sql)
 -- Audit and self-assessment across the cluster (issue 15) -----------------
@@ -1661,186 +1633,6 @@ REVOKE ALL ON FUNCTION @extschema@._lifecycle_invalidate_trigger() FROM PUBLIC;
 CREATE TRIGGER toms_invalidate AFTER INSERT OR UPDATE OF tenant, subject, state OR DELETE OR TRUNCATE
 	ON @extschema@.deletion_requests FOR EACH STATEMENT
 	EXECUTE FUNCTION @extschema@._lifecycle_invalidate_trigger();
-
-CREATE OR REPLACE FUNCTION @extschema@._citus_table(relid oid) RETURNS bool
-	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
-	AS $$
-BEGIN
-	IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
-		RETURN false;
-	END IF;
-	RETURN EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = relid);
-END
-$$;
-REVOKE ALL ON FUNCTION @extschema@._citus_table(oid) FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@._citus_tables() RETURNS text[]
-	LANGUAGE sql IMMUTABLE PARALLEL SAFE
-	RETURN ARRAY['tenants', 'members', 'grants', 'trusted_keys', 'tenant_keys',
-				 'deletion_requests', 'holds', 'retention'];
-REVOKE ALL ON FUNCTION @extschema@._citus_tables() FROM PUBLIC;
-
--- Is relid a Citus table (distributed or reference) here?  false without
--- Citus.
-CREATE OR REPLACE FUNCTION @extschema@._citus_table(relid oid) RETURNS bool
-	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
-	AS $$
-BEGIN
-	IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
-		RETURN false;
-	END IF;
-	RETURN EXISTS (SELECT 1 FROM pg_dist_partition WHERE logicalrelid = relid);
-END
-$$;
-
-CREATE OR REPLACE FUNCTION @extschema@._citus_drop_fks() RETURNS void
-	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-	AS $$
-DECLARE
-	fk			record;
-BEGIN
-	FOR fk IN
-		SELECT c.conrelid::regclass AS rel, c.conname
-		  FROM pg_constraint c
-		 WHERE c.contype = 'f' AND c.connamespace = '@extschema@'::regnamespace
-		   AND c.confrelid::regclass::text IN
-			   (SELECT format('@extschema@.%I', u) FROM unnest(@extschema@._citus_tables()) u)
-		   -- a key between two tables that are reference tables already
-		   -- (an earlier citus_setup) stays
-		   AND NOT (@extschema@._citus_table(c.conrelid) AND @extschema@._citus_table(c.confrelid))
-	LOOP
-		EXECUTE format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I', fk.rel, fk.conname);
-	END LOOP;
-END
-$$;
-REVOKE ALL ON FUNCTION @extschema@._citus_drop_fks() FROM PUBLIC;
-
-CREATE OR REPLACE FUNCTION @extschema@.citus_setup() RETURNS void
-	LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp
-	AS $$
-DECLARE
-	t text;
-	fk record;
-	fks text[] := '{}';
-	bad text;
-	drops text := '';
-	saved text[] := '{}';
-	cols text;
-	vals text;
-	row record;
-BEGIN
-	IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
-		RAISE EXCEPTION 'Citus is not installed in this database'
-			USING ERRCODE = 'object_not_in_prerequisite_state',
-				HINT = 'toms.citus_setup() is for a Citus cluster; on one node there is nothing to set up.';
-	END IF;
-	IF NOT pg_catalog.citus_is_coordinator() THEN
-		RAISE EXCEPTION 'toms.citus_setup() must run on the coordinator'
-			USING ERRCODE = 'object_not_in_prerequisite_state';
-	END IF;
-	IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_node WHERE groupid = 0) THEN
-		RAISE EXCEPTION 'the coordinator is not registered in the Citus metadata'
-			USING ERRCODE = 'object_not_in_prerequisite_state',
-				DETAIL = 'toms reads its administrative tables on every node, the coordinator included.',
-				HINT = 'Run SELECT citus_set_coordinator_host(''<host>'', <port>) first.';
-	END IF;
-	-- regrole and regclass values must travel as names, not as OIDs, which
-	-- differ between nodes.
-	IF current_setting('citus.enable_binary_protocol')::bool THEN
-		RAISE EXCEPTION 'citus.enable_binary_protocol must be off on every node'
-			USING ERRCODE = 'object_not_in_prerequisite_state',
-				DETAIL = 'toms'' tables hold role names (regrole), which Citus would copy between nodes as OIDs.',
-				HINT = 'Set citus.enable_binary_protocol = off in postgresql.conf on every node and reload.';
-	END IF;
-	-- Every node must have toms, preloaded, in the same version.
-	SELECT string_agg(format('%s:%s', r.nodename, r.nodeport), ', ') INTO bad
-	  FROM run_command_on_workers(format(
-			$q$SELECT (SELECT extversion FROM pg_extension WHERE extname = 'toms') IS NOT DISTINCT FROM %L
-			   AND current_setting('shared_preload_libraries') ~ '(^|[ ,])toms($|[ ,])'
-			   AND NOT current_setting('citus.enable_binary_protocol')::bool$q$,
-			(SELECT extversion FROM pg_extension WHERE extname = 'toms'))) r
-	 WHERE NOT r.success OR r.result <> 't';
-	IF bad IS NOT NULL THEN
-		RAISE EXCEPTION 'toms is not ready on every node'
-			USING ERRCODE = 'object_not_in_prerequisite_state',
-				DETAIL = format('Nodes without toms (preloaded, same version, citus.enable_binary_protocol off) or unreachable: %s.', bad),
-				HINT = 'Every node needs shared_preload_libraries = ''citus,toms'' and CREATE EXTENSION toms.';
-	END IF;
-
-	IF EXISTS (SELECT 1 FROM unnest(@extschema@._citus_tables()) u(t)
-				WHERE NOT EXISTS (SELECT 1 FROM pg_dist_partition
-								   WHERE logicalrelid = format('@extschema@.%I', u.t)::regclass)) THEN
-		-- Citus distributes a table only with the tables its foreign keys
-		-- connect it to, which must all be Citus tables: the foreign keys
-		-- among toms' tables are dropped on every node (workers keep empty
-		-- copies of the tables, created with the extension), the tables
-		-- become reference tables, and the keys between them come back.
-		-- Tables that stay per node (deletion_steps, the coordinator's
-		-- stage-2 progress) lose their key to the reference tables.
-		FOR fk IN
-			SELECT c.conrelid::regclass AS rel, c.conname, pg_get_constraintdef(c.oid) AS def,
-				   cl.relname = ANY (@extschema@._citus_tables()) AS keep
-			  FROM pg_constraint c JOIN pg_class cl ON cl.oid = c.conrelid
-			 WHERE c.contype = 'f' AND c.connamespace = '@extschema@'::regnamespace
-			   AND c.confrelid::regclass::text IN
-				   (SELECT format('@extschema@.%I', u) FROM unnest(@extschema@._citus_tables()) u)
-			   AND NOT (@extschema@._citus_table(c.conrelid) AND @extschema@._citus_table(c.confrelid))
-		LOOP
-			drops := drops || format('ALTER TABLE %s DROP CONSTRAINT IF EXISTS %I;', fk.rel, fk.conname);
-			EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', fk.rel, fk.conname);
-			IF fk.keep THEN
-				fks := fks || format('ALTER TABLE %s ADD CONSTRAINT %I %s', fk.rel, fk.conname, fk.def);
-			END IF;
-		END LOOP;
-		IF drops <> '' THEN
-			SELECT string_agg(format('%s:%s', r.nodename, r.nodeport), ', ') INTO bad
-			  FROM run_command_on_workers('SELECT @extschema@._citus_drop_fks()') r WHERE NOT r.success;
-			IF bad IS NOT NULL THEN
-				RAISE EXCEPTION 'toms could not prepare its tables on every node'
-					USING ERRCODE = 'object_not_in_prerequisite_state',
-						DETAIL = format('Failed on: %s.', bad);
-			END IF;
-		END IF;
-		SET LOCAL citus.enable_unsafe_triggers = on;
-		FOREACH t IN ARRAY @extschema@._citus_tables() LOOP
-			IF NOT EXISTS (SELECT 1 FROM pg_dist_partition
-							WHERE logicalrelid = format('@extschema@.%I', t)::regclass) THEN
-				-- Citus copies a table's rows to the new shards in binary,
-				-- which would carry role OIDs: rows with regrole/regclass
-				-- values are set aside and inserted again, by name.
-				IF EXISTS (SELECT 1 FROM pg_attribute
-							WHERE attrelid = format('@extschema@.%I', t)::regclass AND attnum > 0
-							  AND NOT attisdropped AND atttypid IN ('regrole'::regtype, 'regclass'::regtype)) THEN
-					EXECUTE format('CREATE TEMP TABLE %I ON COMMIT DROP AS SELECT * FROM @extschema@.%I',
-								   '_toms_citus_' || t, t);
-					EXECUTE format('DELETE FROM @extschema@.%I', t);
-					saved := saved || t;
-				END IF;
-				PERFORM create_reference_table(format('@extschema@.%I', t)::regclass);
-			END IF;
-		END LOOP;
-		FOREACH t IN ARRAY saved LOOP
-			SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum),
-				   string_agg(format('($1->>%L)::%s', attname, format_type(atttypid, atttypmod)), ', '
-							  ORDER BY attnum)
-			  INTO cols, vals
-			  FROM pg_attribute
-			 WHERE attrelid = format('@extschema@.%I', t)::regclass AND attnum > 0 AND NOT attisdropped;
-			FOR row IN EXECUTE format('SELECT to_jsonb(s) AS j FROM %I s', '_toms_citus_' || t) LOOP
-				EXECUTE format('INSERT INTO @extschema@.%I (%s) OVERRIDING SYSTEM VALUE VALUES (%s)',
-							   t, cols, vals) USING row.j;
-			END LOOP;
-		END LOOP;
-		FOREACH t IN ARRAY fks LOOP
-			EXECUTE t;
-		END LOOP;
-	END IF;
-	-- A node added since: give it its copy now.
-	PERFORM replicate_reference_tables('block_writes');
-	PERFORM @extschema@._audit_admin_event('citus_setup', NULL, NULL);
-END;
-$$;
-REVOKE ALL ON FUNCTION @extschema@.citus_setup() FROM PUBLIC;
 
 CREATE OR REPLACE FUNCTION @extschema@._citus_lifecycle() RETURNS bool
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
@@ -2604,36 +2396,11 @@ END
 $fn$;
 REVOKE ALL ON FUNCTION @extschema@._retention_batch(oid, oid, int, tid) FROM PUBLIC;
 
-CREATE OR REPLACE FUNCTION @extschema@._retention_drop_expired(rule oid) RETURNS bigint
-	LANGUAGE plpgsql VOLATILE
-	SET search_path = pg_catalog, pg_temp
-	SET lock_timeout = '2s'
-	AS $fn$
-DECLARE
-	p			oid;
-	n			bigint := 0;
-BEGIN
-	-- A Citus table's partitions are distributed tables: their expired
-	-- rows go row by row, shard by shard, on each node (_retention_targets).
-	IF @extschema@._citus_lifecycle() AND @extschema@._citus_table(rule) THEN
-		RETURN 0;
-	END IF;
-	FOR p IN SELECT * FROM @extschema@._retention_expired_partitions(rule) LOOP
-		BEGIN
-			n := n + @extschema@._retention_drop_partition(rule, p);
-		EXCEPTION WHEN OTHERS THEN
-			RAISE WARNING 'toms retention could not drop partition % of %: %', p::regclass, rule::regclass, SQLERRM;
-		END;
-	END LOOP;
-	RETURN n;
-END
-$fn$;
-REVOKE ALL ON FUNCTION @extschema@._retention_drop_expired(oid) FROM PUBLIC;
-
 -- issue 15: admin acts on Citus reference tables record who acted as a value
 -- (Citus sends session_user to the workers unevaluated: their copies named
 -- the connection's user) and revoke_access() passes its time as a value
--- (Citus refuses clock_timestamp() in a reference table's UPDATE).
+-- (Citus refuses clock_timestamp() in a reference table's UPDATE); their
+-- audit detail is a JSON object (issue 20).
 
 CREATE OR REPLACE FUNCTION @extschema@.create_tenant(tenant text, name text) RETURNS void
 	LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
