@@ -1249,9 +1249,10 @@ $$;
 REVOKE ALL ON FUNCTION @extschema@._citus_coordinator() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION @extschema@._citus_coordinator() TO toms_auditor, toms_admin;
 
--- The workers, as host:port, active or not (a disabled node is reported,
--- not skipped).
-CREATE FUNCTION @extschema@._citus_workers() RETURNS SETOF text
+-- The primary workers, as host:port: active or not (audit and assessment:
+-- a disabled node is reported, not skipped), or the active ones only (the
+-- deletion steps: those that hold the shards' placements).
+CREATE FUNCTION @extschema@._citus_workers(active_only boolean DEFAULT false) RETURNS SETOF text
 	LANGUAGE plpgsql STABLE SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -1259,11 +1260,12 @@ BEGIN
 				   FROM pg_dist_node n
 				  WHERE n.groupid <> 0 AND n.noderole = 'primary'
 					AND n.nodecluster = current_setting('citus.cluster_name')
+					AND (n.isactive OR NOT active_only)
 				  ORDER BY n.nodename, n.nodeport;
 END
 $$;
-REVOKE ALL ON FUNCTION @extschema@._citus_workers() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION @extschema@._citus_workers() TO toms_auditor, toms_admin;
+REVOKE ALL ON FUNCTION @extschema@._citus_workers(boolean) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION @extschema@._citus_workers(boolean) TO toms_auditor, toms_admin;
 
 -- Run commands[i] on nodes[i] (host:port), in parallel, each in a new
 -- connection Citus opens as the current user; a node that cannot be
@@ -1682,11 +1684,7 @@ BEGIN
 	END IF;
 	-- the active primary workers: those holding the shards' placements
 	-- (Citus refuses to disable a node holding a shard's only placement)
-	nodes := ARRAY(SELECT format('%s:%s', n.nodename, n.nodeport)
-					 FROM pg_dist_node n
-					WHERE n.groupid <> 0 AND n.noderole = 'primary' AND n.isactive
-					  AND n.nodecluster = current_setting('citus.cluster_name')
-					ORDER BY n.nodename, n.nodeport);
+	nodes := ARRAY(SELECT n FROM @extschema@._citus_workers(active_only => true) n);
 	FOR w IN SELECT * FROM @extschema@._citus_run(nodes, array_fill(cmd, ARRAY[cardinality(nodes)]))
 			  ORDER BY node LOOP
 		IF NOT w.success THEN

@@ -103,7 +103,8 @@ convert_function(Oid fn_oid)
 	HeapTuple	tup;
 	const char *result = NULL;
 
-	if (!IsTransactionState())
+	/* built-in functions (most calls, at every executor start) are not Citus' */
+	if (fn_oid < FirstNormalObjectId || !IsTransactionState())
 		return NULL;
 	tup = SearchSysCache1(PROCOID, ObjectIdGetDatum(fn_oid));
 	if (!HeapTupleIsValid(tup))
@@ -138,9 +139,7 @@ convert_function(Oid fn_oid)
 bool
 toms_citus_needs_fmgr(Oid fn_oid)
 {
-	/* built-in functions (most calls, at every executor start) are not Citus' */
-	return fn_oid >= FirstNormalObjectId && toms_citus_installed() &&
-		convert_function(fn_oid) != NULL;
+	return convert_function(fn_oid) != NULL;
 }
 
 /*

@@ -360,10 +360,11 @@ reconcile(void)
 	bool		isnull;
 
 	unit_begin("toms: reconciling deletions");
-	/* a Citus worker holds a copy: the coordinator carries them out */
-	if (SPI_execute("SELECT pg_catalog.to_regprocedure('toms._citus_worker_node()') IS NOT NULL",
-					true, 1) == SPI_OK_SELECT && SPI_processed == 1 &&
-		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) &&
+	/*
+	 * A Citus worker holds a copy: the coordinator carries them out (not
+	 * before ALTER EXTENSION toms UPDATE has created the function).
+	 */
+	if (toms_sql_version_current() &&
 		SPI_execute("SELECT toms._citus_worker_node()", true, 1) == SPI_OK_SELECT &&
 		SPI_processed == 1 &&
 		DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
@@ -406,8 +407,7 @@ run_citus_copies(void)
 
 		unit_begin("toms: Citus nodes without toms' tables");
 		/* not before ALTER EXTENSION toms UPDATE has created the function */
-		if (SPI_execute("SELECT 1 WHERE pg_catalog.to_regprocedure('toms._citus_nodes_without_copy()') IS NOT NULL",
-						true, 1) == SPI_OK_SELECT && SPI_processed == 1 &&
+		if (toms_sql_version_current() &&
 			SPI_execute("SELECT pg_catalog.array_to_string(toms._citus_nodes_without_copy(), ', ')",
 						true, 1) == SPI_OK_SELECT && SPI_processed == 1)
 		{
@@ -617,8 +617,7 @@ run_retention(void)
 	 */
 	unit_begin("toms: retention");
 	/* not before ALTER EXTENSION toms UPDATE has created the function */
-	if (SPI_execute("SELECT 1 WHERE pg_catalog.to_regprocedure('toms._retention_drop_expired(oid)') IS NOT NULL",
-					true, 1) == SPI_OK_SELECT && SPI_processed == 1 &&
+	if (toms_sql_version_current() &&
 		SPI_execute("SELECT toms._retention_drop_expired(r.relid) FROM toms.retention r"
 					" JOIN pg_catalog.pg_class c ON c.oid = r.relid WHERE c.relkind = 'p'",
 					false, 0) != SPI_OK_SELECT)
