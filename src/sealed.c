@@ -483,7 +483,6 @@ toms_sealed_master_key_loaded(PG_FUNCTION_ARGS)
 	PG_RETURN_BOOL(toms_master_key_loaded());
 }
 
-
 /* toms._master_key_id(): the loaded master key's id, NULL without one. */
 Datum
 toms_sealed_master_key_id(PG_FUNCTION_ARGS)
