@@ -15,6 +15,10 @@
 CREATE FUNCTION @extschema@._audit_detail_0_1_0(text) RETURNS jsonb
 	AS 'MODULE_PATHNAME', 'toms_audit_detail_0_1_0'
 	LANGUAGE C IMMUTABLE STRICT;
+-- audit_log_seq covers chained rows only (sql/install/30_audit.sql says
+-- why).  0.1.0 indexed the NULLs too.
+DROP INDEX @extschema@.audit_log_seq;
+CREATE UNIQUE INDEX audit_log_seq ON @extschema@.audit_log (seq) WHERE seq IS NOT NULL;
 ALTER TABLE @extschema@.audit_log ALTER COLUMN detail TYPE jsonb
 	USING @extschema@._audit_detail_0_1_0(detail);
 DROP FUNCTION @extschema@._audit_detail_0_1_0(text);

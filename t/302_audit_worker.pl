@@ -7,7 +7,9 @@
 # - verify_audit catches an edit made by a superuser with the triggers off,
 #   raises one incident and announces it with NOTIFY toms_incident;
 # - toms.audit_log_destination = 'table,log' writes JSON lines for a SIEM;
-# - toms.audit_retention removes old records under a seal verify accepts.
+# - toms.audit_retention removes old records under a seal verify accepts;
+# - records appended after rows chained late (a write's own record) still
+#   go to the right edge of the seq index.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -23,6 +25,7 @@ toms.audit_log_destination = 'table,log'
 fsync = off
 log_statement = none
 restart_after_crash = on
+autovacuum = off
 });
 $node->start;
 $node->safe_psql('postgres', q{
@@ -33,6 +36,7 @@ $node->safe_psql('postgres', q{
 	CREATE TABLE items (tenant_id text NOT NULL, v int);
 	GRANT SELECT ON items TO regress_r;
 	SELECT toms.protect('items');
+	CREATE EXTENSION pageinspect;
 });
 
 sub worker_pid
@@ -72,6 +76,40 @@ sub recorded
 	return $node->safe_psql('postgres', qq{
 		SELECT count(*) || '/' || count(DISTINCT application_name) FROM toms.audit_log
 		 WHERE kind = 'access' AND application_name LIKE '$tag%'});
+}
+
+# --- the seq index after late-chained rows --------------------------------
+# A write's record is stored by its own transaction without a seq and
+# chained later by the worker (an update).  Had the seq index an entry for
+# the row without a seq, that NULL would sort last, stay until a vacuum
+# (autovacuum is off here) and push every later append off the index's
+# right edge: no fast path, half-full pages (docs/benchmarks.md).
+{
+	my $file = "$PostgreSQL::Test::Utils::tmp_check/writes.sql";
+	open(my $fh, '>', $file) or die;
+	print $fh "SET toms.context = 'w1';\n";
+	print $fh "INSERT INTO items VALUES ('w1', $_);\n" for 1 .. 200;
+	close $fh;
+	$node->command_ok([ 'psql', '-X', '-q', '-h', $node->host, '-p', $node->port, '-d', 'postgres', '-f', $file ],
+		'200 writes, each its own transaction');
+	my ($hi, $outi) = reads('i', 2000, 0);
+	$hi->finish;
+	$node->safe_psql('postgres', 'SELECT toms.audit_flush()');
+	is($node->safe_psql('postgres', q{
+		SELECT count(*) FROM toms.audit_log WHERE kind = 'access' AND action = 'INSERT' AND seq IS NOT NULL}),
+		'200', 'the 200 writes are chained');
+	my ($nulls, $leaves, $minfill) = split /\|/, $node->safe_psql('postgres', q{
+		WITH p AS (SELECT b, s.type, s.live_items, s.btpo_next
+		             FROM generate_series(1, pg_relation_size('toms.audit_log_seq') / 8192 - 1) b,
+		                  bt_page_stats('toms.audit_log_seq', b::bigint) s)
+		SELECT (SELECT count(*) FROM p, bt_page_items('toms.audit_log_seq', p.b::bigint) i
+		         WHERE p.type = 'l' AND i.nulls),
+		       count(*) FILTER (WHERE type = 'l'),
+		       min(live_items) FILTER (WHERE type = 'l' AND btpo_next <> 0)
+		  FROM p});
+	is($nulls, '0', 'the seq index has no entry without a seq');
+	cmp_ok($leaves, '>=', 5, "$leaves leaf pages");
+	cmp_ok($minfill, '>', 300, "every leaf page but the last is filled to 90 % ($minfill entries): appends go to the right edge");
 }
 
 # --- SIGTERM ---------------------------------------------------------

@@ -26,7 +26,11 @@ CREATE TABLE @extschema@.audit_log (
 	detail		jsonb,				-- one JSON object (docs/audit.md)
 	hash		bytea
 );
-CREATE UNIQUE INDEX audit_log_seq ON @extschema@.audit_log (seq);
+-- Only chained rows: a row a transaction wrote for itself has no seq until
+-- the worker chains it.  Its NULL entry would sort last, behind the newest
+-- seq, and every append would then land inside the tree instead of at its
+-- right edge (no fast path, half-full pages) until a vacuum removed it.
+CREATE UNIQUE INDEX audit_log_seq ON @extschema@.audit_log (seq) WHERE seq IS NOT NULL;
 CREATE INDEX audit_log_unchained ON @extschema@.audit_log (xid) WHERE seq IS NULL;
 COMMENT ON TABLE @extschema@.audit_log IS 'toms: append-only, hash-chained audit trail';
 
