@@ -36,10 +36,12 @@
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
 #include "utils/acl.h"
+#include "utils/inval.h"
 #include "utils/json.h"
 #include "utils/memutils.h"
 #include "utils/queryjumble.h"
 #include "utils/rel.h"
+#include "utils/syscache.h"
 
 #include "toms.h"
 #include "audit_internal.h"
@@ -168,13 +170,39 @@ access_record(Oid relid, const char *action, uint64 query_id)
  * still recorded for superusers and BYPASSRLS roles (session or current)
  * and under a need-to-know grant.
  */
+static Oid	privileged_user = InvalidOid;	/* the pair last asked about */
+static Oid	privileged_session = InvalidOid;
+static bool privileged_answer = false;
+
+/* A role changed (pg_authid): ask again. */
+static void
+privileged_reset(Datum arg, int cacheid, uint32 hashvalue)
+{
+	privileged_user = InvalidOid;
+}
+
 static bool
 read_always_audited(void)
 {
+	static bool callback_registered = false;
 	const TomsContext *ctx;
+	Oid			user = GetUserId();
+	Oid			session = GetSessionUserId();
 
-	if (superuser_arg(GetUserId()) || has_bypassrls_privilege(GetUserId()) ||
-		superuser_arg(GetSessionUserId()) || has_bypassrls_privilege(GetSessionUserId()))
+	/* asked at every read of such a table: kept, as superuser_arg() does */
+	if (user != privileged_user || session != privileged_session)
+	{
+		if (!callback_registered)
+		{
+			CacheRegisterSyscacheCallback(AUTHOID, privileged_reset, (Datum) 0);
+			callback_registered = true;
+		}
+		privileged_answer = superuser_arg(user) || has_bypassrls_privilege(user) ||
+			superuser_arg(session) || has_bypassrls_privilege(session);
+		privileged_user = user;
+		privileged_session = session;
+	}
+	if (privileged_answer)
 		return true;
 	ctx = toms_context(true);
 	return ctx != NULL && ctx->grant_id != 0;

@@ -9,6 +9,10 @@
  *	  PostgreSQL's standard function.
  *
  *	  ProcessUtility
+ *	    0. transaction control (BEGIN, COMMIT, SAVEPOINT, PREPARE
+ *	       TRANSACTION, ...) goes straight on: none of the checks below
+ *	       looks at it (toms follows transactions through its callbacks),
+ *	       and an application sends two of them in nearly every transaction
  *	    1. password:  ALTER ROLE of a deactivated role        (password.c)
  *	    2. audit:     COPY/TRUNCATE records begun             (audit_capture.c)
  *	    -- in PG_TRY, so that a refusal below is a failed COPY --
@@ -108,6 +112,16 @@ toms_hook_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readO
 	void	   *volatile audit = NULL;
 	TomsPartitionWork partition;
 
+	if (IsA(parsetree, TransactionStmt))
+	{
+		if (prev_ProcessUtility)
+			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+									queryEnv, dest, qc);
+		return;
+	}
 	toms_password_utility_before(parsetree);
 	audit = toms_audit_utility_begin(pstmt);
 	PG_TRY();

@@ -5,7 +5,7 @@
 -- committed before it opens a new one.  Cleans up at the end.
 \set ON_ERROR_STOP 1
 SET client_min_messages = warning;
-SELECT plan(56);
+SELECT plan(62);
 
 CREATE ROLE regress_rec_app LOGIN;
 CREATE ROLE regress_rec_aud IN ROLE toms_auditor;
@@ -212,6 +212,33 @@ SELECT ok(toms.audit_flush(), 'queue flushed');
 SELECT is((SELECT array_agg(row(id = :inc_id, count = CASE WHEN id = :inc_id THEN :inc_count ELSE 1 END)::text ORDER BY id) FROM toms.incidents
 			WHERE kind = 'privileged_access' AND detail ~ 'rec_s\.log'),
 	ARRAY['(t,t)', '(f,t)'], 'a new incident is opened, the closed one is left alone');
+
+-- A role given BYPASSRLS during a session is recorded from its next read on,
+-- reads off or not (toms keeps its answer per role and drops it when a role
+-- changes), and no longer once it has lost it.
+SELECT toms.set_audit_reads('rec_s.log', false);
+SELECT ok(toms.audit_flush(), 'queue flushed');
+SELECT max(seq) AS before_bypass FROM toms.audit_log \gset
+SET SESSION AUTHORIZATION regress_rec_app;
+SELECT toms.set_tenant('rec1');
+SELECT is((SELECT count(*) FROM rec_s.log), 1::bigint, 'the member reads (reads off: not recorded)');
+RESET SESSION AUTHORIZATION;
+ALTER ROLE regress_rec_app BYPASSRLS;
+SET SESSION AUTHORIZATION regress_rec_app;
+SELECT toms.set_tenant('rec1');
+SELECT is((SELECT count(*) FROM rec_s.log WHERE line = 'written'), 1::bigint, 'the member, now BYPASSRLS, reads');
+RESET SESSION AUTHORIZATION;
+ALTER ROLE regress_rec_app NOBYPASSRLS;
+SET SESSION AUTHORIZATION regress_rec_app;
+SELECT toms.set_tenant('rec1');
+SELECT is((SELECT count(*) FROM rec_s.log WHERE line <> 'x'), 1::bigint, 'the member, BYPASSRLS no more, reads');
+RESET SESSION AUTHORIZATION;
+SELECT toms.set_audit_reads('rec_s.log', true);
+SELECT ok(toms.audit_flush(), 'queue flushed');
+SELECT is((SELECT array_agg(statement IS NULL ORDER BY seq) FROM toms.audit_log
+			WHERE seq > :before_bypass AND kind = 'access' AND relname = 'rec_s.log'
+			  AND session_role = 'regress_rec_app'),
+	ARRAY[true], 'only the read made while the role had BYPASSRLS is recorded');
 
 -- Admin acts in nested savepoints: each record's fate follows its own
 -- subtransaction (audit_emit.c walks only the innermost one's records).
