@@ -16,11 +16,12 @@ CREATE FUNCTION @extschema@._audit_detail_0_1_0(text) RETURNS jsonb
 	AS 'MODULE_PATHNAME', 'toms_audit_detail_0_1_0'
 	LANGUAGE C IMMUTABLE STRICT;
 -- audit_log_seq covers chained rows only (sql/install/30_audit.sql says
--- why).  0.1.0 indexed the NULLs too.
+-- why).  0.1.0 indexed the NULLs too.  Dropped before the rewrite and
+-- built once after it.
 DROP INDEX @extschema@.audit_log_seq;
-CREATE UNIQUE INDEX audit_log_seq ON @extschema@.audit_log (seq) WHERE seq IS NOT NULL;
 ALTER TABLE @extschema@.audit_log ALTER COLUMN detail TYPE jsonb
 	USING @extschema@._audit_detail_0_1_0(detail);
+CREATE UNIQUE INDEX audit_log_seq ON @extschema@.audit_log (seq) WHERE seq IS NOT NULL;
 DROP FUNCTION @extschema@._audit_detail_0_1_0(text);
 
 -- Incidents are closed by appending the closing (0.1.0 had no way to close

@@ -166,37 +166,36 @@ access_record(Oid relid, const char *action, uint64 query_id)
 }
 
 /*
- * Reads of a table whose read audit is off (toms.set_audit_reads) are
- * still recorded for superusers and BYPASSRLS roles (session or current)
- * and under a need-to-know grant.
+ * Is the current or the session user a superuser or BYPASSRLS role?  Asked
+ * at every read of a table whose read audit is off, so the answer is kept
+ * for the pair last asked about, as superuser_arg() keeps its own, and
+ * dropped when any role changes (privileged_reset).
  */
-static Oid	privileged_user = InvalidOid;	/* the pair last asked about */
+static Oid	privileged_user = InvalidOid;
 static Oid	privileged_session = InvalidOid;
 static bool privileged_answer = false;
 
-/* A role changed (pg_authid): ask again. */
+/* pg_authid changed (syscache callback, registered by toms_audit_init) */
 static void
 privileged_reset(Datum arg, int cacheid, uint32 hashvalue)
 {
 	privileged_user = InvalidOid;
 }
 
+/*
+ * Reads of a table whose read audit is off (toms.set_audit_reads) are
+ * still recorded for superusers and BYPASSRLS roles (session or current)
+ * and under a need-to-know grant.
+ */
 static bool
 read_always_audited(void)
 {
-	static bool callback_registered = false;
 	const TomsContext *ctx;
 	Oid			user = GetUserId();
 	Oid			session = GetSessionUserId();
 
-	/* asked at every read of such a table: kept, as superuser_arg() does */
 	if (user != privileged_user || session != privileged_session)
 	{
-		if (!callback_registered)
-		{
-			CacheRegisterSyscacheCallback(AUTHOID, privileged_reset, (Datum) 0);
-			callback_registered = true;
-		}
 		privileged_answer = superuser_arg(user) || has_bypassrls_privilege(user) ||
 			superuser_arg(session) || has_bypassrls_privilege(session);
 		privileged_user = user;
@@ -646,7 +645,8 @@ capture_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
 
 /*
  * The audit part's set-up (from _PG_init): the settings and the queue,
- * the transaction callbacks of the in-transaction records, and query ids.
+ * the transaction callbacks of the in-transaction records, query ids, and
+ * the role callback of read_always_audited().
  */
 void
 toms_audit_init(void)
@@ -659,4 +659,5 @@ toms_audit_init(void)
 	EnableQueryId();
 	RegisterXactCallback(capture_xact_callback, NULL);
 	RegisterSubXactCallback(capture_subxact_callback, NULL);
+	CacheRegisterSyscacheCallback(AUTHOID, privileged_reset, (Datum) 0);
 }

@@ -103,6 +103,20 @@ toms_hook_shmem_startup(void)
 	toms_shmem_startup();
 }
 
+/* The statement itself: the hook installed before toms, or PostgreSQL's. */
+static void
+next_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+					ProcessUtilityContext context, ParamListInfo params,
+					QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	if (prev_ProcessUtility)
+		prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+							queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+}
+
 static void
 toms_hook_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 						 ProcessUtilityContext context, ParamListInfo params,
@@ -114,12 +128,8 @@ toms_hook_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readO
 
 	if (IsA(parsetree, TransactionStmt))
 	{
-		if (prev_ProcessUtility)
-			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-								queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-									queryEnv, dest, qc);
+		next_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+							queryEnv, dest, qc);
 		return;
 	}
 	toms_password_utility_before(parsetree);
@@ -128,12 +138,8 @@ toms_hook_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readO
 	{
 		toms_guard_utility_before(pstmt);
 		partition = toms_guard_partition_before(pstmt);
-		if (prev_ProcessUtility)
-			prev_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-								queryEnv, dest, qc);
-		else
-			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-									queryEnv, dest, qc);
+		next_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+							queryEnv, dest, qc);
 		toms_guard_utility_after();
 		toms_guard_partition_after(partition);
 	}
