@@ -41,7 +41,9 @@
 #include "access/xact.h"
 #include "catalog/dependency.h"
 #include "catalog/namespace.h"
+#include "catalog/index.h"
 #include "catalog/indexing.h"
+#include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
 #include "catalog/pg_proc.h"
 #include "commands/extension.h"
@@ -303,6 +305,26 @@ check_table_rangevar(RangeVar *rv)
 		refuse_table_ddl(relid);
 }
 
+/*
+ * CREATE INDEX on, or DROP INDEX of an index of, any table in toms' schema
+ * (its indexes are no extension members, so PostgreSQL lets a superuser
+ * drop them): audit_log_seq keeps seq unique and its verification fast,
+ * and an index of one's own could be unique on what toms never made so.
+ */
+static void
+check_index_rel(Oid relid)
+{
+	Oid			nsp = toms_schema_oid();
+	Oid			table = relid;
+
+	if (!OidIsValid(relid) || !OidIsValid(nsp) || get_rel_namespace(relid) != nsp)
+		return;
+	if (get_rel_relkind(relid) == RELKIND_INDEX ||
+		get_rel_relkind(relid) == RELKIND_PARTITIONED_INDEX)
+		table = IndexGetRelation(relid, false);
+	refuse_table_ddl(table);
+}
+
 /* ProcessUtility: DDL on toms' tables, and toms' extension membership. */
 void
 toms_guard_self_utility(Node *parsetree)
@@ -340,6 +362,15 @@ toms_guard_self_utility(Node *parsetree)
 			break;
 		case T_CreateTrigStmt:
 			check_table_rangevar(((CreateTrigStmt *) parsetree)->relation);
+			break;
+		case T_IndexStmt:
+			check_index_rel(RangeVarGetRelid(((IndexStmt *) parsetree)->relation, NoLock, true));
+			break;
+		case T_DropStmt:
+			if (((DropStmt *) parsetree)->removeType == OBJECT_INDEX)
+				foreach(lc, ((DropStmt *) parsetree)->objects)
+					check_index_rel(RangeVarGetRelid(makeRangeVarFromNameList(lfirst(lc)),
+													 NoLock, true));
 			break;
 		case T_RuleStmt:
 			check_table_rangevar(((RuleStmt *) parsetree)->relation);

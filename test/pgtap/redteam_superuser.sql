@@ -11,7 +11,7 @@
 \pset tuples_only true
 \pset pager off
 BEGIN;
-SELECT plan(33);
+SELECT plan(36);
 SET LOCAL client_min_messages = warning;
 -- the test clusters let superusers repair toms' tables (test/conf.d)
 SET LOCAL toms.allow_catalog_edits = off;
@@ -77,6 +77,12 @@ SELECT throws_ok('CREATE TRIGGER su_t BEFORE INSERT ON toms.members FOR EACH ROW
 	'42501', 'cannot change table "members" of toms', 'superuser: a trigger on toms'' table (runs inside toms'' functions) refused');
 SELECT throws_ok('ALTER TABLE toms.protected_tables RENAME TO pt', '42501', 'cannot change table "protected_tables" of toms',
 	'superuser: renaming toms'' table refused');
+SELECT throws_ok('DROP INDEX toms.audit_log_seq', '42501', 'cannot change table "audit_log" of toms',
+	'superuser: dropping an index of toms'' table (the audit chain''s unique seq) refused');
+SELECT throws_ok('CREATE UNIQUE INDEX su_i ON toms.members (tenant)', '42501', 'cannot change table "members" of toms',
+	'superuser: an index of one''s own on toms'' table refused');
+SELECT throws_ok('CREATE INDEX su_j ON toms.audit_log (actor)', '42501', 'cannot change table "audit_log" of toms',
+	'superuser: ... also on the audit trail');
 SELECT throws_ok('ALTER SCHEMA toms RENAME TO toms_old', '42501', 'cannot rename schema "toms" of toms',
 	'superuser: renaming toms'' schema (toms would no longer find itself, nor guard anything) refused');
 SELECT throws_ok('ALTER TABLE public.su_notes DISABLE ROW LEVEL SECURITY', '42501',
