@@ -59,7 +59,6 @@
 #include "utils/guc.h"
 #include "utils/guc_tables.h"
 #include "utils/hsearch.h"
-#include "common/hashfn.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
@@ -114,16 +113,15 @@ uint64		toms_context_version = 1;
 static uint64 cache_generation = 1;
 
 /*
- * Verified contexts, keyed by a hash of the setting's value (the value
- * itself is compared too: a collision is a miss, never a false hit).
- * Everything lives in ctx_cxt; invalidation callbacks only bump
- * cache_generation, and the next toms_context() call starts the cache over,
- * so a pointer handed out stays valid until the next call.
+ * Verified contexts, keyed by the setting's value's keyed digest, as in the
+ * shared cache (context_cache.c: a hit is the same value).  Everything
+ * lives in ctx_cxt; invalidation callbacks only bump cache_generation, and
+ * the next toms_context() call starts the cache over, so a pointer handed
+ * out stays valid until the next call.
  */
 typedef struct CtxCacheEntry
 {
-	uint64		key;			/* hash of value */
-	char	   *value;
+	TomsCtxDigest key;			/* toms_context_digest() of the value */
 	Oid			session_user;
 	uint64		version;		/* toms_context_version when last confirmed */
 	TomsContext ctx;
@@ -576,7 +574,7 @@ ctx_cache_prepare(void)
 	{
 		HASHCTL		ctl;
 
-		ctl.keysize = sizeof(uint64);
+		ctl.keysize = sizeof(TomsCtxDigest);
 		ctl.entrysize = sizeof(CtxCacheEntry);
 		ctl.hcxt = ctx_cxt;
 		ctx_cache = hash_create("toms verified contexts", 64, &ctl,
@@ -641,7 +639,7 @@ toms_context(bool missing_ok)
 	CtxCacheEntry *e;
 	TomsContext ctx;
 	Denial		denial;
-	uint64		key;
+	TomsCtxDigest key;
 	uint64		generation;
 	bool		found;
 
@@ -676,10 +674,9 @@ toms_context(bool missing_ok)
 	}
 
 	ctx_cache_prepare();
-	key = hash_bytes_extended((const unsigned char *) context_value,
-							  strlen(context_value), 0);
+	toms_context_digest(context_value, &key);
 	e = hash_search(ctx_cache, &key, HASH_FIND, NULL);
-	if (e && strcmp(e->value, context_value) == 0 && entry_live(e, session_user, now))
+	if (e && entry_live(e, session_user, now))
 	{
 		e->version = toms_context_version;
 		ctx_last = e;
@@ -687,7 +684,7 @@ toms_context(bool missing_ok)
 	}
 
 	/* verified by another backend? (context_cache.c) */
-	if (!toms_context_cache_get(context_value, session_user, watched_tenants,
+	if (!toms_context_cache_get(&key, session_user, watched_tenants,
 								now, &ctx, &generation))
 	{
 		if (!verify_context(context_value, session_user, &ctx, &denial))
@@ -696,14 +693,13 @@ toms_context(bool missing_ok)
 				return NULL;
 			deny(&denial);
 		}
-		toms_context_cache_put(context_value, session_user, watched_tenants,
+		toms_context_cache_put(&key, session_user, watched_tenants,
 							   now, &ctx, generation);
 	}
 
 	/* verification reads tables, which may have processed invalidations */
 	ctx_cache_prepare();
 	e = hash_search(ctx_cache, &key, HASH_ENTER, &found);
-	e->value = cache_strdup(context_value);
 	e->session_user = session_user;
 	e->version = toms_context_version;
 	e->ctx = ctx;

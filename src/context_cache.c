@@ -8,14 +8,28 @@
  *	  fresh or recycled server connection would verify every tenant id and
  *	  every token (an Ed25519 signature) again.  This cache remembers each
  *	  successful verification in shared memory, so that a context verified
- *	  by one backend costs every other backend one hash lookup.
+ *	  by one backend costs every other backend one lookup.
  *
- *	  An entry is keyed by the BLAKE2b-256 digest of the setting's value (a
- *	  collision is infeasible, so a hit is the same value), the session
- *	  user, the database and toms.tenants' OID (a recreated extension finds
- *	  nothing old).  It holds what context.c needs (tenant, actor, key id,
- *	  valid-until); contexts under a need-to-know grant are not shared
- *	  (their justification is per grant) and stay in the backend's cache.
+ *	  An entry is keyed by a 128-bit keyed digest of the setting's value
+ *	  (SipHash-2-4-128 under a random key drawn at server start that never
+ *	  leaves shared memory), the value's length, the session user, the
+ *	  database and toms.tenants' OID (a recreated extension finds nothing
+ *	  old).  A hit is trusted without comparing the value: without the key,
+ *	  a different value with the same digest cannot be found, nor its
+ *	  digest observed.  The backend's own cache (context.c) is keyed by the
+ *	  same digest, so a value is digested once per change of the setting.  The entry holds what context.c needs (tenant,
+ *	  actor, key id, valid-until); contexts under a need-to-know grant are
+ *	  not shared (their justification is per grant) and stay in the
+ *	  backend's cache.
+ *
+ *	  Layout: a set-associative table.  The digest picks two buckets of
+ *	  CACHE_WAYS entries each; a bucket's header, one cache line, holds a
+ *	  tag per entry, so that a lookup in a table of 100,000s of entries
+ *	  reads two to four lines of shared memory.  A store takes a way
+ *	  holding the same key, else a free or dead way of the emptier bucket
+ *	  (two choices keep the buckets evenly full: at 75 % of cache_size,
+ *	  about 1 in 10,000 stores finds both full), else the first bucket's
+ *	  next victim in turn: the table never fills up and needs no sweep.
  *
  *	  Invalidation: a generation counter in shared memory.  An entry counts
  *	  only while its generation is the current one, and a verification
@@ -29,9 +43,12 @@
  *	  seen the old state, and its entry is dead; one that read it after
  *	  sees the new state.  An entry also never outlives its token's exp.
  *
- *	  Locking: one LWLock; lookups take it shared, stores exclusive.  When
- *	  the table is full, a store first removes dead entries; if it is still
- *	  full the answer is simply not shared.
+ *	  Concurrency: stores take one LWLock exclusively and announce their
+ *	  change in the bucket's change count (odd while they write, as
+ *	  pgstat's backend entries do).  A lookup takes no lock and writes no
+ *	  shared memory: it copies the entry and keeps the copy only if the
+ *	  bucket's count was even and unchanged around the copy; after a few
+ *	  torn reads it reads under the lock, shared.
  *
  *-------------------------------------------------------------------------
  */
@@ -45,7 +62,6 @@
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
-#include "utils/hsearch.h"
 #include "utils/inval.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
@@ -53,11 +69,17 @@
 #include "toms.h"
 
 /* tenant \0 actor \0 key_id \0 must fit, or the context is not shared */
-#define SHARED_STRS 176
+#define SHARED_STRS 200
+
+/* entries per bucket: a header of a change count and CACHE_WAYS tags is 64 bytes */
+#define CACHE_WAYS 7
+
+/* torn reads of a bucket before a lookup takes the lock */
+#define OPTIMISTIC_TRIES 3
 
 typedef struct SharedCtxKey
 {
-	uint8		digest[crypto_generichash_BYTES];
+	TomsCtxDigest digest;		/* toms_context_digest() of the value */
 	Oid			session_user;
 	Oid			database;
 	Oid			tenants;		/* toms.tenants' OID */
@@ -66,17 +88,26 @@ typedef struct SharedCtxKey
 typedef struct SharedCtxEntry
 {
 	SharedCtxKey key;
-	uint64		generation;
+	uint64		generation;		/* 0: free */
 	TimestampTz valid_until;
 	bool		from_token;
 	uint8		actor_off;
 	uint8		key_id_off;		/* 0: no key id */
+	uint8		strs_len;		/* bytes of strs in use */
 	char		strs[SHARED_STRS];
 } SharedCtxEntry;
+
+typedef struct SharedCtxBucket
+{
+	pg_atomic_uint32 changecount;	/* odd while a store writes the bucket */
+	uint32		victim;			/* the way a full bucket gives up next */
+	uint64		tags[CACHE_WAYS];	/* 0: free */
+} SharedCtxBucket;
 
 typedef struct SharedCtxHeader
 {
 	pg_atomic_uint64 generation;
+	uint8		hash_key[crypto_shorthash_siphashx24_KEYBYTES];
 } SharedCtxHeader;
 
 /* toms.context_cache_size: entries in shared memory; 0 disables */
@@ -84,7 +115,9 @@ static int	cache_size = 65536;
 
 static int	lock_index = -1;
 static SharedCtxHeader *header = NULL;
-static HTAB *table = NULL;
+static SharedCtxBucket *buckets = NULL;
+static SharedCtxEntry *entries = NULL;
+static uint32 n_buckets = 0;
 
 /* toms.tenants as this backend last resolved it (context.c tells) */
 static Oid	known_tenants = InvalidOid;
@@ -95,26 +128,49 @@ static int	n_pending_rels = 0;
 static bool pending_all = false;	/* a relcache reset, or too many */
 static bool pending_roles = false;
 
+/* Buckets for cache_size entries. */
+static uint32
+cache_buckets(void)
+{
+	return Max(1, (cache_size + CACHE_WAYS - 1) / CACHE_WAYS);
+}
+
 static Size
 cache_shmem_size(void)
 {
-	return add_size(MAXALIGN(sizeof(SharedCtxHeader)),
-					hash_estimate_size(cache_size, sizeof(SharedCtxEntry)));
+	Size		n = cache_buckets();
+
+	return add_size(add_size(MAXALIGN(sizeof(SharedCtxHeader)),
+							 mul_size(n, sizeof(SharedCtxBucket))),
+					mul_size(mul_size(n, CACHE_WAYS), sizeof(SharedCtxEntry)));
 }
 
 static void
 cache_shmem_startup(void)
 {
 	bool		found;
-	HASHCTL		info;
+	uint32		n = cache_buckets();
+	char	   *mem;
 
-	header = ShmemInitStruct("toms verified contexts", sizeof(SharedCtxHeader), &found);
+	mem = ShmemInitStruct("toms verified contexts", cache_shmem_size(), &found);
+	header = (SharedCtxHeader *) mem;
+	buckets = (SharedCtxBucket *) (mem + MAXALIGN(sizeof(SharedCtxHeader)));
+	entries = (SharedCtxEntry *) (buckets + n);
+	n_buckets = n;
 	if (!found)
+	{
+		uint32		i;
+
 		pg_atomic_init_u64(&header->generation, 1);
-	info.keysize = sizeof(SharedCtxKey);
-	info.entrysize = sizeof(SharedCtxEntry);
-	table = ShmemInitHash("toms verified context table", cache_size, cache_size,
-						  &info, HASH_ELEM | HASH_BLOBS | HASH_FIXED_SIZE);
+		randombytes_buf(header->hash_key, sizeof(header->hash_key));
+		for (i = 0; i < n; i++)
+		{
+			pg_atomic_init_u32(&buckets[i].changecount, 0);
+			buckets[i].victim = 0;
+			memset(buckets[i].tags, 0, sizeof(buckets[i].tags));
+		}
+		memset(entries, 0, mul_size(mul_size(n, CACHE_WAYS), sizeof(SharedCtxEntry)));
+	}
 }
 
 static void
@@ -197,79 +253,180 @@ cache_xact_cb(XactEvent event, void *arg)
 	}
 }
 
-static void
-make_key(SharedCtxKey *key, const char *value, Oid session_user, Oid tenants)
+/* the digest's key when there is no shared cache: this backend's own */
+static uint8 local_hash_key[crypto_shorthash_siphashx24_KEYBYTES];
+static bool local_hash_key_set = false;
+
+/*
+ * The digest of a toms.context value, which keys the verified contexts
+ * here and in the backend's own cache (context.c).
+ */
+void
+toms_context_digest(const char *value, TomsCtxDigest *digest)
 {
-	memset(key, 0, sizeof(*key));
-	crypto_generichash(key->digest, sizeof(key->digest),
-					   (const unsigned char *) value, strlen(value), NULL, 0);
-	key->session_user = session_user;
-	key->database = MyDatabaseId;
-	key->tenants = tenants;
+	size_t		len = strlen(value);
+	const uint8 *key = local_hash_key;
+
+	if (header != NULL)
+		key = header->hash_key;
+	else if (!local_hash_key_set)
+	{
+		randombytes_buf(local_hash_key, sizeof(local_hash_key));
+		local_hash_key_set = true;
+	}
+	memset(digest, 0, sizeof(*digest));
+	crypto_shorthash_siphashx24(digest->bytes, (const unsigned char *) value, len, key);
+	digest->len = (uint32) len;
 }
 
 /*
- * The shared answer for value, if there is a live one: fills *ctx (strings
+ * The key of a value's digest, and where it may live: bucket b[0] or b[1]
+ * (the less full of two at the store, so that the table fills evenly),
+ * under *tag (never 0) in the bucket's header.
+ */
+static void
+make_key(SharedCtxKey *key, const TomsCtxDigest *digest, Oid session_user, Oid tenants,
+		 SharedCtxBucket *b[2], uint64 *tag)
+{
+	uint64		h[2];
+
+	memset(key, 0, sizeof(*key));
+	key->digest = *digest;
+	key->session_user = session_user;
+	key->database = MyDatabaseId;
+	key->tenants = tenants;
+	memcpy(h, digest->bytes, sizeof(h));
+	*tag = h[1] ? h[1] : 1;
+	b[0] = &buckets[(uint32) h[0] % n_buckets];
+	b[1] = &buckets[(uint32) (h[0] >> 32) % n_buckets];
+}
+
+/*
+ * The way of bucket b holding key, or -1; copies that entry into *copy, up
+ * to the end of its strings (the rest of strs is not read).
+ */
+static int
+find_way(SharedCtxBucket *b, const SharedCtxKey *key, uint64 tag, SharedCtxEntry *copy)
+{
+	SharedCtxEntry *first = &entries[(b - buckets) * CACHE_WAYS];
+	int			w;
+
+	for (w = 0; w < CACHE_WAYS; w++)
+		if (b->tags[w] == tag && memcmp(&first[w].key, key, sizeof(*key)) == 0)
+		{
+			uint8		len = Min(first[w].strs_len, SHARED_STRS);
+
+			memcpy(copy, &first[w], offsetof(SharedCtxEntry, strs) + len);
+			return w;
+		}
+	return -1;
+}
+
+/*
+ * find_way() without the lock: a copy made while no store wrote the
+ * bucket.  False if the bucket kept changing (then ask under the lock).
+ */
+static bool
+find_way_unlocked(SharedCtxBucket *b, const SharedCtxKey *key, uint64 tag,
+				  SharedCtxEntry *copy, int *way)
+{
+	int			tries;
+
+	for (tries = 0; tries < OPTIMISTIC_TRIES; tries++)
+	{
+		uint32		before = pg_atomic_read_u32(&b->changecount);
+
+		if (before & 1)
+			continue;
+		pg_read_barrier();
+		*way = find_way(b, key, tag, copy);
+		pg_read_barrier();
+		if (pg_atomic_read_u32(&b->changecount) == before)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * The shared answer for the value of digest, if there is a live one: fills *ctx (strings
  * in the current memory context) and returns true.  Otherwise returns
  * false and sets *generation, under which a verification started now may
  * store its answer (toms_context_cache_put).
  */
 bool
-toms_context_cache_get(const char *value, Oid session_user, Oid tenants,
+toms_context_cache_get(const TomsCtxDigest *digest, Oid session_user, Oid tenants,
 					   TimestampTz now, TomsContext *ctx, uint64 *generation)
 {
 	SharedCtxKey key;
-	SharedCtxEntry *e;
-	bool		hit = false;
+	SharedCtxEntry e;
+	SharedCtxBucket *b[2];
+	uint64		tag;
+	int			way = -1;
+	int			i;
 
 	known_tenants = tenants;
 	*generation = 0;
-	if (table == NULL || !OidIsValid(tenants))
+	if (header == NULL || !OidIsValid(tenants))
 		return false;
 	*generation = pg_atomic_read_u64(&header->generation);
-	make_key(&key, value, session_user, tenants);
-	LWLockAcquire(toms_lwlock(lock_index), LW_SHARED);
-	e = hash_search(table, &key, HASH_FIND, NULL);
-	if (e && e->generation == *generation && now < e->valid_until)
+	make_key(&key, digest, session_user, tenants, b, &tag);
+	for (i = 0; i < 2 && way < 0; i++)
 	{
-		memset(ctx, 0, sizeof(*ctx));
-		ctx->tenant = pstrdup(e->strs);
-		ctx->actor = pstrdup(e->strs + e->actor_off);
-		ctx->key_id = e->key_id_off ? pstrdup(e->strs + e->key_id_off) : NULL;
-		ctx->from_token = e->from_token;
-		ctx->valid_until = e->valid_until;
-		hit = true;
+		if (!find_way_unlocked(b[i], &key, tag, &e, &way))
+		{
+			LWLockAcquire(toms_lwlock(lock_index), LW_SHARED);
+			way = find_way(b[i], &key, tag, &e);
+			LWLockRelease(toms_lwlock(lock_index));
+		}
 	}
-	LWLockRelease(toms_lwlock(lock_index));
-	return hit;
+	if (way < 0 || e.generation != *generation || now >= e.valid_until)
+		return false;
+	memset(ctx, 0, sizeof(*ctx));
+	ctx->tenant = pstrdup(e.strs);
+	ctx->actor = pstrdup(e.strs + e.actor_off);
+	ctx->key_id = e.key_id_off ? pstrdup(e.strs + e.key_id_off) : NULL;
+	ctx->from_token = e.from_token;
+	ctx->valid_until = e.valid_until;
+	return true;
 }
 
-/* Remove dead entries (exclusive lock held). */
-static void
-sweep(uint64 generation, TimestampTz now)
+/* Ways of bucket b that a store may take (exclusive lock held): free or dead. */
+static int
+usable_ways(SharedCtxBucket *b, uint64 generation, TimestampTz now, int *first_usable)
 {
-	HASH_SEQ_STATUS status;
-	SharedCtxEntry *e;
+	SharedCtxEntry *first = &entries[(b - buckets) * CACHE_WAYS];
+	int			n = 0;
+	int			w;
 
-	hash_seq_init(&status, table);
-	while ((e = hash_seq_search(&status)) != NULL)
-		if (e->generation != generation || e->valid_until <= now)
-			(void) hash_search(table, &e->key, HASH_REMOVE, NULL);
+	*first_usable = -1;
+	for (w = 0; w < CACHE_WAYS; w++)
+		if (b->tags[w] == 0 || first[w].generation != generation ||
+			first[w].valid_until <= now)
+		{
+			if (n++ == 0)
+				*first_usable = w;
+		}
+	return n;
 }
 
 /* Share a verified context, unless something was invalidated meanwhile. */
 void
-toms_context_cache_put(const char *value, Oid session_user, Oid tenants,
+toms_context_cache_put(const TomsCtxDigest *digest, Oid session_user, Oid tenants,
 					   TimestampTz now, const TomsContext *ctx, uint64 generation)
 {
 	SharedCtxKey key;
 	SharedCtxEntry *e;
+	SharedCtxEntry copy;
+	SharedCtxBucket *b[2];
+	SharedCtxBucket *bucket;
+	uint64		tag;
 	size_t		lt,
 				la,
 				lk;
-	bool		found;
+	int			w = -1;
+	int			i;
 
-	if (table == NULL || generation == 0 || !OidIsValid(tenants) ||
+	if (header == NULL || generation == 0 || !OidIsValid(tenants) ||
 		ctx->grant_id != 0 || ctx->justification != NULL ||
 		ctx->tenant == NULL || ctx->actor == NULL)
 		return;
@@ -278,29 +435,51 @@ toms_context_cache_put(const char *value, Oid session_user, Oid tenants,
 	lk = ctx->key_id ? strlen(ctx->key_id) + 1 : 0;
 	if (lt + la + lk > SHARED_STRS)
 		return;
-	make_key(&key, value, session_user, tenants);
+	make_key(&key, digest, session_user, tenants, b, &tag);
 	LWLockAcquire(toms_lwlock(lock_index), LW_EXCLUSIVE);
-	if (pg_atomic_read_u64(&header->generation) == generation)
+	if (pg_atomic_read_u64(&header->generation) != generation)
 	{
-		e = hash_search(table, &key, HASH_ENTER_NULL, &found);
-		if (e == NULL)
-		{
-			sweep(generation, now);
-			e = hash_search(table, &key, HASH_ENTER_NULL, &found);
-		}
-		if (e != NULL)
-		{
-			e->generation = generation;
-			e->valid_until = ctx->valid_until;
-			e->from_token = ctx->from_token;
-			memcpy(e->strs, ctx->tenant, lt);
-			e->actor_off = (uint8) lt;
-			memcpy(e->strs + lt, ctx->actor, la);
-			e->key_id_off = lk ? (uint8) (lt + la) : 0;
-			if (lk)
-				memcpy(e->strs + lt + la, ctx->key_id, lk);
-		}
+		LWLockRelease(toms_lwlock(lock_index));
+		return;
 	}
+	/* the same key, else a free or dead way of the emptier bucket, else a victim */
+	bucket = b[0];
+	for (i = 0; i < 2 && w < 0; i++)
+		if ((w = find_way(b[i], &key, tag, &copy)) >= 0)
+			bucket = b[i];
+	if (w < 0)
+	{
+		int			w0,
+					w1;
+
+		if (usable_ways(b[1], generation, now, &w1) > usable_ways(b[0], generation, now, &w0))
+		{
+			bucket = b[1];
+			w = w1;
+		}
+		else
+			w = w0;
+		if (w < 0)
+			w = bucket->victim++ % CACHE_WAYS;
+	}
+	e = &entries[(bucket - buckets) * CACHE_WAYS + w];
+
+	pg_atomic_fetch_add_u32(&bucket->changecount, 1);	/* odd: lookups retry */
+	pg_write_barrier();
+	e->key = key;
+	e->generation = generation;
+	e->valid_until = ctx->valid_until;
+	e->from_token = ctx->from_token;
+	memcpy(e->strs, ctx->tenant, lt);
+	e->actor_off = (uint8) lt;
+	memcpy(e->strs + lt, ctx->actor, la);
+	e->key_id_off = lk ? (uint8) (lt + la) : 0;
+	if (lk)
+		memcpy(e->strs + lt + la, ctx->key_id, lk);
+	e->strs_len = (uint8) (lt + la + lk);
+	bucket->tags[w] = tag;
+	pg_write_barrier();
+	pg_atomic_fetch_add_u32(&bucket->changecount, 1);	/* even again */
 	LWLockRelease(toms_lwlock(lock_index));
 }
 
@@ -310,7 +489,7 @@ toms_context_cache_init(void)
 {
 	DefineCustomIntVariable("toms.context_cache_size",
 							gettext_noop("Verified tenant contexts kept in shared memory for all backends (0 disables)."),
-							gettext_noop("One entry per login role and tenant id or token in use; about 300 bytes each."),
+							gettext_noop("One entry per login role and tenant id or token in use; about 270 bytes each."),
 							&cache_size, 65536, 0, INT_MAX / 1024, PGC_POSTMASTER,
 							0, NULL, NULL, NULL);
 	if (cache_size > 0)

@@ -292,9 +292,15 @@ extern const TomsContext *toms_context(bool missing_ok);
 /* bumped by every change of toms.context (SET, RESET, rollback) */
 extern uint64 toms_context_version;
 /* context_cache.c: verified contexts shared by all backends */
-extern bool toms_context_cache_get(const char *value, Oid session_user, Oid tenants,
+typedef struct TomsCtxDigest
+{
+	uint8		bytes[16];		/* keyed SipHash-2-4-128 of the value */
+	uint32		len;			/* the value's length */
+} TomsCtxDigest;
+extern void toms_context_digest(const char *value, TomsCtxDigest *digest);
+extern bool toms_context_cache_get(const TomsCtxDigest *digest, Oid session_user, Oid tenants,
 								   TimestampTz now, TomsContext *ctx, uint64 *generation);
-extern void toms_context_cache_put(const char *value, Oid session_user, Oid tenants,
+extern void toms_context_cache_put(const TomsCtxDigest *digest, Oid session_user, Oid tenants,
 								   TimestampTz now, const TomsContext *ctx, uint64 generation);
 extern void toms_context_cache_init(void);
 

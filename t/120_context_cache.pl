@@ -1,0 +1,145 @@
+# The verified-context cache in shared memory (src/context_cache.c), on a
+# cache of 14 entries (two buckets of seven):
+# - a context verified by one backend serves a fresh backend without a
+#   second verification (no index scan of toms.members or toms.tenants),
+#   for a tenant id and for a token;
+# - the entry is per login role: another role verifies for itself;
+# - a full cache gives up entries (they are verified again), never a wrong
+#   answer;
+# - two clients changing tenant ids and tokens in every transaction, with
+#   entries replaced under them all the time (lookups take no lock), always
+#   get the tenant and actor they set.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('context_cache');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+toms.context_cache_size = 14
+log_statement = none
+# an ANALYZE of toms.tenants is a relcache invalidation, which (as any
+# change of toms' tenant tables) starts the shared cache over
+autovacuum = off
+});
+$node->start;
+
+my $tokens = 2000;
+$node->safe_psql('postgres', qq{
+	CREATE EXTENSION toms;
+	CREATE EXTENSION toms_test;
+	CREATE ROLE regress_cc_app LOGIN IN ROLE toms_app;
+	CREATE ROLE regress_cc_other LOGIN;
+	SELECT count(toms.create_tenant('c' || n, 'Cache ' || n)) FROM generate_series(0, 119) n;
+	SELECT count(toms.add_member('regress_cc_app', 'c' || n)) FROM generate_series(0, 119) n;
+	SELECT toms.add_member('regress_cc_other', 'c1');
+	CREATE TEMP TABLE k AS SELECT * FROM toms_test.keypair();
+	SELECT toms.trust_key('regress-cc', public_key) FROM k;
+	CREATE TABLE cc_tokens AS
+		SELECT n, 'c' || (n % 120) AS tenant,
+			toms_test.mint_claims((SELECT secret_key FROM k), 'c' || (n % 120), 'user' || n, '1 day', 'regress-cc') AS token
+		  FROM generate_series(0, $tokens - 1) n;
+	ALTER TABLE cc_tokens ADD PRIMARY KEY (n);
+	GRANT SELECT ON cc_tokens TO regress_cc_app;
+});
+
+# index scans of toms' tables: one set per verification (each psql call is
+# a new connection, which reports its statistics before it answers its last
+# statement: as_role)
+sub scans
+{
+	my ($index) = @_;
+	return $node->safe_psql('postgres',
+		"SELECT idx_scan FROM pg_stat_all_indexes WHERE schemaname = 'toms' AND indexrelname = '$index'");
+}
+
+sub as_role
+{
+	my ($role, $sql) = @_;
+	my @out = split /\n/, $node->safe_psql('postgres',
+		"SET SESSION AUTHORIZATION $role; $sql; RESET SESSION AUTHORIZATION; SELECT pg_stat_force_next_flush()");
+	# the answer of $sql's last statement
+	return $out[-1] // '';
+}
+
+# A fresh backend using $sql as $role after another did: true if it took
+# the answer from the shared cache (no scan of $index).  Any backend that
+# processes an older invalidation of roles (the set-up's CREATE ROLE: a
+# background worker's next transaction) starts the cache over once, so a
+# pair is tried up to five times.
+sub shared_pair
+{
+	my ($role, $sql, $index, $expect, $name) = @_;
+	for my $try (1 .. 5)
+	{
+		is(as_role($role, $sql), $expect, "$name: answer of the first backend (try $try)");
+		my $mid = scans($index);
+		is(as_role($role, $sql), $expect, "$name: answer of a fresh backend (try $try)");
+		return 1 if scans($index) == $mid;
+	}
+	return 0;
+}
+
+# --- a tenant id -------------------------------------------------------
+my $s0 = scans('members_tenant_idx');
+is(as_role('regress_cc_app', q{SELECT toms.set_tenant('c1'); SELECT toms.current_tenant()}),
+	'c1', 'set_tenant: the first backend verifies c1');
+cmp_ok(scans('members_tenant_idx'), '>', $s0, '... reading toms.members');
+ok(shared_pair('regress_cc_app', q{SELECT toms.set_tenant('c1'); SELECT toms.current_tenant()},
+		'members_tenant_idx', 'c1', 'set_tenant'),
+	'a fresh backend enters c1 from the shared cache: toms.members not read again');
+my $s1 = scans('members_tenant_idx');
+is(as_role('regress_cc_other', q{SELECT toms.set_tenant('c1'); SELECT toms.current_actor()}),
+	'regress_cc_other', 'another role enters c1 as itself, not with the first role\'s entry');
+cmp_ok(scans('members_tenant_idx'), '>', $s1, '... verified for that role');
+
+# --- a token -----------------------------------------------------------
+my $tok = $node->safe_psql('postgres', 'SELECT token FROM cc_tokens WHERE n = 7');
+my $t0 = scans('tenants_pkey');
+is(as_role('regress_cc_app', qq{SELECT set_config('toms.context', '$tok', false); SELECT toms.current_actor()}),
+	'user7', 'token: the first backend verifies it');
+cmp_ok(scans('tenants_pkey'), '>', $t0, '... reading toms.tenants');
+ok(shared_pair('regress_cc_app',
+		qq{SELECT set_config('toms.context', '$tok', false); SELECT toms.current_tenant() || ' ' || toms.current_actor()},
+		'tenants_pkey', 'c7 user7', 'token'),
+	'a fresh backend enters with the token from the shared cache: not verified again');
+
+# --- a full cache gives entries up ---------------------------------------
+as_role('regress_cc_app', q{DO $$ BEGIN
+	FOR n IN 20..119 LOOP PERFORM toms.set_tenant('c' || n); PERFORM toms.current_tenant(); END LOOP;
+END $$});
+my $s3 = scans('members_tenant_idx');
+is(as_role('regress_cc_app', q{SELECT toms.set_tenant('c1'); SELECT toms.current_tenant()}),
+	'c1', 'after 100 other tenants in a cache of 14, c1 is entered');
+cmp_ok(scans('members_tenant_idx'), '>', $s3, '... verified again: its entry was given up');
+
+# --- two clients, entries replaced under them ------------------------------
+# 2,000 tokens and 120 tenant ids: each backend's own cache (1,024) starts
+# over again and again, so most contexts are looked up in the shared cache,
+# whose 14 entries are replaced by the other client's stores all the time.
+# A wrong tenant or actor divides by zero and fails the run.
+$node->pgbench(
+	'-n -M prepared -c 2 -j 2 -t 3000 -U regress_cc_app',
+	0,
+	[ qr{processed: 6000/6000} ],
+	[ qr{^$} ],
+	'two clients: every context resolves to the tenant and actor set',
+	{
+		'cc_churn' => qq{
+\\set n random(0, @{[$tokens - 1]})
+\\set t random(0, 119)
+BEGIN;
+SELECT token, tenant FROM cc_tokens WHERE n = :n \\gset
+SELECT set_config('toms.context', :token, true);
+SELECT 1 / (toms.current_tenant() = :tenant AND toms.current_actor() = 'user' || :n)::int;
+SELECT toms.set_tenant('c' || :t, true);
+SELECT 1 / (toms.current_tenant() = 'c' || :t AND toms.current_actor() = 'regress_cc_app')::int;
+COMMIT;
+}
+	},
+	'postgres');
+
+$node->stop;
+done_testing();
