@@ -45,6 +45,7 @@
 #include "catalog/indexing.h"
 #include "catalog/pg_class.h"
 #include "catalog/pg_extension.h"
+#include "catalog/pg_language.h"
 #include "catalog/pg_proc.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
@@ -185,6 +186,19 @@ toms_guard_needs_fmgr(Oid fn_oid)
 		 */
 		result = proc->pronamespace == nsp &&
 			(proc->provolatile == PROVOLATILE_VOLATILE || proc->proparallel == PROPARALLEL_UNSAFE);
+
+		/*
+		 * set_tenant(), enter_tenant() and clear_tenant() change only the
+		 * setting and write no table (a refusal's record goes through the
+		 * audit queue); one of them opens most transactions of a pooled
+		 * application, and a counted function is called through the fmgr
+		 * hook's wrapper, which costs as much again.
+		 */
+		if (result && proc->prolang == ClanguageId &&
+			(strcmp(NameStr(proc->proname), "set_tenant") == 0 ||
+			 strcmp(NameStr(proc->proname), "enter_tenant") == 0 ||
+			 strcmp(NameStr(proc->proname), "clear_tenant") == 0))
+			result = false;
 		ReleaseSysCache(tup);
 	}
 	return result;
