@@ -104,6 +104,9 @@ typedef struct SharedCtxBucket
 	uint64		tags[CACHE_WAYS];	/* 0: free */
 } SharedCtxBucket;
 
+StaticAssertDecl(sizeof(SharedCtxBucket) == 64, "a bucket's header is one cache line");
+StaticAssertDecl(sizeof(SharedCtxEntry) == 256, "an entry is four cache lines");
+
 typedef struct SharedCtxHeader
 {
 	pg_atomic_uint64 generation;
@@ -140,7 +143,8 @@ cache_shmem_size(void)
 {
 	Size		n = cache_buckets();
 
-	return add_size(add_size(MAXALIGN(sizeof(SharedCtxHeader)),
+	/* the buckets start on a cache line, wherever the segment puts us */
+	return add_size(add_size(sizeof(SharedCtxHeader) + PG_CACHE_LINE_SIZE,
 							 mul_size(n, sizeof(SharedCtxBucket))),
 					mul_size(mul_size(n, CACHE_WAYS), sizeof(SharedCtxEntry)));
 }
@@ -154,7 +158,7 @@ cache_shmem_startup(void)
 
 	mem = ShmemInitStruct("toms verified contexts", cache_shmem_size(), &found);
 	header = (SharedCtxHeader *) mem;
-	buckets = (SharedCtxBucket *) (mem + MAXALIGN(sizeof(SharedCtxHeader)));
+	buckets = (SharedCtxBucket *) CACHELINEALIGN(mem + sizeof(SharedCtxHeader));
 	entries = (SharedCtxEntry *) (buckets + n);
 	n_buckets = n;
 	if (!found)
