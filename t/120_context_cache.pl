@@ -66,9 +66,9 @@ sub as_role
 
 # A fresh backend using $sql as $role after another did: true if it took
 # the answer from the shared cache (no scan of $index).  Any backend that
-# processes an older invalidation of roles (the set-up's CREATE ROLE: a
-# background worker's next transaction) starts the cache over once, so a
-# pair is tried up to five times.
+# processes an older invalidation late (of the set-up's roles and tenants:
+# a background worker's next transaction) starts the cache over once more
+# (docs/tenancy.md, Caching), so a pair is tried up to five times.
 sub shared_pair
 {
 	my ($role, $sql, $index, $expect, $name) = @_;
