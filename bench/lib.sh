@@ -14,6 +14,13 @@
 #   TRANSACTIONS WORKER_US_PER_AUDITED_TRANSACTION.  The queue is drained
 #   (toms.audit_flush()) before and after, so the worker's CPU is all of
 #   the run's records.  Needs WORK, BIN, PSQL, CLIENTS, SECONDS_EACH.
+# AWK_MEDIAN: awk's median(arr, n) of arr[1..n] (sorts arr), to put before
+# an awk program: awk "$AWK_MEDIAN"'...'
+AWK_MEDIAN='function median(arr, n,    i, j, t) {
+	for (i = 2; i <= n; i++) for (j = i; j > 1 && arr[j-1] > arr[j]; j--) { t = arr[j]; arr[j] = arr[j-1]; arr[j-1] = t }
+	return n % 2 ? arr[(n + 1) / 2] : (arr[n / 2] + arr[n / 2 + 1]) / 2;
+}
+'
 mix_busy() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat; }
 mix_worker_ticks() {
 	local p t=0

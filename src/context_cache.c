@@ -305,6 +305,13 @@ make_key(SharedCtxKey *key, const TomsCtxDigest *digest, Oid session_user, Oid t
 	b[1] = &buckets[(uint32) (h[0] >> 32) % n_buckets];
 }
 
+/* The first of bucket b's CACHE_WAYS entries. */
+static inline SharedCtxEntry *
+bucket_entries(SharedCtxBucket *b)
+{
+	return &entries[(b - buckets) * CACHE_WAYS];
+}
+
 /*
  * The way of bucket b holding key, or -1; copies that entry into *copy, up
  * to the end of its strings (the rest of strs is not read).
@@ -312,7 +319,7 @@ make_key(SharedCtxKey *key, const TomsCtxDigest *digest, Oid session_user, Oid t
 static int
 find_way(SharedCtxBucket *b, const SharedCtxKey *key, uint64 tag, SharedCtxEntry *copy)
 {
-	SharedCtxEntry *first = &entries[(b - buckets) * CACHE_WAYS];
+	SharedCtxEntry *first = bucket_entries(b);
 	int			w;
 
 	for (w = 0; w < CACHE_WAYS; w++)
@@ -352,10 +359,10 @@ find_way_unlocked(SharedCtxBucket *b, const SharedCtxKey *key, uint64 tag,
 }
 
 /*
- * The shared answer for the value of digest, if there is a live one: fills *ctx (strings
- * in the current memory context) and returns true.  Otherwise returns
- * false and sets *generation, under which a verification started now may
- * store its answer (toms_context_cache_put).
+ * The shared answer for the value of digest, if there is a live one: fills
+ * *ctx (strings in the current memory context) and returns true.
+ * Otherwise returns false and sets *generation, under which a verification
+ * started now may store its answer (toms_context_cache_put).
  */
 bool
 toms_context_cache_get(const TomsCtxDigest *digest, Oid session_user, Oid tenants,
@@ -398,7 +405,7 @@ toms_context_cache_get(const TomsCtxDigest *digest, Oid session_user, Oid tenant
 static int
 usable_ways(SharedCtxBucket *b, uint64 generation, TimestampTz now, int *first_usable)
 {
-	SharedCtxEntry *first = &entries[(b - buckets) * CACHE_WAYS];
+	SharedCtxEntry *first = bucket_entries(b);
 	int			n = 0;
 	int			w;
 
@@ -466,7 +473,7 @@ toms_context_cache_put(const TomsCtxDigest *digest, Oid session_user, Oid tenant
 		if (w < 0)
 			w = bucket->victim++ % CACHE_WAYS;
 	}
-	e = &entries[(bucket - buckets) * CACHE_WAYS + w];
+	e = &bucket_entries(bucket)[w];
 
 	pg_atomic_fetch_add_u32(&bucket->changecount, 1);	/* odd: lookups retry */
 	pg_write_barrier();

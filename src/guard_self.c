@@ -329,14 +329,14 @@ static void
 check_index_rel(Oid relid)
 {
 	Oid			nsp = toms_schema_oid();
-	Oid			table = relid;
+	char		relkind;
 
 	if (!OidIsValid(relid) || !OidIsValid(nsp) || get_rel_namespace(relid) != nsp)
 		return;
-	if (get_rel_relkind(relid) == RELKIND_INDEX ||
-		get_rel_relkind(relid) == RELKIND_PARTITIONED_INDEX)
-		table = IndexGetRelation(relid, false);
-	refuse_table_ddl(table);
+	relkind = get_rel_relkind(relid);
+	if (relkind == RELKIND_INDEX || relkind == RELKIND_PARTITIONED_INDEX)
+		relid = IndexGetRelation(relid, false);
+	refuse_table_ddl(relid);
 }
 
 /* ProcessUtility: DDL on toms' tables, and toms' extension membership. */
