@@ -307,7 +307,7 @@ make_key(SharedCtxKey *key, const TomsCtxDigest *digest, Oid session_user, Oid t
 
 /* The first of bucket b's CACHE_WAYS entries. */
 static inline SharedCtxEntry *
-bucket_entries(SharedCtxBucket *b)
+bucket_entries(const SharedCtxBucket *b)
 {
 	return &entries[(b - buckets) * CACHE_WAYS];
 }
