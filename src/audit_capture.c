@@ -166,20 +166,34 @@ access_record(Oid relid, const char *action, uint64 query_id)
 }
 
 /*
- * Is the current or the session user a superuser or BYPASSRLS role?  Asked
- * at every read of a table whose read audit is off, so the answer is kept
- * for the pair last asked about, as superuser_arg() keeps its own, and
+ * Is a role a superuser or BYPASSRLS role?  Asked at every audited read
+ * (check_privileged) and at every read of a table whose read audit is off
+ * (current and session user), so the answer is kept for the role last
+ * asked about in each of two places, as superuser_arg() keeps its own, and
  * dropped when any role changes (privileged_reset).
  */
-static Oid	privileged_user = InvalidOid;
-static Oid	privileged_session = InvalidOid;
-static bool privileged_answer = false;
+#define PRIV_CURRENT 0
+#define PRIV_SESSION 1
+static Oid	privileged_role[2] = {InvalidOid, InvalidOid};
+static bool privileged_answer[2];
 
 /* pg_authid changed (syscache callback, registered by toms_audit_init) */
 static void
 privileged_reset(Datum arg, int cacheid, uint32 hashvalue)
 {
-	privileged_user = InvalidOid;
+	privileged_role[PRIV_CURRENT] = InvalidOid;
+	privileged_role[PRIV_SESSION] = InvalidOid;
+}
+
+static bool
+role_privileged(Oid role, int which)
+{
+	if (role != privileged_role[which])
+	{
+		privileged_answer[which] = superuser_arg(role) || has_bypassrls_privilege(role);
+		privileged_role[which] = role;
+	}
+	return privileged_answer[which];
 }
 
 /*
@@ -191,17 +205,9 @@ static bool
 read_always_audited(void)
 {
 	const TomsContext *ctx;
-	Oid			user = GetUserId();
-	Oid			session = GetSessionUserId();
 
-	if (user != privileged_user || session != privileged_session)
-	{
-		privileged_answer = superuser_arg(user) || has_bypassrls_privilege(user) ||
-			superuser_arg(session) || has_bypassrls_privilege(session);
-		privileged_user = user;
-		privileged_session = session;
-	}
-	if (privileged_answer)
+	if (role_privileged(GetUserId(), PRIV_CURRENT) ||
+		role_privileged(GetSessionUserId(), PRIV_SESSION))
 		return true;
 	ctx = toms_context(true);
 	return ctx != NULL && ctx->grant_id != 0;
@@ -231,7 +237,7 @@ check_privileged(Oid relid, const char *action)
 	/* a foreign-key check runs as the table's owner, outside row security */
 	if (InNoForceRLSOperation())
 		return;
-	if (!superuser_arg(user) && !has_bypassrls_privilege(user))
+	if (!role_privileged(user, PRIV_CURRENT))
 		return;
 	if (strcmp(action, "SELECT") == 0)
 		detail = psprintf("role %s read %s bypassing row security",

@@ -864,11 +864,12 @@ void
 toms_guard_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 						 int subId, void *arg)
 {
+	/* the other kinds (a function's execution, a schema search) come often */
+	if (access != OAT_POST_CREATE && access != OAT_POST_ALTER && access != OAT_DROP)
+		return;
 	if (toms_ddl_in_progress())
 		return;
-	if (classId == ProcedureRelationId &&
-		(access == OAT_POST_CREATE || access == OAT_POST_ALTER || access == OAT_DROP) &&
-		toms_extension_exists())
+	if (classId == ProcedureRelationId && toms_extension_exists())
 		toms_guard_self_function(access, objectId);
 	if (toms_citus_forwarded() || toms_citus_copying_marker(classId))	/* Citus (issue 15): citus_guard.c */
 		return;
