@@ -57,6 +57,9 @@ static bool ddl_in_progress = false;
 static toms_relcache_cb relcache_cbs[TOMS_MAX_CALLBACKS];
 static int	n_relcache_cbs = 0;
 
+/* told when this transaction changes toms' tenant tables (the trigger) */
+static toms_change_cb tenants_change_cb = NULL;
+
 /*
  * toms' schema, and whether the extension is installed in this database:
  * asked by every statement, so the two syscache lookups are remembered
@@ -331,7 +334,16 @@ toms_invalidate_trigger(PG_FUNCTION_ARGS)
 		elog(ERROR, "toms_invalidate_trigger: not called by trigger manager");
 	if (OidIsValid(tenants))
 		CacheInvalidateRelcacheByRelid(tenants);
+	if (tenants_change_cb)
+		tenants_change_cb();
 	return PointerGetDatum(NULL);
+}
+
+/* cb() whenever a transaction changes toms' tenant tables (one listener). */
+void
+toms_on_tenants_change(toms_change_cb cb)
+{
+	tenants_change_cb = cb;
 }
 
 

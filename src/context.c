@@ -687,6 +687,11 @@ toms_context(bool missing_ok)
 	if (!toms_context_cache_get(&key, session_user, watched_tenants,
 								now, &ctx, &generation))
 	{
+		/*
+		 * Changes committed before the generation was read: their
+		 * invalidations may still be pending here (context_cache.c).
+		 */
+		AcceptInvalidationMessages();
 		if (!verify_context(context_value, session_user, &ctx, &denial))
 		{
 			if (missing_ok)

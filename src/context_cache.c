@@ -34,14 +34,26 @@
  *	  Invalidation: a generation counter in shared memory.  An entry counts
  *	  only while its generation is the current one, and a verification
  *	  stores its answer only under the generation it read before it looked
- *	  at any table.  The generation is bumped
- *	    - by a transaction that changed toms' tenant tables (their triggers
- *	      send a relcache invalidation of toms.tenants) or roles, right
- *	      after its commit became visible (XACT_EVENT_COMMIT), and
- *	    - by every backend that processes such an invalidation.
- *	  So a verification that read the generation before the bump may have
- *	  seen the old state, and its entry is dead; one that read it after
- *	  sees the new state.  An entry also never outlives its token's exp.
+ *	  at any table or processed any invalidation.  The generation is bumped
+ *	  by the transaction that changes what verification reads, when it
+ *	  commits: once its commit is visible (XACT_EVENT_COMMIT), and again
+ *	  once its invalidations are sent (the resource release after them).
+ *	  Such a transaction is known by what it ran: a change of toms' tenant
+ *	  tables (their trigger, catalog.c), role DDL, COPY or DML into
+ *	  pg_authid or pg_auth_members, CREATE/ALTER EXTENSION.  A prepared
+ *	  transaction is noted at PREPARE by its gid, with whether it changed
+ *	  any of that, in shared memory; COMMIT PREPARED bumps if it did or if
+ *	  its gid is unknown (prepared before a restart).  So a verification
+ *	  that read the generation before the second bump may have seen the
+ *	  old state, and its entry is dead; one that read it after sees the new
+ *	  state, because it processes pending invalidations first
+ *	  (context.c) and reads toms' tables under the latest snapshot.
+ *	  Backends that process an invalidation do not bump on a primary: an
+ *	  idle pooled connection that processes it minutes later would start
+ *	  the cache over for every backend.  On a standby nobody commits, so
+ *	  there every backend that processes one bumps, as does the first
+ *	  lookup after a promotion.  An entry also never outlives its token's
+ *	  exp.
  *
  *	  Concurrency: stores take one LWLock exclusively and announce their
  *	  change in the bucket's change count (odd while they write, as
@@ -56,13 +68,20 @@
 
 #include <sodium.h>
 
+#include "access/twophase.h"
 #include "access/xact.h"
+#include "access/xlog.h"
+#include "catalog/pg_auth_members.h"
+#include "catalog/pg_authid.h"
+#include "executor/execdesc.h"
 #include "miscadmin.h"
+#include "nodes/parsenodes.h"
 #include "port/atomics.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
+#include "utils/resowner.h"
 #include "utils/syscache.h"
 #include "utils/timestamp.h"
 
@@ -110,14 +129,24 @@ StaticAssertDecl(sizeof(SharedCtxEntry) == 256, "an entry is four cache lines");
 typedef struct SharedCtxHeader
 {
 	pg_atomic_uint64 generation;
+	bool		standby_bumped; /* a standby's backend bumped: bump at promotion */
 	uint8		hash_key[crypto_shorthash_siphashx24_KEYBYTES];
 } SharedCtxHeader;
+
+/* A prepared transaction: whether its commit must bump (under the lock). */
+typedef struct PreparedMark
+{
+	bool		used;
+	bool		changes;
+	char		gid[GIDSIZE];
+} PreparedMark;
 
 /* toms.context_cache_size: entries in shared memory; 0 disables */
 static int	cache_size = 65536;
 
 static int	lock_index = -1;
 static SharedCtxHeader *header = NULL;
+static PreparedMark *marks = NULL;	/* max_prepared_xacts of them */
 static SharedCtxBucket *buckets = NULL;
 static SharedCtxEntry *entries = NULL;
 static uint32 n_buckets = 0;
@@ -125,11 +154,12 @@ static uint32 n_buckets = 0;
 /* toms.tenants as this backend last resolved it (context.c tells) */
 static Oid	known_tenants = InvalidOid;
 
-/* in this transaction: invalidations seen that may concern contexts */
-static Oid	pending_rels[8];
-static int	n_pending_rels = 0;
-static bool pending_all = false;	/* a relcache reset, or too many */
-static bool pending_roles = false;
+/* this transaction changed what verification reads: it bumps at commit */
+static bool bump_at_commit = false;
+/* it committed: bump again once its invalidations are sent */
+static bool bump_after_inval = false;
+/* the gid of the PREPARE TRANSACTION being run */
+static char preparing_gid[GIDSIZE];
 
 /* Buckets for cache_size entries. */
 static uint32
@@ -144,7 +174,8 @@ cache_shmem_size(void)
 	Size		n = cache_buckets();
 
 	/* the buckets start on a cache line, wherever the segment puts us */
-	return add_size(add_size(sizeof(SharedCtxHeader) + PG_CACHE_LINE_SIZE,
+	return add_size(add_size(add_size(MAXALIGN(sizeof(SharedCtxHeader)) + PG_CACHE_LINE_SIZE,
+									  mul_size(max_prepared_xacts, sizeof(PreparedMark))),
 							 mul_size(n, sizeof(SharedCtxBucket))),
 					mul_size(mul_size(n, CACHE_WAYS), sizeof(SharedCtxEntry)));
 }
@@ -158,7 +189,8 @@ cache_shmem_startup(void)
 
 	mem = ShmemInitStruct("toms verified contexts", cache_shmem_size(), &found);
 	header = (SharedCtxHeader *) mem;
-	buckets = (SharedCtxBucket *) CACHELINEALIGN(mem + sizeof(SharedCtxHeader));
+	marks = (PreparedMark *) (mem + MAXALIGN(sizeof(SharedCtxHeader)));
+	buckets = (SharedCtxBucket *) CACHELINEALIGN(marks + max_prepared_xacts);
 	entries = (SharedCtxEntry *) (buckets + n);
 	n_buckets = n;
 	if (!found)
@@ -166,7 +198,9 @@ cache_shmem_startup(void)
 		uint32		i;
 
 		pg_atomic_init_u64(&header->generation, 1);
+		header->standby_bumped = false;
 		randombytes_buf(header->hash_key, sizeof(header->hash_key));
+		memset(marks, 0, mul_size(max_prepared_xacts, sizeof(PreparedMark)));
 		for (i = 0; i < n; i++)
 		{
 			pg_atomic_init_u32(&buckets[i].changecount, 0);
@@ -184,76 +218,209 @@ bump(void)
 		pg_atomic_fetch_add_u64(&header->generation, 1);
 }
 
+/* On a standby, whoever processes an invalidation bumps (see above). */
+static void
+standby_bump(void)
+{
+	if (header && RecoveryInProgress())
+	{
+		header->standby_bumped = true;
+		bump();
+	}
+}
+
 static void
 cache_relcache_cb(Oid relid)
 {
-	int			i;
-
-	/* another backend's committed change of toms' tenant tables */
 	if (!OidIsValid(relid) || relid == known_tenants)
-		bump();
-	/* maybe this transaction's own: decided at pre-commit */
-	if (!OidIsValid(relid) || pending_all)
-	{
-		pending_all = true;
-		return;
-	}
-	for (i = 0; i < n_pending_rels; i++)
-		if (pending_rels[i] == relid)
-			return;
-	if (n_pending_rels < lengthof(pending_rels))
-		pending_rels[n_pending_rels++] = relid;
-	else
-		pending_all = true;
+		standby_bump();
 }
 
 static void
 cache_syscache_cb(Datum arg, int cacheid, uint32 hashvalue)
 {
 	/* role membership or attributes changed */
-	bump();
-	pending_roles = true;
+	standby_bump();
+}
+
+/* toms' tenant tables changed in this transaction (their trigger) */
+static void
+cache_tenants_changed(void)
+{
+	bump_at_commit = true;
+}
+
+/* The mark of gid, or else a free one if want_free; NULL.  Lock held. */
+static PreparedMark *
+find_mark(const char *gid, bool want_free)
+{
+	PreparedMark *free_mark = NULL;
+	int			i;
+
+	for (i = 0; i < max_prepared_xacts; i++)
+	{
+		if (marks[i].used && strcmp(marks[i].gid, gid) == 0)
+			return &marks[i];
+		if (!marks[i].used && free_mark == NULL)
+			free_mark = &marks[i];
+	}
+	return want_free ? free_mark : NULL;
+}
+
+/*
+ * PREPARE TRANSACTION: note whether the commit must bump.  No free mark
+ * (cannot happen: one per possible prepared transaction) leaves it
+ * unknown, which bumps.
+ */
+static void
+mark_prepared(void)
+{
+	PreparedMark *m;
+
+	if (header == NULL || max_prepared_xacts == 0 || preparing_gid[0] == '\0')
+		return;
+	LWLockAcquire(toms_lwlock(lock_index), LW_EXCLUSIVE);
+	if ((m = find_mark(preparing_gid, true)) != NULL)
+	{
+		m->used = true;
+		m->changes = bump_at_commit;
+		strlcpy(m->gid, preparing_gid, GIDSIZE);
+	}
+	LWLockRelease(toms_lwlock(lock_index));
+}
+
+/*
+ * COMMIT PREPARED or ROLLBACK PREPARED of gid has run (or failed: then a
+ * commit bumps anyway, and a retry finds no mark and bumps again).
+ */
+void
+toms_context_cache_prepared_done(const char *gid, bool commit)
+{
+	PreparedMark *m;
+	bool		changes = true;
+
+	if (header == NULL || gid == NULL)
+		return;
+	LWLockAcquire(toms_lwlock(lock_index), LW_EXCLUSIVE);
+	if (max_prepared_xacts > 0 && (m = find_mark(gid, false)) != NULL)
+	{
+		changes = m->changes;
+		m->used = false;
+	}
+	LWLockRelease(toms_lwlock(lock_index));
+	if (commit && changes)
+		bump();
+}
+
+/*
+ * ProcessUtility (hooks.c), before the statement runs: does it change what
+ * verification reads?  Marking a statement that then fails costs at most
+ * one bump too many.
+ */
+void
+toms_context_cache_utility(Node *parsetree)
+{
+	switch (nodeTag(parsetree))
+	{
+		case T_CreateRoleStmt:
+		case T_AlterRoleStmt:
+		case T_DropRoleStmt:
+		case T_GrantRoleStmt:
+		case T_CreateExtensionStmt:
+		case T_AlterExtensionStmt:
+			bump_at_commit = true;
+			break;
+		case T_RenameStmt:
+			if (((RenameStmt *) parsetree)->renameType == OBJECT_ROLE)
+				bump_at_commit = true;
+			break;
+		case T_CopyStmt:
+			{
+				CopyStmt   *stmt = (CopyStmt *) parsetree;
+
+				/* by name: a catalog cannot be shadowed for a superuser's COPY */
+				if (stmt->is_from && stmt->relation &&
+					(strcmp(stmt->relation->relname, "pg_authid") == 0 ||
+					 strcmp(stmt->relation->relname, "pg_auth_members") == 0))
+					bump_at_commit = true;
+				break;
+			}
+		case T_TransactionStmt:
+			{
+				TransactionStmt *stmt = (TransactionStmt *) parsetree;
+
+				if (stmt->kind == TRANS_STMT_PREPARE)
+					strlcpy(preparing_gid, stmt->gid, GIDSIZE);
+				break;
+			}
+		default:
+			break;
+	}
+}
+
+/* ExecutorStart (hooks.c): DML on pg_authid or pg_auth_members (superuser) */
+void
+toms_context_cache_executor_start(const QueryDesc *queryDesc)
+{
+	PlannedStmt *ps = queryDesc->plannedstmt;
+	ListCell   *lc;
+
+	if (ps == NULL || (ps->commandType == CMD_SELECT && !ps->hasModifyingCTE))
+		return;
+	foreach(lc, ps->rtable)
+	{
+		RangeTblEntry *rte = lfirst(lc);
+
+		if (rte->rtekind == RTE_RELATION &&
+			(rte->relid == AuthIdRelationId || rte->relid == AuthMemRelationId) &&
+			(rte->requiredPerms & (ACL_INSERT | ACL_UPDATE | ACL_DELETE)) != 0)
+			bump_at_commit = true;
+	}
 }
 
 static void
 cache_xact_cb(XactEvent event, void *arg)
 {
-	static bool bump_at_commit = false;
-
 	switch (event)
 	{
-		case XACT_EVENT_PRE_COMMIT:
-		case XACT_EVENT_PARALLEL_PRE_COMMIT:
 		case XACT_EVENT_PRE_PREPARE:
-			if (header && TransactionIdIsValid(GetTopTransactionIdIfAny()) &&
-				(pending_roles || pending_all || n_pending_rels > 0))
-			{
-				Oid			tenants = toms_relid("tenants");
-				int			i;
-
-				bump_at_commit = pending_roles || pending_all;
-				for (i = 0; i < n_pending_rels && !bump_at_commit; i++)
-					bump_at_commit = (pending_rels[i] == tenants ||
-									  pending_rels[i] == known_tenants);
-			}
-			/* a prepared transaction commits elsewhere: bump now too */
-			if (event == XACT_EVENT_PRE_PREPARE && bump_at_commit)
-				bump();
+			mark_prepared();
 			break;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-		case XACT_EVENT_PREPARE:
 			/* the change is visible now: what was verified before is dead */
 			if (bump_at_commit)
+			{
 				bump();
-			/* FALLTHROUGH */
+				bump_after_inval = true;
+			}
+			bump_at_commit = false;
+			preparing_gid[0] = '\0';
+			break;
+		case XACT_EVENT_PREPARE:
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 			bump_at_commit = false;
-			n_pending_rels = 0;
-			pending_all = false;
-			pending_roles = false;
+			bump_after_inval = false;
+			preparing_gid[0] = '\0';
 			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * After the commit's invalidations are sent (AtEOXact_Inval comes after
+ * the commit callbacks): a backend that read the generation before this
+ * may not have processed them yet when it verified.
+ */
+static void
+cache_release_cb(ResourceReleasePhase phase, bool isCommit, bool isTopLevel, void *arg)
+{
+	if (phase == RESOURCE_RELEASE_AFTER_LOCKS && isTopLevel && bump_after_inval)
+	{
+		bump_after_inval = false;
+		bump();
 	}
 }
 
@@ -379,6 +546,12 @@ toms_context_cache_get(const TomsCtxDigest *digest, Oid session_user, Oid tenant
 	*generation = 0;
 	if (header == NULL || !OidIsValid(tenants))
 		return false;
+	/* promoted: what the standby's backends stored is of the old timeline */
+	if (unlikely(header->standby_bumped) && !RecoveryInProgress())
+	{
+		header->standby_bumped = false;
+		bump();
+	}
 	*generation = pg_atomic_read_u64(&header->generation);
 	make_key(&key, digest, session_user, tenants, b, &tag);
 	for (i = 0; i < 2 && way < 0; i++)
@@ -437,7 +610,8 @@ toms_context_cache_put(const TomsCtxDigest *digest, Oid session_user, Oid tenant
 	int			w = -1;
 	int			i;
 
-	if (header == NULL || generation == 0 || !OidIsValid(tenants) ||
+	/* in parallel mode toms' tables were read under an older snapshot */
+	if (header == NULL || generation == 0 || !OidIsValid(tenants) || IsInParallelMode() ||
 		ctx->grant_id != 0 || ctx->justification != NULL ||
 		ctx->tenant == NULL || ctx->actor == NULL)
 		return;
@@ -506,7 +680,9 @@ toms_context_cache_init(void)
 	if (cache_size > 0)
 		lock_index = toms_shmem_register(cache_shmem_size(), 1, cache_shmem_startup);
 	toms_on_relcache(cache_relcache_cb);
+	toms_on_tenants_change(cache_tenants_changed);
 	CacheRegisterSyscacheCallback(AUTHMEMMEMROLE, cache_syscache_cb, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHOID, cache_syscache_cb, (Datum) 0);
 	RegisterXactCallback(cache_xact_cb, NULL);
+	RegisterResourceReleaseCallback(cache_release_cb, NULL);
 }

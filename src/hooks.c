@@ -12,8 +12,13 @@
  *	    0. transaction control (BEGIN, COMMIT, SAVEPOINT, PREPARE
  *	       TRANSACTION, ...) goes straight on: none of the checks below
  *	       looks at it (toms follows transactions through its callbacks),
- *	       and an application sends two of them in nearly every transaction
- *	    1. password:  ALTER ROLE of a deactivated role        (password.c)
+ *	       and an application sends two of them in nearly every transaction;
+ *	       only the shared contexts note PREPARE TRANSACTION's gid, and
+ *	       after COMMIT/ROLLBACK PREPARED see whether to start over
+ *	       (context_cache.c)
+ *	    1. contexts:  role DDL and the like noted for the commit's bump
+ *	                  of the shared contexts              (context_cache.c)
+ *	       password:  ALTER ROLE of a deactivated role        (password.c)
  *	    2. audit:     COPY/TRUNCATE records begun             (audit_capture.c)
  *	    -- in PG_TRY, so that a refusal below is a failed COPY --
  *	    3. guard:     refuse DDL that weakens the protection   (guard.c),
@@ -28,7 +33,8 @@
  *
  *	  ExecutorStart
  *	    0. guard:     direct writes of toms' tables; a materialized view
- *	                  filled from a protected table  (guard.c, guard_self.c)
+ *	                  filled from a protected table  (guard.c, guard_self.c);
+ *	       contexts:  DML on pg_authid/pg_auth_members noted (context_cache.c)
  *	    1. tenant:    fail closed without a context; privileged views and
  *	                  SECURITY DEFINER paths; WITH HOLD  (tenant_exec.c)
  *	    2. the executor starts
@@ -117,6 +123,33 @@ next_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTr
 								queryEnv, dest, qc);
 }
 
+/*
+ * COMMIT PREPARED / ROLLBACK PREPARED: then the shared contexts, if the
+ * prepared transaction changed what verification reads (context_cache.c).
+ */
+static void
+finish_prepared(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+				ProcessUtilityContext context, ParamListInfo params,
+				QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	TransactionStmt *stmt = (TransactionStmt *) pstmt->utilityStmt;
+
+	bool		commit = stmt->kind == TRANS_STMT_COMMIT_PREPARED;
+
+	PG_TRY();
+	{
+		next_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+							queryEnv, dest, qc);
+	}
+	PG_CATCH();
+	{
+		toms_context_cache_prepared_done(stmt->gid, commit);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	toms_context_cache_prepared_done(stmt->gid, commit);
+}
+
 static void
 toms_hook_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 						 ProcessUtilityContext context, ParamListInfo params,
@@ -128,10 +161,21 @@ toms_hook_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readO
 
 	if (IsA(parsetree, TransactionStmt))
 	{
-		next_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-							queryEnv, dest, qc);
+		TransactionStmt *stmt = (TransactionStmt *) parsetree;
+
+		toms_context_cache_utility(parsetree);	/* PREPARE: its gid */
+		if (stmt->kind != TRANS_STMT_COMMIT_PREPARED &&
+			stmt->kind != TRANS_STMT_ROLLBACK_PREPARED)
+		{
+			next_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+			return;
+		}
+		finish_prepared(pstmt, queryString, readOnlyTree, context, params,
+						queryEnv, dest, qc);
 		return;
 	}
+	toms_context_cache_utility(parsetree);
 	toms_password_utility_before(parsetree);
 	audit = toms_audit_utility_begin(pstmt);
 	PG_TRY();
@@ -163,6 +207,7 @@ toms_hook_ExecutorStart(QueryDesc *queryDesc, int eflags)
 	Oid			filtered;
 
 	toms_guard_executor_start(queryDesc);
+	toms_context_cache_executor_start(queryDesc);
 	filtered = toms_tenant_executor_check(queryDesc, eflags, tenant);
 	if (prev_ExecutorStart)
 		prev_ExecutorStart(queryDesc, eflags);

@@ -163,6 +163,9 @@ extern bool toms_ddl_in_progress(void);
 /* the one relcache callback of toms calls these; relid InvalidOid: all */
 typedef void (*toms_relcache_cb) (Oid relid);
 extern void toms_on_relcache(toms_relcache_cb cb);
+/* cb() when a transaction changes toms' tenant tables (their trigger) */
+typedef void (*toms_change_cb) (void);
+extern void toms_on_tenants_change(toms_change_cb cb);
 extern void toms_catalog_init(void);
 
 /* citus_catalog.c: toms' tables on a Citus node (issue 15) */
@@ -303,6 +306,10 @@ extern bool toms_context_cache_get(const TomsCtxDigest *digest, Oid session_user
 extern void toms_context_cache_put(const TomsCtxDigest *digest, Oid session_user, Oid tenants,
 								   TimestampTz now, const TomsContext *ctx, uint64 generation);
 extern void toms_context_cache_init(void);
+/* what may change what verification reads: the transaction bumps at commit */
+extern void toms_context_cache_utility(Node *parsetree);
+extern void toms_context_cache_executor_start(const QueryDesc *queryDesc);
+extern void toms_context_cache_prepared_done(const char *gid, bool commit);
 
 extern void toms_context_check_scope(bool is_local, const char *value);
 extern void toms_validate_tenant_id(const char *tenant);
