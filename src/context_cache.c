@@ -544,7 +544,12 @@ toms_context_cache_get(const TomsCtxDigest *digest, Oid session_user, Oid tenant
 
 	known_tenants = tenants;
 	*generation = 0;
-	if (header == NULL || !OidIsValid(tenants))
+	/*
+	 * A transaction that changed what verification reads sees its own
+	 * changes, which others do not (and may never): it neither takes nor
+	 * gives shared answers (generation 0: toms_context_cache_put ignores).
+	 */
+	if (header == NULL || !OidIsValid(tenants) || bump_at_commit)
 		return false;
 	/* promoted: what the standby's backends stored is of the old timeline */
 	if (unlikely(header->standby_bumped) && !RecoveryInProgress())
