@@ -335,11 +335,14 @@ toms_invalidate_trigger(PG_FUNCTION_ARGS)
 	if (OidIsValid(tenants))
 		CacheInvalidateRelcacheByRelid(tenants);
 	if (tenants_change_cb)
-		tenants_change_cb();
+		tenants_change_cb(TRIGGER_FIRED_BY_INSERT(((TriggerData *) fcinfo->context)->tg_event));
 	return PointerGetDatum(NULL);
 }
 
-/* cb() whenever a transaction changes toms' tenant tables (one listener). */
+/*
+ * cb(added_only) whenever a transaction changes toms' tenant tables (one
+ * listener); added_only: the statement only inserted rows.
+ */
 void
 toms_on_tenants_change(toms_change_cb cb)
 {

@@ -154,7 +154,14 @@ static uint32 n_buckets = 0;
 /* toms.tenants as this backend last resolved it (context.c tells) */
 static Oid	known_tenants = InvalidOid;
 
-/* this transaction changed what verification reads: it bumps at commit */
+/*
+ * This transaction changed what verification reads: it neither uses nor
+ * fills the shared cache until it ends, and bumps at commit unless it only
+ * added (tenants, members, keys, roles, role memberships: no answer given
+ * before can have become wrong, and only successful verifications are
+ * kept).
+ */
+static bool xact_changed = false;
 static bool bump_at_commit = false;
 /* it committed: bump again once its invalidations are sent */
 static bool bump_after_inval = false;
@@ -243,11 +250,20 @@ cache_syscache_cb(Datum arg, int cacheid, uint32 hashvalue)
 	standby_bump();
 }
 
+/* Note a change of this transaction (added_only: see xact_changed). */
+static void
+note_change(bool added_only)
+{
+	xact_changed = true;
+	if (!added_only)
+		bump_at_commit = true;
+}
+
 /* toms' tenant tables changed in this transaction (their trigger) */
 static void
-cache_tenants_changed(void)
+cache_tenants_changed(bool added_only)
 {
-	bump_at_commit = true;
+	note_change(added_only);
 }
 
 /* The mark of gid, or else a free one if want_free; NULL.  Lock held. */
@@ -323,16 +339,20 @@ toms_context_cache_utility(Node *parsetree)
 	switch (nodeTag(parsetree))
 	{
 		case T_CreateRoleStmt:
+			note_change(true);
+			break;
+		case T_GrantRoleStmt:
+			note_change(((GrantRoleStmt *) parsetree)->is_grant);
+			break;
 		case T_AlterRoleStmt:
 		case T_DropRoleStmt:
-		case T_GrantRoleStmt:
 		case T_CreateExtensionStmt:
 		case T_AlterExtensionStmt:
-			bump_at_commit = true;
+			note_change(false);
 			break;
 		case T_RenameStmt:
 			if (((RenameStmt *) parsetree)->renameType == OBJECT_ROLE)
-				bump_at_commit = true;
+				note_change(false);
 			break;
 		case T_CopyStmt:
 			{
@@ -342,7 +362,7 @@ toms_context_cache_utility(Node *parsetree)
 				if (stmt->is_from && stmt->relation &&
 					(strcmp(stmt->relation->relname, "pg_authid") == 0 ||
 					 strcmp(stmt->relation->relname, "pg_auth_members") == 0))
-					bump_at_commit = true;
+					note_change(false);
 				break;
 			}
 		case T_TransactionStmt:
@@ -374,7 +394,7 @@ toms_context_cache_executor_start(const QueryDesc *queryDesc)
 		if (rte->rtekind == RTE_RELATION &&
 			(rte->relid == AuthIdRelationId || rte->relid == AuthMemRelationId) &&
 			(rte->requiredPerms & (ACL_INSERT | ACL_UPDATE | ACL_DELETE)) != 0)
-			bump_at_commit = true;
+			note_change(false);
 	}
 }
 
@@ -395,11 +415,13 @@ cache_xact_cb(XactEvent event, void *arg)
 				bump_after_inval = true;
 			}
 			bump_at_commit = false;
+			xact_changed = false;
 			preparing_gid[0] = '\0';
 			break;
 		case XACT_EVENT_PREPARE:
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
+			xact_changed = false;
 			bump_at_commit = false;
 			bump_after_inval = false;
 			preparing_gid[0] = '\0';
@@ -549,7 +571,7 @@ toms_context_cache_get(const TomsCtxDigest *digest, Oid session_user, Oid tenant
 	 * changes, which others do not (and may never): it neither takes nor
 	 * gives shared answers (generation 0: toms_context_cache_put ignores).
 	 */
-	if (header == NULL || !OidIsValid(tenants) || bump_at_commit)
+	if (header == NULL || !OidIsValid(tenants) || xact_changed)
 		return false;
 	/* promoted: what the standby's backends stored is of the old timeline */
 	if (unlikely(header->standby_bumped) && !RecoveryInProgress())

@@ -163,8 +163,8 @@ extern bool toms_ddl_in_progress(void);
 /* the one relcache callback of toms calls these; relid InvalidOid: all */
 typedef void (*toms_relcache_cb) (Oid relid);
 extern void toms_on_relcache(toms_relcache_cb cb);
-/* cb() when a transaction changes toms' tenant tables (their trigger) */
-typedef void (*toms_change_cb) (void);
+/* cb(added_only) when a transaction changes toms' tenant tables (their trigger) */
+typedef void (*toms_change_cb) (bool added_only);
 extern void toms_on_tenants_change(toms_change_cb cb);
 extern void toms_catalog_init(void);
 

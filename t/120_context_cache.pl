@@ -185,6 +185,18 @@ is(scans('members_tenant_idx'), $s5, '... still from the shared cache');
 $node->safe_psql('postgres',
 	q{SELECT toms.add_member('regress_cc_app', 'c3'); SELECT toms.add_member('regress_cc_app', 'c4')});
 
+# Changes that only add (a tenant, a member, a role, a role membership)
+# cannot make an answer given before wrong: the cache stays.
+my $use7 = q{SELECT toms.set_tenant('c7'); SELECT toms.current_tenant()};
+ok(shared_pair('regress_cc_app', $use7, 'members_tenant_idx', 'c7', 'c7'), 'c7 is shared');
+$node->safe_psql('postgres', q{SELECT toms.create_tenant('c900', 'Cache 900')});
+$node->safe_psql('postgres', q{SELECT toms.add_member('regress_cc_app', 'c900')});
+$node->safe_psql('postgres', q{CREATE ROLE regress_cc_new LOGIN});
+$node->safe_psql('postgres', q{GRANT toms_app TO regress_cc_new});
+my $s7 = scans('members_tenant_idx');
+is(as_role('regress_cc_app', $use7), 'c7', 'c7 after a new tenant, member, role and grant');
+is(scans('members_tenant_idx'), $s7, '... still from the shared cache: additions start nothing over');
+
 # A transaction that adds a member and enters the tenant as that member
 # sees its own change; rolled back, it must leave nothing in the cache.
 is($node->safe_psql('postgres', q{BEGIN;
