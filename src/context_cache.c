@@ -250,20 +250,16 @@ cache_syscache_cb(Datum arg, int cacheid, uint32 hashvalue)
 	standby_bump();
 }
 
-/* Note a change of this transaction (added_only: see xact_changed). */
+/*
+ * Note a change of this transaction (added_only: see xact_changed); also
+ * told by the trigger of toms' tenant tables (catalog.c).
+ */
 static void
 note_change(bool added_only)
 {
 	xact_changed = true;
 	if (!added_only)
 		bump_at_commit = true;
-}
-
-/* toms' tenant tables changed in this transaction (their trigger) */
-static void
-cache_tenants_changed(bool added_only)
-{
-	note_change(added_only);
 }
 
 /* The mark of gid, or else a free one if want_free; NULL.  Lock held. */
@@ -318,7 +314,7 @@ toms_context_cache_prepared_done(const char *gid, bool commit)
 	if (header == NULL || gid == NULL)
 		return;
 	LWLockAcquire(toms_lwlock(lock_index), LW_EXCLUSIVE);
-	if (max_prepared_xacts > 0 && (m = find_mark(gid, false)) != NULL)
+	if ((m = find_mark(gid, false)) != NULL)
 	{
 		changes = m->changes;
 		m->used = false;
@@ -707,7 +703,7 @@ toms_context_cache_init(void)
 	if (cache_size > 0)
 		lock_index = toms_shmem_register(cache_shmem_size(), 1, cache_shmem_startup);
 	toms_on_relcache(cache_relcache_cb);
-	toms_on_tenants_change(cache_tenants_changed);
+	toms_on_tenants_change(note_change);
 	CacheRegisterSyscacheCallback(AUTHMEMMEMROLE, cache_syscache_cb, (Datum) 0);
 	CacheRegisterSyscacheCallback(AUTHOID, cache_syscache_cb, (Datum) 0);
 	RegisterXactCallback(cache_xact_cb, NULL);

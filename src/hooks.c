@@ -133,7 +133,6 @@ finish_prepared(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
 	TransactionStmt *stmt = (TransactionStmt *) pstmt->utilityStmt;
-
 	bool		commit = stmt->kind == TRANS_STMT_COMMIT_PREPARED;
 
 	PG_TRY();
@@ -164,15 +163,13 @@ toms_hook_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readO
 		TransactionStmt *stmt = (TransactionStmt *) parsetree;
 
 		toms_context_cache_utility(parsetree);	/* PREPARE: its gid */
-		if (stmt->kind != TRANS_STMT_COMMIT_PREPARED &&
-			stmt->kind != TRANS_STMT_ROLLBACK_PREPARED)
-		{
+		if (stmt->kind == TRANS_STMT_COMMIT_PREPARED ||
+			stmt->kind == TRANS_STMT_ROLLBACK_PREPARED)
+			finish_prepared(pstmt, queryString, readOnlyTree, context, params,
+							queryEnv, dest, qc);
+		else
 			next_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
 								queryEnv, dest, qc);
-			return;
-		}
-		finish_prepared(pstmt, queryString, readOnlyTree, context, params,
-						queryEnv, dest, qc);
 		return;
 	}
 	toms_context_cache_utility(parsetree);
