@@ -165,6 +165,10 @@ my %upto = map { split /\|/ } split /\n/,
   $coord->safe_psql('postgres', 'SELECT node, verified_to FROM toms.citus_verified');
 ok($upto{$n1} && $upto{$n2}, 'the coordinator recorded up to where each worker was verified')
   or diag explain \%upto;
+# The first assessment's verification is recorded on each worker by the
+# transaction itself and chained by that worker's audit worker: wait for it,
+# so that there is a record added since on every worker.
+$_->safe_psql('postgres', 'SELECT toms.audit_flush()') for ($w1, $w2);
 $a = assess();
 for my $w ($w1, $w2)
 {
