@@ -2570,3 +2570,13 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION @extschema@._citus_nodes_without_copy() FROM PUBLIC;
+
+-- The triggers that tell every backend's caches of a change of toms'
+-- tables fire under session_replication_role = replica too (a superuser's
+-- session, a logical replication apply worker, a restore).
+ALTER TABLE @extschema@.tenants ENABLE ALWAYS TRIGGER toms_invalidate;
+ALTER TABLE @extschema@.members ENABLE ALWAYS TRIGGER toms_invalidate;
+ALTER TABLE @extschema@.grants ENABLE ALWAYS TRIGGER toms_invalidate;
+ALTER TABLE @extschema@.trusted_keys ENABLE ALWAYS TRIGGER toms_invalidate;
+ALTER TABLE @extschema@.tenant_keys ENABLE ALWAYS TRIGGER tenant_keys_changed;
+ALTER TABLE @extschema@.deletion_requests ENABLE ALWAYS TRIGGER toms_invalidate;

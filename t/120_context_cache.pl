@@ -11,7 +11,8 @@
 #   get the tenant and actor they set;
 # - entries die with the commit of what changes them, whoever commits it and
 #   however: a member removed, toms_app revoked (role DDL in autocommit),
-#   pg_auth_members edited by a superuser, a prepared transaction's COMMIT
+#   pg_auth_members edited by a superuser, a removal under
+#   session_replication_role = replica, a prepared transaction's COMMIT
 #   PREPARED (verified in between under the old state); a transaction
 #   that changes them shares nothing (it sees its own changes, rolled back);
 # - and not with a backend that processes an old invalidation late (an idle
@@ -160,6 +161,16 @@ ok(shared_pair('regress_cc_app', $use3, 'members_tenant_idx', 'c3', 'c3'), 'c3 i
 $node->safe_psql('postgres', q{SELECT toms.remove_member('regress_cc_app', 'c3')});
 ok(refused('regress_cc_app', $use3, qr/is not a member of tenant "c3"/),
 	'c3 refused after remove_member (autocommit)');
+# ... also when a superuser removes it with triggers switched off for the
+# session (session_replication_role = replica, as a restore or a logical
+# replication apply worker runs): toms' invalidation triggers fire always.
+my $use11 = q{SELECT toms.set_tenant('c11'); SELECT toms.current_tenant()};
+ok(shared_pair('regress_cc_app', $use11, 'members_tenant_idx', 'c11', 'c11'), 'c11 is shared');
+$node->safe_psql('postgres',
+	q{SET session_replication_role = replica; SELECT toms.remove_member('regress_cc_app', 'c11')});
+ok(refused('regress_cc_app', $use11, qr/is not a member of tenant "c11"/),
+	'c11 refused after remove_member under session_replication_role = replica');
+$node->safe_psql('postgres', q{SELECT toms.add_member('regress_cc_app', 'c11')});
 
 # A prepared transaction removes the member of c4; in between, c4 is still
 # entered (and shared) under the old state; COMMIT PREPARED, from another

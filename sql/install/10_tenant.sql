@@ -82,6 +82,13 @@ CREATE TRIGGER toms_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON @extschema@.grants FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._invalidate_trigger();
 CREATE TRIGGER toms_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON @extschema@.trusted_keys FOR EACH STATEMENT EXECUTE FUNCTION @extschema@._invalidate_trigger();
+-- They fire under session_replication_role = replica too (a superuser's
+-- session, a logical replication apply worker, a restore): a change made
+-- there must still reach every backend's cache.
+ALTER TABLE @extschema@.tenants ENABLE ALWAYS TRIGGER toms_invalidate;
+ALTER TABLE @extschema@.members ENABLE ALWAYS TRIGGER toms_invalidate;
+ALTER TABLE @extschema@.grants ENABLE ALWAYS TRIGGER toms_invalidate;
+ALTER TABLE @extschema@.trusted_keys ENABLE ALWAYS TRIGGER toms_invalidate;
 
 -- The tenant context -------------------------------------------------------
 

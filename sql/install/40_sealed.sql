@@ -52,6 +52,8 @@ REVOKE ALL ON FUNCTION @extschema@._tenant_keys_changed() FROM PUBLIC;
 CREATE TRIGGER tenant_keys_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE
 	ON @extschema@.tenant_keys FOR EACH STATEMENT
 	EXECUTE FUNCTION @extschema@._tenant_keys_changed();
+-- also under session_replication_role = replica (see toms_invalidate)
+ALTER TABLE @extschema@.tenant_keys ENABLE ALWAYS TRIGGER tenant_keys_changed;
 
 -- Rotations and the progress of re-sealing the values they left behind.
 CREATE TABLE @extschema@.key_rotations (

@@ -56,6 +56,8 @@ REVOKE ALL ON FUNCTION @extschema@._lifecycle_invalidate_trigger() FROM PUBLIC;
 CREATE TRIGGER toms_invalidate AFTER INSERT OR UPDATE OF tenant, subject, state OR DELETE OR TRUNCATE
 	ON @extschema@.deletion_requests FOR EACH STATEMENT
 	EXECUTE FUNCTION @extschema@._lifecycle_invalidate_trigger();
+-- also under session_replication_role = replica (see toms_invalidate)
+ALTER TABLE @extschema@.deletion_requests ENABLE ALWAYS TRIGGER toms_invalidate;
 
 -- The tables stage 2 purges for a request, fixed when stage 2 starts.
 CREATE TABLE @extschema@.deletion_steps (
