@@ -99,10 +99,13 @@ ok(!grep({ /enter_tenant\('v4/ } @lines), 'enter_tenant refusals log no STATEMEN
 # SET LOCAL toms.context = '<token>' (the form Citus forwards): the token
 # leaves pg_stat_activity as soon as toms sees the statement.
 my $app = $node->background_psql('postgres', extra_params => ['-U', 'regress_log_app']);
+# (by pid: an earlier session of the role may still be leaving)
+my $app_pid = $app->query_safe('SELECT pg_backend_pid()');
+$app_pid =~ s/\s+//g;
 $app->query_safe('BEGIN');
 $app->query_safe("SET LOCAL toms.context = '$good'");
 my $shown = $node->safe_psql('postgres',
-	q{SELECT query FROM pg_stat_activity WHERE usename = 'regress_log_app'});
+	qq{SELECT query FROM pg_stat_activity WHERE pid = $app_pid});
 is($shown, 'SET LOCAL toms.context = <hidden>', 'pg_stat_activity shows no token');
 ok(!leaks($shown, $body), 'not a piece of its signature');
 $app->query_safe('COMMIT');

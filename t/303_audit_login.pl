@@ -59,7 +59,8 @@ ok($node->poll_query_until('postgres', q{
 	'the lock-out is an incident');
 ok($node->poll_query_until('postgres', q{SELECT (SELECT written_to_log FROM toms.audit_stats) >= 1}),
 	'the login to a database without toms was written to the server log');
-like(slurp_file($node->logfile), qr/toms_audit: \{"ts":.*"kind":"login","action":"LOGIN FAILED","session_role":"regress_login".*"database":"plain"/,
+# (waited for: the counter is raised just before the line is written)
+ok($node->wait_for_log(qr/toms_audit: \{"ts":.*"kind":"login","action":"LOGIN FAILED","session_role":"regress_login".*"database":"plain"/),
 	'as a JSON line');
 is($node->safe_psql('postgres', 'SELECT ok FROM toms.verify_audit()'), 't', 'chain verifies');
 

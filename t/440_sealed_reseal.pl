@@ -49,7 +49,8 @@ is($node->safe_psql('postgres', q{SELECT count(*) FROM items WHERE toms.sealed_k
 is($node->safe_psql('postgres', $digest_t1, extra_params => [ '-U', 'a' ]), $before, 'plaintexts unchanged');
 
 # A terminated worker is restarted by the postmaster and resumes.
-$node->safe_psql('postgres', q{ALTER SYSTEM SET toms.reseal_naptime = 300; SELECT pg_reload_conf()});
+# (slow enough that the worker is terminated before it finishes)
+$node->safe_psql('postgres', q{ALTER SYSTEM SET toms.reseal_naptime = 600; SELECT pg_reload_conf()});
 $node->safe_psql('postgres', q{SELECT toms.rotate_tenant_key('t1')});
 ok($node->poll_query_until('postgres', q{SELECT resealed > 0 FROM toms.key_rotations WHERE to_version = 3}), 'worker started');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE backend_type = 'toms reseal worker') x}),

@@ -58,7 +58,7 @@ for my $t ([ 'acme', 'app_a' ], [ 'globex', 'app_g' ])
 	sql('old', qq{SET toms.context = '$tenant'; SELECT count(*) FROM learners}, extra_params => [ '-U', $role ]);
 }
 # A grace period long enough to span the update, short enough to wait for.
-my $req = sql('old', q{SELECT toms.request_deletion('globex', reason => 'contract ended', grace => '20 seconds')});
+my $req = sql('old', q{SELECT toms.request_deletion('globex', reason => 'contract ended', grace => '45 seconds')});
 is(sql('old', qq{SELECT state FROM toms.deletion_requests WHERE id = '$req'}), 'pending',
 	'a deletion of globex waits in its grace period under 0.1.0');
 my $records_before = sql('old', q{SELECT count(*) FROM toms.audit_log});
@@ -71,7 +71,9 @@ my $digest = q{SET toms.context = 'acme'; SELECT md5(string_agg(toms.unseal(secr
 my $acme_before = sql('old', $digest, extra_params => [ '-U', 'app_a' ]);
 
 # The update.
-sql('old', q{ALTER EXTENSION toms UPDATE});
+# (the deletion's state read in the same call: still in its grace period)
+is(sql('old', qq{ALTER EXTENSION toms UPDATE; SELECT state FROM toms.deletion_requests WHERE id = '$req'}),
+	'pending', 'the deletion was still in its grace period during the update');
 is(sql('old', q{SELECT extversion FROM pg_extension WHERE extname = 'toms'}), $current, "updated to $current");
 
 # The same schema as a fresh install.
@@ -131,8 +133,6 @@ ok($node->poll_query_until('old', qq{SELECT count(*) > $records_before FROM toms
 is(sql('old', q{SELECT ok FROM toms.verify_audit()}), 't', 'the audit chain verifies across the update');
 
 # The deletion requested under 0.1.0 completes under the new version.
-is(sql('old', qq{SELECT state FROM toms.deletion_requests WHERE id = '$req'}), 'pending',
-	'the deletion was still in its grace period during the update');
 ok($node->poll_query_until('old', qq{SELECT toms.deletion_certificate('$req') IS NOT NULL}),
 	'the deletion requested under 0.1.0 completes with a certificate');
 is(sql('old', q{SELECT count(*) FROM learners WHERE tenant_id = 'globex'}), '0', 'globex rows purged');

@@ -168,7 +168,7 @@ ok($upto{$n1} && $upto{$n2}, 'the coordinator recorded up to where each worker w
 # The first assessment's verification is recorded on each worker by the
 # transaction itself and chained by that worker's audit worker: wait for it,
 # so that there is a record added since on every worker.
-$_->safe_psql('postgres', 'SELECT toms.audit_flush()') for ($w1, $w2);
+is($_->safe_psql('postgres', 'SELECT toms.audit_flush()'), 't', 'flushed on worker ' . $_->port) for ($w1, $w2);
 $a = assess();
 for my $w ($w1, $w2)
 {

@@ -409,7 +409,7 @@ sub check
 	my $ids = join(',', map { "'$_->{id}'" } @{ $self->{requests} });
 	my $nreq = scalar @{ $self->{requests} };
 	ok($p->poll_query_until('postgres',
-		"SELECT count(*) = $nreq FROM toms.deletion_requests WHERE id IN ($ids) AND state = 'done'"),
+		"SELECT toms.audit_flush(10000) AND count(*) = $nreq FROM toms.deletion_requests WHERE id IN ($ids) AND state = 'done'"),
 		"all $nreq deletion requests completed")
 	  or diag($p->safe_psql('postgres', 'SELECT * FROM toms.deletion_progress'));
 	for my $r (@{ $self->{requests} })
