@@ -401,30 +401,26 @@ cache_xact_cb(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_PRE_PREPARE:
 			mark_prepared();
-			break;
+			return;
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
 			/* the change is visible now: what was verified before is dead */
 			if (bump_at_commit)
-			{
 				bump();
-				bump_after_inval = true;
-			}
-			bump_at_commit = false;
-			xact_changed = false;
-			preparing_gid[0] = '\0';
+			bump_after_inval = bump_at_commit;
 			break;
 		case XACT_EVENT_PREPARE:
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
-			xact_changed = false;
-			bump_at_commit = false;
 			bump_after_inval = false;
-			preparing_gid[0] = '\0';
 			break;
 		default:
-			break;
+			return;
 	}
+	/* the transaction has ended here */
+	xact_changed = false;
+	bump_at_commit = false;
+	preparing_gid[0] = '\0';
 }
 
 /*
